@@ -1,0 +1,85 @@
+"""mlgate: lineage, promotion gates, guarded alias moves and a ledger for MLflow models.
+
+The public API is re-exported here and imported lazily, so ``import mlgate`` (and
+``mlgate --help``) stay fast and never import MLflow until a function that needs it is called.
+
+    >>> import mlgate
+    >>> reg = mlgate.register(model, name="iris", train_data=train, eval_data=test,
+    ...                       metrics={"accuracy": 0.97})
+    >>> decision = mlgate.check("iris", reg.number, to="champion")
+    >>> event = mlgate.promote("iris", reg.number, to="champion")
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from mlgate.errors import (
+    ConflictError,
+    FingerprintError,
+    GateRejected,
+    IntegrityError,
+    LeaseHeldError,
+    MlgateError,
+    NotFoundError,
+    NotPermittedError,
+    PolicyError,
+    TrackingServerError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+# Imported eagerly (it is light: numpy and blake3, pandas on first use) so that the function
+# `mlgate.fingerprint` is never shadowed by the module of the same name.
+from mlgate.fingerprint import Fingerprint, fingerprint
+
+_LAZY: dict[str, str] = {
+    "Store": "mlgate._mlflow",
+    "Registration": "mlgate.registration",
+    "register": "mlgate.registration",
+    "show": "mlgate.registration",
+    "Lineage": "mlgate.lineage",
+}
+
+if TYPE_CHECKING:
+    from mlgate._mlflow import Store
+    from mlgate.lineage import Lineage
+    from mlgate.registration import Registration, register, show
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlgate' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = [
+    "ConflictError",
+    "Fingerprint",
+    "FingerprintError",
+    "GateRejected",
+    "IntegrityError",
+    "LeaseHeldError",
+    "Lineage",
+    "MlgateError",
+    "NotFoundError",
+    "NotPermittedError",
+    "PolicyError",
+    "Registration",
+    "Store",
+    "TrackingServerError",
+    "UsageError",
+    "__version__",
+    "fingerprint",
+    "register",
+    "show",
+]

@@ -1,0 +1,554 @@
+"""The one module that talks to MLflow.
+
+Everything else in mlgate works with the small typed records below (``VersionRecord``,
+``RunRecord``, ...) and with :class:`Store`'s methods; nothing else imports ``mlflow``.
+Every MLflow failure is translated here, by ``error_code`` (never by message text), into an
+:mod:`mlgate.errors` class:
+
+==============================  ==========================================
+MLflow error_code               mlgate error
+==============================  ==========================================
+RESOURCE_DOES_NOT_EXIST         NotFoundError (or ``None`` where absence is an answer)
+RESOURCE_ALREADY_EXISTS         _AlreadyExists (internal: the lease uses it)
+INVALID_PARAMETER_VALUE & co.   UsageError
+PERMISSION_DENIED, UNAUTH...    NotPermittedError
+anything else, connection       TrackingServerError
+==============================  ==========================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mlgate import config
+from mlgate.errors import (
+    MlgateError,
+    NotFoundError,
+    NotPermittedError,
+    TrackingServerError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from mlflow.tracking import MlflowClient
+
+_USAGE_CODES = {
+    "INVALID_PARAMETER_VALUE",
+    "BAD_REQUEST",
+    "MALFORMED_REQUEST",
+    "INVALID_STATE",
+    "RESOURCE_LIMIT_EXCEEDED",
+}
+_AUTH_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
+
+# MLflow retries a failing HTTP call 7 times with a doubling backoff (minutes in all) and waits
+# 120 s for an answer. A promotion in CI should fail in seconds, so mlgate lowers the defaults;
+# a user's own setting of these variables always wins.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+class _AlreadyExists(MlgateError):
+    """An entity with that name exists (used internally by the lease)."""
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """A registered model version, as mlgate needs it."""
+
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    model_id: str | None
+    status: str
+    created_ms: int
+    tags: dict[str, str] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """A registered model: its aliases (alias -> version) and tags."""
+
+    name: str
+    aliases: dict[str, str]
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A tracking run: what gates read from it."""
+
+    run_id: str
+    experiment_id: str
+    start_ms: int
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+
+
+def _error_code(exc: BaseException) -> str | None:
+    code = getattr(exc, "error_code", None)
+    return str(code) if code else None
+
+
+def translate(exc: BaseException, what: str) -> MlgateError:
+    """Map an exception raised by MLflow (or the HTTP layer below it) to an mlgate error."""
+    from mlflow.exceptions import MlflowException
+
+    if isinstance(exc, MlgateError):
+        return exc
+    if isinstance(exc, MlflowException):
+        code = _error_code(exc)
+        message = config.redact(exc.message.splitlines()[0] if exc.message else str(exc))
+        if code == "RESOURCE_DOES_NOT_EXIST":
+            return NotFoundError(f"{what}: not found")
+        if code == "RESOURCE_ALREADY_EXISTS":
+            return _AlreadyExists(f"{what}: already exists")
+        if code in _AUTH_CODES:
+            return NotPermittedError(f"{what}: not permitted by the tracking server ({code})")
+        if code in _USAGE_CODES:
+            return UsageError(f"{what}: {message}")
+        return TrackingServerError(f"{what}: tracking server error {code}: {message}")
+    name = type(exc).__name__
+    return TrackingServerError(
+        f"{what}: {name}: {config.redact(str(exc).splitlines()[0] if str(exc) else name)}"
+    )
+
+
+@contextlib.contextmanager
+def _calling(what: str) -> Iterator[None]:
+    """Translate anything MLflow raises inside the block."""
+    try:
+        yield
+    except MlgateError:
+        raise
+    except Exception as exc:
+        raise translate(exc, what) from exc
+
+
+def _version_record(mv: Any) -> VersionRecord:
+    return VersionRecord(
+        name=mv.name,
+        version=str(mv.version),
+        run_id=mv.run_id or None,
+        source=mv.source or "",
+        model_id=getattr(mv, "model_id", None) or None,
+        status=str(mv.status),
+        created_ms=int(mv.creation_timestamp or 0),
+        tags=dict(mv.tags or {}),
+        aliases=tuple(getattr(mv, "aliases", ()) or ()),
+    )
+
+
+def _run_record(run: Any) -> RunRecord:
+    return RunRecord(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        start_ms=int(run.info.start_time or 0),
+        metrics=dict(run.data.metrics),
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+    )
+
+
+class Store:
+    """Typed access to one MLflow tracking server and its model registry.
+
+    Args:
+        tracking_uri: where to connect. Default: ``$MLFLOW_TRACKING_URI``, else a URI set with
+            ``mlflow.set_tracking_uri`` in this process, else the embedded SQLite store.
+    """
+
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        for key, value in _HTTP_DEFAULTS.items():
+            os.environ.setdefault(key, value)
+        self.uri = tracking_uri or _resolve_uri()
+        self._client: MlflowClient | None = None
+
+    # ------------------------------------------------------------------ plumbing
+    @property
+    def display_uri(self) -> str:
+        """The URI with any credentials hidden."""
+        return config.redact(self.uri)
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            import mlflow
+            from mlflow.tracking import MlflowClient
+
+            if config.is_embedded(self.uri):
+                config.home().mkdir(parents=True, exist_ok=True)
+            # The fluent API (log_model, register_model, log_input) follows the global URI.
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_registry_uri(self.uri)
+            with _calling(f"connecting to {self.display_uri}"):
+                self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
+        return self._client
+
+    def ping(self) -> None:
+        """Fail fast with a clear error when the tracking server cannot be used."""
+        with _calling(f"tracking server {self.display_uri}"):
+            self.client.search_experiments(max_results=1)
+
+    # ------------------------------------------------------------------ registered models
+    def get_model(self, name: str) -> ModelRecord:
+        with _calling(f"registered model {name!r}"):
+            rm = self.client.get_registered_model(name)
+        aliases = {str(k): str(v) for k, v in (rm.aliases or {}).items()}
+        return ModelRecord(name=rm.name, aliases=aliases, tags=dict(rm.tags or {}))
+
+    def model_exists(self, name: str) -> bool:
+        try:
+            self.get_model(name)
+        except NotFoundError:
+            return False
+        return True
+
+    def ensure_model(self, name: str, description: str | None = None) -> None:
+        try:
+            with _calling(f"registered model {name!r}"):
+                self.client.create_registered_model(name, description=description)
+        except _AlreadyExists:
+            pass
+
+    def create_model_exclusive(self, name: str, tags: dict[str, str], description: str) -> bool:
+        """Create a registered model; False if the name is taken (atomic on the server)."""
+        try:
+            with _calling(f"registered model {name!r}"):
+                self.client.create_registered_model(name, tags=tags, description=description)
+        except _AlreadyExists:
+            return False
+        return True
+
+    def delete_model(self, name: str) -> bool:
+        """Delete a registered model; False when it did not exist."""
+        try:
+            with _calling(f"registered model {name!r}"):
+                self.client.delete_registered_model(name)
+        except NotFoundError:
+            return False
+        return True
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        with _calling(f"tag {key!r} on registered model {name!r}"):
+            self.client.set_registered_model_tag(name, key, value)
+
+    def delete_model_tag(self, name: str, key: str) -> None:
+        try:
+            with _calling(f"tag {key!r} on registered model {name!r}"):
+                self.client.delete_registered_model_tag(name, key)
+        except NotFoundError:
+            pass
+
+    # ------------------------------------------------------------------ versions and aliases
+    def get_version(self, name: str, version: str | int) -> VersionRecord:
+        with _calling(f"model version {name}/{version}"):
+            return _version_record(self.client.get_model_version(name, str(version)))
+
+    def version_by_alias(self, name: str, alias: str) -> VersionRecord | None:
+        """The version behind ``name@alias``; None when the alias is not set.
+
+        Only ``RESOURCE_DOES_NOT_EXIST`` for an existing model means "not set"; a missing model
+        raises :class:`NotFoundError` and a broken server raises, so neither is mistaken for a
+        first promotion.
+        """
+        model = self.get_model(name)  # NotFoundError if the model itself is missing
+        if alias not in model.aliases:
+            return None
+        try:
+            with _calling(f"alias {name}@{alias}"):
+                return _version_record(self.client.get_model_version_by_alias(name, alias))
+        except NotFoundError:
+            return None
+
+    def search_versions(self, name: str) -> list[VersionRecord]:
+        """Every version of a model, newest first (all pages)."""
+        out: list[VersionRecord] = []
+        token: str | None = None
+        safe = name.replace("'", "\\'")
+        with _calling(f"versions of {name!r}"):
+            while True:
+                page = self.client.search_model_versions(
+                    f"name = '{safe}'", max_results=10_000, page_token=token
+                )
+                out.extend(_version_record(mv) for mv in page)
+                token = page.token
+                if not token:
+                    break
+        out.sort(key=lambda v: int(v.version), reverse=True)
+        return out
+
+    def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
+        with _calling(f"tags on model version {name}/{version}"):
+            for key, value in tags.items():
+                self.client.set_model_version_tag(name, version, key, value)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        with _calling(f"moving {name}@{alias} to version {version}"):
+            self.client.set_registered_model_alias(name, alias, version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        try:
+            with _calling(f"deleting alias {name}@{alias}"):
+                self.client.delete_registered_model_alias(name, alias)
+        except NotFoundError:
+            pass
+
+    def register(self, model_uri: str, name: str, tags: dict[str, str]) -> VersionRecord:
+        """Create a model version with its tags in one call (the version never lacks them)."""
+        import mlflow
+
+        self.client  # noqa: B018 - binds the fluent API to this store's URI
+        with _calling(f"registering {model_uri} as {name!r}"):
+            mv = mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300)
+        return self.get_version(name, str(mv.version))
+
+    # ------------------------------------------------------------------ runs and experiments
+    def get_run(self, run_id: str) -> RunRecord:
+        with _calling(f"run {run_id}"):
+            return _run_record(self.client.get_run(run_id))
+
+    def experiment_id(self, name: str, *, create: bool = True) -> str | None:
+        """The id of the experiment called ``name``; created when missing and ``create``."""
+        with _calling(f"experiment {name!r}"):
+            exp = self.client.get_experiment_by_name(name)
+            if exp is not None:
+                if exp.lifecycle_stage == "deleted":
+                    self.client.restore_experiment(exp.experiment_id)
+                return str(exp.experiment_id)
+            if not create:
+                return None
+        location = None
+        if config.is_embedded(self.uri):
+            location = config.embedded_artifact_root().as_uri()
+        try:
+            with _calling(f"experiment {name!r}"):
+                return str(self.client.create_experiment(name, artifact_location=location))
+        except _AlreadyExists:  # created by a racing process: use theirs
+            with _calling(f"experiment {name!r}"):
+                raced = self.client.get_experiment_by_name(name)
+            if raced is None:
+                raise TrackingServerError(
+                    f"experiment {name!r} vanished while being created"
+                ) from None
+            return str(raced.experiment_id)
+
+    def create_record_run(
+        self, experiment_id: str, run_name: str, tags: dict[str, str], start_ms: int
+    ) -> str:
+        """Create a finished run that only carries tags: how ledger events are stored."""
+        with _calling("writing a ledger event"):
+            run = self.client.create_run(
+                experiment_id, start_time=start_ms, tags=tags, run_name=run_name
+            )
+            self.client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
+        return str(run.info.run_id)
+
+    def search_runs(
+        self,
+        experiment_id: str,
+        filter_string: str,
+        *,
+        order_by: list[str] | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs of one experiment matching a filter, across pages, up to ``limit``."""
+        out: list[RunRecord] = []
+        token: str | None = None
+        with _calling("searching runs"):
+            while True:
+                want = 1000 if limit is None else min(1000, limit - len(out))
+                page = self.client.search_runs(
+                    [experiment_id],
+                    filter_string=filter_string,
+                    max_results=want,
+                    order_by=order_by,
+                    page_token=token,
+                )
+                out.extend(_run_record(r) for r in page)
+                token = page.token
+                if not token or (limit is not None and len(out) >= limit):
+                    break
+        return out
+
+    # ------------------------------------------------------------------ models and artifacts
+    def download(self, uri: str, dst: str | None = None) -> str:
+        """Download artifacts at ``uri`` (``runs:/``, ``models:/``, ...) to a local directory."""
+        import mlflow
+
+        self.client  # noqa: B018 - binds the fluent API to this store's URI
+        dst = dst or tempfile.mkdtemp(prefix="mlgate-artifacts-")
+        with _calling(f"downloading {uri}"):
+            return str(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=dst, tracking_uri=self.uri
+                )
+            )
+
+    def version_download_uri(self, name: str, version: str) -> str:
+        with _calling(f"model version {name}/{version}"):
+            return str(self.client.get_model_version_download_uri(name, version))
+
+    def load_pyfunc(self, uri: str) -> Any:
+        import mlflow.pyfunc
+
+        self.client  # noqa: B018
+        with _calling(f"loading {uri} as pyfunc"):
+            return mlflow.pyfunc.load_model(uri)
+
+    def log_model(
+        self,
+        model: Any,
+        *,
+        run_id: str | None,
+        experiment: str | None,
+        input_example: Any = None,
+        signature: Any = None,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        datasets: list[tuple[Any, str]] | None = None,
+        run_tags: dict[str, str] | None = None,
+    ) -> tuple[str, str]:
+        """Log ``model`` (sklearn or ``mlflow.pyfunc.PythonModel``) with its params, metrics and
+        datasets in a run; returns ``(model_uri, run_id)``.
+
+        Uses ``run_id`` when given, the caller's active run when there is one, else a new run in
+        ``experiment`` that is ended afterwards.
+        """
+        import mlflow
+
+        self.client  # noqa: B018
+        active = mlflow.active_run()
+        with _calling("logging the model"):
+            if run_id is not None and (active is None or active.info.run_id != run_id):
+                ctx: Any = mlflow.start_run(run_id=run_id)
+            elif active is not None:
+                ctx = contextlib.nullcontext(active)
+            else:
+                exp_id = self.experiment_id(experiment or "mlgate")
+                ctx = mlflow.start_run(experiment_id=exp_id)
+            with ctx as run:
+                if run_tags:
+                    mlflow.set_tags(run_tags)
+                if params:
+                    mlflow.log_params(params)
+                if metrics:
+                    mlflow.log_metrics(metrics)
+                for dataset, context in datasets or []:
+                    mlflow.log_input(dataset, context=context)
+                flavor = _flavor_module(model)
+                info = flavor.log_model(
+                    model, name="model", signature=signature, input_example=input_example
+                )
+                return str(info.model_uri), str(run.info.run_id)
+
+    def log_run_extras(
+        self,
+        run_id: str,
+        *,
+        params: dict[str, Any] | None = None,
+        metrics: dict[str, float] | None = None,
+        datasets: list[tuple[Any, str]] | None = None,
+    ) -> None:
+        """Log params, metrics and dataset inputs to an existing run."""
+        from mlflow.entities import Metric, Param
+
+        now = int(time.time() * 1000)
+        with _calling(f"logging to run {run_id}"):
+            self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
+                params=[Param(k, str(v)) for k, v in (params or {}).items()],
+            )
+            if datasets:
+                from mlflow.entities import DatasetInput, InputTag
+
+                inputs = [
+                    DatasetInput(ds._to_mlflow_entity(), [InputTag("mlflow.data.context", ctx)])
+                    for ds, ctx in datasets
+                ]
+                self.client.log_inputs(run_id, inputs)
+
+    @staticmethod
+    def pandas_dataset(
+        df: Any, *, name: str, digest: str, source: str | None, targets: str | None
+    ) -> Any:
+        from mlflow.data.pandas_dataset import from_pandas
+
+        extra: dict[str, Any] = {"source": source} if source else {}
+        return from_pandas(df, name=name, digest=digest, targets=targets, **extra)
+
+    @staticmethod
+    def path_dataset(*, name: str, digest: str, source: str) -> Any:
+        from mlflow.data.dataset_source_registry import resolve_dataset_source
+        from mlflow.data.meta_dataset import MetaDataset
+
+        # mypy sees MetaDataset.profile as abstract; MLflow implements it as a property.
+        return MetaDataset(  # type: ignore[abstract]
+            source=resolve_dataset_source(source), name=name, digest=digest
+        )
+
+    def model_info(self, uri: str) -> Any:
+        """MLflow's ModelInfo (flavors, signature) for a model URI."""
+        import mlflow.models
+
+        self.client  # noqa: B018
+        with _calling(f"reading model metadata of {uri}"):
+            return mlflow.models.get_model_info(uri)
+
+    @staticmethod
+    def infer_signature(model_input: Any, model_output: Any) -> Any:
+        from mlflow.models import infer_signature
+
+        return infer_signature(model_input, model_output)
+
+
+def _flavor_module(model: Any) -> Any:
+    """The MLflow flavor module that can log ``model``."""
+    import mlflow.pyfunc
+
+    if isinstance(model, mlflow.pyfunc.PythonModel):
+        return mlflow.pyfunc
+    module = type(model).__module__.split(".")[0]
+    if module == "sklearn" or (hasattr(model, "get_params") and hasattr(model, "predict")):
+        import mlflow.sklearn
+
+        return mlflow.sklearn
+    raise UsageError(
+        f"mlgate cannot log a {type(model).__name__} directly",
+        hint="log it with its MLflow flavor and pass the model URI or run id to mlgate.register",
+    )
+
+
+def _resolve_uri() -> str:
+    """$MLFLOW_TRACKING_URI, else a URI the user set with mlflow.set_tracking_uri, else embedded."""
+    explicit = os.environ.get(config.TRACKING_URI_ENV, "").strip()
+    if explicit:
+        return explicit
+    try:
+        import sys
+
+        if "mlflow" in sys.modules:
+            from mlflow.tracking._tracking_service import utils
+
+            if utils.is_tracking_uri_set():  # type: ignore[no-untyped-call]
+                return str(utils.get_tracking_uri())
+    except (ImportError, AttributeError):
+        pass
+    return config.embedded_tracking_uri()

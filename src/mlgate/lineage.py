@@ -1,0 +1,275 @@
+"""Where a model came from: git state, environment, who ran it, and from which CI run.
+
+Everything here reads the local machine only (git, the environment, ``os``); nothing talks to
+MLflow. The tag names mlgate writes on a model version are defined here as well, so that writing
+(``registration``) and reading (``show``, gates) agree.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlgate import config
+
+TAG_PREFIX = "mlgate."
+NO_GIT = "none"
+
+
+class Tags:
+    """Names of the model-version tags mlgate writes (all start with ``mlgate.``)."""
+
+    MLGATE_VERSION = "mlgate.version"
+    GIT_COMMIT = "mlgate.git.commit"
+    GIT_BRANCH = "mlgate.git.branch"
+    GIT_DIRTY = "mlgate.git.dirty"
+    GIT_REMOTE = "mlgate.git.remote"
+    ARTIFACT_DIGEST = "mlgate.artifact.digest"
+    ARTIFACT_FILES = "mlgate.artifact.files"
+    ENV_PYTHON = "mlgate.env.python"
+    ENV_REQUIREMENTS = "mlgate.env.requirements"
+    ENV_PACKAGES = "mlgate.env.packages"
+    ENV_PLATFORM = "mlgate.env.platform"
+    REGISTERED_BY = "mlgate.registered_by"
+    REGISTERED_AT = "mlgate.registered_at"
+    CI_RUN_URL = "mlgate.ci.run_url"
+    METRICS = "mlgate.metrics"
+    PARAMS = "mlgate.params"
+    IMAGE = "mlgate.image"
+
+    @staticmethod
+    def data(role: str, part: str) -> str:
+        """``mlgate.data.<role>.<part>``, e.g. ``mlgate.data.train.fingerprint``."""
+        return f"mlgate.data.{role}.{part}"
+
+    @staticmethod
+    def gates(alias: str) -> str:
+        """Compact JSON of the last gate decision for promotion to ``alias``."""
+        return f"mlgate.gates.{alias}"
+
+
+@dataclass(frozen=True)
+class GitState:
+    """The git state of the code that trained a model."""
+
+    commit: str
+    branch: str | None = None
+    dirty: bool | None = None
+    remote: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.commit != NO_GIT
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip()
+
+
+def git_state(path: str | os.PathLike[str] | None = None) -> GitState:
+    """Commit, branch, dirty flag and remote of the repository containing ``path`` (default cwd).
+
+    Outside a repository (or without git installed) the commit is ``"none"``. Untracked files that
+    git does not ignore make the tree dirty: they can change what training did.
+    """
+    cwd = Path(path) if path else Path.cwd()
+    if cwd.is_file():
+        cwd = cwd.parent
+    commit = _git(["rev-parse", "--verify", "HEAD"], cwd)
+    if not commit:
+        return GitState(commit=NO_GIT)
+    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+    status = _git(["status", "--porcelain"], cwd)
+    remote = _git(["config", "--get", "remote.origin.url"], cwd)
+    return GitState(
+        commit=commit,
+        branch=None if branch in (None, "HEAD") else branch,
+        dirty=None if status is None else bool(status),
+        remote=config.redact(remote) if remote else None,
+    )
+
+
+def actor() -> str:
+    """Who is acting: the CI system's user when in CI, else the OS user."""
+    for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "BUILD_USER_ID"):
+        value = os.environ.get(var)
+        if value:
+            return value
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def ci_run_url() -> str | None:
+    """A link to the CI run doing this, when there is one."""
+    env = os.environ
+    if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
+        server = env.get("GITHUB_SERVER_URL", "https://github.com")
+        return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
+    for var in ("CI_JOB_URL", "BUILDKITE_BUILD_URL", "BUILD_URL"):
+        if env.get(var):
+            return env[var]
+    return None
+
+
+@dataclass(frozen=True)
+class Environment:
+    """The software environment a model was trained and logged in."""
+
+    python: str
+    platform: str
+    packages: dict[str, str] = field(default_factory=dict)
+    requirements_digest: str | None = None
+
+
+def environment(model_dir: str | os.PathLike[str] | None = None) -> Environment:
+    """Python version, platform, key package versions, and a hash of the model's requirements."""
+    from importlib import metadata
+
+    from mlgate.fingerprint import fingerprint_file
+
+    packages: dict[str, str] = {}
+    for dist in ("mlflow", "scikit-learn", "pandas", "numpy", "mlgate"):
+        try:
+            packages[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    req_digest = None
+    if model_dir is not None:
+        req = Path(model_dir) / "requirements.txt"
+        if req.is_file():
+            req_digest = fingerprint_file(req, use_cache=False).digest
+    return Environment(
+        python=platform.python_version(),
+        platform=f"{platform.system()}-{platform.machine()}",
+        packages=packages,
+        requirements_digest=req_digest,
+    )
+
+
+def compact_json(value: Any) -> str:
+    """JSON with no spaces and sorted keys: how mlgate stores structured tags."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What mlgate recorded about one model version, read back from its tags."""
+
+    name: str
+    version: str
+    run_id: str | None
+    source: str
+    aliases: tuple[str, ...]
+    git: GitState
+    data: dict[str, dict[str, str]]
+    artifact_digest: str | None
+    environment: dict[str, Any]
+    metrics: dict[str, float]
+    params: dict[str, str]
+    registered_by: str | None
+    registered_at: str | None
+    ci_run_url: str | None
+    other_tags: dict[str, str]
+
+    @property
+    def recorded_by_mlgate(self) -> bool:
+        return self.artifact_digest is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "source": self.source,
+            "aliases": list(self.aliases),
+            "git": {
+                "commit": self.git.commit,
+                "branch": self.git.branch,
+                "dirty": self.git.dirty,
+                "remote": self.git.remote,
+            },
+            "data": self.data,
+            "artifact_digest": self.artifact_digest,
+            "environment": self.environment,
+            "metrics": self.metrics,
+            "params": self.params,
+            "registered_by": self.registered_by,
+            "registered_at": self.registered_at,
+            "ci_run_url": self.ci_run_url,
+            "tags": self.other_tags,
+        }
+
+
+def _loads(value: str | None) -> Any:
+    if not value:
+        return {}
+    try:
+        return json.loads(value)
+    except ValueError:
+        return {}
+
+
+def lineage_from_tags(
+    name: str,
+    version: str,
+    tags: dict[str, str],
+    *,
+    run_id: str | None = None,
+    source: str = "",
+    aliases: tuple[str, ...] = (),
+) -> Lineage:
+    """Rebuild a :class:`Lineage` from a model version's tags."""
+    dirty_tag = tags.get(Tags.GIT_DIRTY)
+    git = GitState(
+        commit=tags.get(Tags.GIT_COMMIT, NO_GIT),
+        branch=tags.get(Tags.GIT_BRANCH) or None,
+        dirty=None if dirty_tag is None else dirty_tag == "true",
+        remote=tags.get(Tags.GIT_REMOTE) or None,
+    )
+    data: dict[str, dict[str, str]] = {}
+    for key, value in tags.items():
+        if key.startswith("mlgate.data."):
+            role, _, part = key[len("mlgate.data.") :].partition(".")
+            data.setdefault(role, {})[part] = value
+    env: dict[str, Any] = {
+        "python": tags.get(Tags.ENV_PYTHON),
+        "platform": tags.get(Tags.ENV_PLATFORM),
+        "requirements": tags.get(Tags.ENV_REQUIREMENTS),
+        "packages": _loads(tags.get(Tags.ENV_PACKAGES)),
+    }
+    metrics = {k: float(v) for k, v in _loads(tags.get(Tags.METRICS)).items()}
+    params = {k: str(v) for k, v in _loads(tags.get(Tags.PARAMS)).items()}
+    other = {k: v for k, v in tags.items() if not k.startswith(TAG_PREFIX)}
+    return Lineage(
+        name=name,
+        version=version,
+        run_id=run_id,
+        source=source,
+        aliases=aliases,
+        git=git,
+        data=data,
+        artifact_digest=tags.get(Tags.ARTIFACT_DIGEST),
+        environment=env,
+        metrics=metrics,
+        params=params,
+        registered_by=tags.get(Tags.REGISTERED_BY),
+        registered_at=tags.get(Tags.REGISTERED_AT),
+        ci_run_url=tags.get(Tags.CI_RUN_URL),
+        other_tags=other,
+    )

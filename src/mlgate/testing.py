@@ -1,0 +1,178 @@
+"""Helpers for testing promotion policies against a real MLflow tracking server.
+
+mlgate's own test suite uses these, and so can yours::
+
+    from mlgate.testing import TrackingServer, tiny_classifier
+
+    with TrackingServer.temporary() as server:
+        model, train, test = tiny_classifier()
+        reg = mlgate.register(model, name="m", train_data=train, eval_data=test,
+                              store=mlgate.Store(server.uri))
+
+Nothing here mocks MLflow: ``TrackingServer`` runs ``mlflow server`` in a subprocess on a free
+loopback port with a SQLite backend and an artifact root in a directory of your choosing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TrackingServer:
+    """A real ``mlflow server`` subprocess.
+
+    Args:
+        root: directory for the SQLite database, artifacts and the server log.
+        port: TCP port on 127.0.0.1 (default: a free one).
+        backend_uri: backend store (default: SQLite in ``root``).
+        workers: server worker processes.
+        extra_args: more ``mlflow server`` arguments (e.g. ``["--app-name", "basic-auth"]``).
+        env: extra environment variables for the server.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike[str],
+        *,
+        port: int | None = None,
+        backend_uri: str | None = None,
+        workers: int = 1,
+        extra_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.root = Path(root)
+        self.port = port or free_port()
+        self.backend_uri = backend_uri or f"sqlite:///{self.root / 'mlflow.db'}"
+        self.workers = workers
+        self.extra_args = list(extra_args)
+        self.env = dict(env or {})
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.root / "server.log"
+        self._log: IO[bytes] | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180.0) -> TrackingServer:
+        """Start the server and wait until ``/health`` answers."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        artifacts = self.root / "artifacts"
+        artifacts.mkdir(exist_ok=True)
+        cmd = [
+            sys.executable, "-m", "mlflow", "server",
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--backend-store-uri", self.backend_uri,
+            "--artifacts-destination", str(artifacts),
+            "--workers", str(self.workers),
+            *self.extra_args,
+        ]  # fmt: skip
+        env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
+        env.pop("MLFLOW_TRACKING_URI", None)
+        self._log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float = 180.0) -> None:
+        """Poll ``/health`` until it answers 200, or raise with the tail of the server log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited early:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:  # noqa: S310 - loopback http URL built above
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"mlflow server not healthy after {timeout:.0f}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """Stop the server and every worker it started."""
+        proc, self.process = self.process, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=20)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> TrackingServer:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @classmethod
+    @contextlib.contextmanager
+    def temporary(cls, **kwargs: Any) -> Iterator[TrackingServer]:
+        """A server in a temporary directory that is removed afterwards."""
+        root = tempfile.mkdtemp(prefix="mlgate-server-")
+        try:
+            with cls(root, **kwargs) as server:
+                yield server
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def tiny_classifier(
+    *, rows: int = 600, seed: int = 0, max_iter: int = 200, c: float = 1.0
+) -> tuple[Any, Any, Any]:
+    """A fitted LogisticRegression and its train/test DataFrames (a ``label`` column).
+
+    Synthetic data from scikit-learn; nothing is downloaded.
+    """
+    import pandas as pd
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import train_test_split
+
+    x, y = make_classification(
+        n_samples=rows, n_features=6, n_informative=4, random_state=seed, n_classes=2
+    )
+    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(x.shape[1])])
+    frame["label"] = y
+    train, test = train_test_split(frame, test_size=0.3, random_state=seed)
+    train, test = train.reset_index(drop=True), test.reset_index(drop=True)
+    model = LogisticRegression(max_iter=max_iter, C=c).fit(
+        train.drop(columns="label"), train["label"]
+    )
+    return model, train, test

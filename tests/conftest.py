@@ -1,0 +1,65 @@
+"""Shared fixtures: one real `mlflow server` per test session, real models, real data."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mlgate.testing import TrackingServer, tiny_classifier
+
+
+@pytest.fixture(scope="session")
+def tracking_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TrackingServer]:
+    """A real MLflow tracking server (SQLite backend, proxied artifacts) for the whole session."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    with TrackingServer(root) as server:
+        yield server
+
+
+@pytest.fixture
+def tracking_uri(tracking_server: TrackingServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Point mlgate (library and CLI) at the session's tracking server."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.uri)
+    return tracking_server.uri
+
+
+@pytest.fixture
+def store(tracking_uri: str):
+    """A Store bound to the session's tracking server."""
+    from mlgate import Store
+
+    return Store(tracking_uri)
+
+
+@pytest.fixture
+def model_name() -> str:
+    """A registered-model name no other test uses."""
+    return f"m-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep the fingerprint cache and the embedded store out of the user's home."""
+    monkeypatch.setenv("MLGATE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.setenv(
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES", os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    )
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """A fitted LogisticRegression with its train/test frames (label column ``label``)."""
+    return tiny_classifier()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run the test from an empty directory (so no policy file or mlflow.db is inherited)."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path

@@ -1,0 +1,139 @@
+"""The CLI: fast help, every option documented, one-line errors with documented exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+
+from mlgate.cli import cli, main
+from mlgate.errors import EXIT_CODES, EXIT_ERROR, EXIT_USAGE
+
+
+def test_import_and_help_do_not_import_mlflow():
+    """`import mlgate` and `mlgate --help` never import MLflow or pandas."""
+    code = (
+        "import sys, mlgate, mlgate.cli;"
+        "from mlgate.cli import main;"
+        "rc = main(['--help']);"
+        "print(rc, 'mlflow' in sys.modules, 'pandas' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "0 False False"
+
+
+def _all_commands(group: click.Group, prefix: str = ""):
+    for name, cmd in group.commands.items():
+        yield f"{prefix}{name}", cmd
+        if isinstance(cmd, click.Group):
+            yield from _all_commands(cmd, f"{prefix}{name} ")
+
+
+def test_every_command_and_option_has_help():
+    """Every command has a docstring and every option a help text."""
+    commands = list(_all_commands(cli))
+    assert commands
+    for name, cmd in commands:
+        assert cmd.help, f"{name} has no help"
+        for param in cmd.params:
+            if isinstance(param, click.Option):
+                assert param.help, f"{name} {param.opts} has no help"
+
+
+def test_help_lists_exit_codes(capsys):
+    """`mlgate --help` documents every exit code."""
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for code in EXIT_CODES:
+        assert f"  {code}  " in out
+
+
+def test_readme_documents_exit_codes():
+    """The README's exit-code table matches errors.EXIT_CODES."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    for code in EXIT_CODES:
+        assert f"| {code} |" in readme
+
+
+def test_fingerprint_command(tmp_path, capsys):
+    """`mlgate fingerprint` prints one line per path, or JSON."""
+    f = tmp_path / "a.csv"
+    f.write_text("x,y\n1,2\n")
+    d = tmp_path / "dir"
+    d.mkdir()
+    (d / "b.txt").write_text("b")
+    assert main(["fingerprint", str(f), str(d)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("blake3:") for line in lines)
+    assert main(["fingerprint", "--json", str(f)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[0]["kind"] == "file" and data[0]["size_bytes"] == 8
+
+
+def test_missing_path_is_one_line_exit_2(tmp_path, capsys):
+    """A path that does not exist: exit 2, one line on stderr, no traceback."""
+    assert main(["fingerprint", str(tmp_path / "missing.csv")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "missing.csv" in err and "Traceback" not in err
+
+
+def test_usage_errors_exit_2(capsys):
+    """Unknown options and conflicting arguments exit 2."""
+    assert main(["fingerprint"]) == EXIT_USAGE
+    assert main(["register", "--name", "x"]) == EXIT_USAGE
+    assert main(["show", "bad/ref/x"]) == EXIT_USAGE
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_unreachable_server_is_one_line_error(tmp_path):
+    """A tracking server that does not answer gives exit 1 and a one-line message."""
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", "mlgate", "show", "anything"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert out.returncode == EXIT_ERROR
+    lines = [line for line in out.stderr.splitlines() if line.startswith("mlgate:")]
+    assert len(lines) == 1 and "Traceback" not in out.stderr
+
+
+def test_register_and_show_via_cli(tracking_uri, model_name, classifier, tmp_path, capsys):
+    """`mlgate register --run` then `mlgate show NAME/1 --json` round-trips the lineage."""
+    import mlflow
+    import mlflow.sklearn
+
+    model, train, _ = classifier
+    data = tmp_path / "train.parquet"
+    train.to_parquet(data)
+    mlflow.set_tracking_uri(tracking_uri)
+    with mlflow.start_run() as run:
+        mlflow.sklearn.log_model(model, name="model")
+    rc = main(["register", "--name", model_name, "--run", run.info.run_id, "--train", str(data),
+               "--metric", "accuracy=0.9", "--param", "C=1"])  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    assert f"registered {model_name} version 1" in capsys.readouterr().out
+    assert main(["show", f"{model_name}/1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["metrics"] == {"accuracy": 0.9}
+    assert shown["data"]["train"]["source"] == str(data.resolve())
+    assert main(["show", f"{model_name}@champion"]) == EXIT_USAGE
+    assert "not set" in capsys.readouterr().err
+    assert main(["show", "no-such-model-xyz"]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize("bad", ["--metric", "--param"])
+def test_bad_pairs(bad, capsys):
+    """KEY=VALUE options reject malformed values with exit 2."""
+    assert main(["register", "--name", "x", "--run", "r", bad, "novalue"]) == EXIT_USAGE
