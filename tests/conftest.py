@@ -63,3 +63,38 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run the test from an empty directory (so no policy file or mlflow.db is inherited)."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def make_version(store, model_name, classifier, tmp_path_factory):
+    """Register a version of ``model_name`` (a real sklearn model) through mlgate.register."""
+    import mlgate
+
+    _, train, test = classifier
+    outside_git = tmp_path_factory.mktemp("no-git")
+
+    def make(model=None, *, name: str | None = None, train_data=None, eval_data=None,
+             metrics=None, input_example=None, code_path=None, **kwargs) -> str:  # fmt: skip
+        model = model if model is not None else classifier[0]
+        features = train.drop(columns="label")
+        reg = mlgate.register(
+            model,
+            name=name or model_name,
+            train_data=train if train_data is None else train_data,
+            eval_data=test if eval_data is None else eval_data,
+            metrics=metrics,
+            input_example=features.head(3) if input_example is None else input_example,
+            code_path=code_path or outside_git,
+            store=store,
+            **kwargs,
+        )
+        return reg.number
+
+    return make
+
+
+def write_policy(directory: Path, text: str) -> Path:
+    """Write an mlgate.toml into ``directory`` and return its path."""
+    path = directory / "mlgate.toml"
+    path.write_text(text)
+    return path

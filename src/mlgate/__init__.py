@@ -41,11 +41,25 @@ _LAZY: dict[str, str] = {
     "register": "mlgate.registration",
     "show": "mlgate.registration",
     "Lineage": "mlgate.lineage",
+    "Policy": "mlgate.policy",
+    "load_policy": "mlgate.policy",
+    "Decision": "mlgate.gates",
+    "GateResult": "mlgate.gates",
+    "Event": "mlgate.ledger",
+    "check": "mlgate.promotion",
+    "promote": "mlgate.promotion",
+    "rollback": "mlgate.promotion",
+    "history": "mlgate.promotion",
+    "status": "mlgate.promotion",
 }
 
 if TYPE_CHECKING:
     from mlgate._mlflow import Store
+    from mlgate.gates import Decision, GateResult
+    from mlgate.ledger import Event
     from mlgate.lineage import Lineage
+    from mlgate.policy import Policy, load_policy
+    from mlgate.promotion import check, history, promote, rollback, status
     from mlgate.registration import Registration, register, show
 
 
@@ -64,22 +78,32 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "ConflictError",
+    "Decision",
+    "Event",
     "Fingerprint",
     "FingerprintError",
     "GateRejected",
+    "GateResult",
     "IntegrityError",
     "LeaseHeldError",
     "Lineage",
     "MlgateError",
     "NotFoundError",
     "NotPermittedError",
+    "Policy",
     "PolicyError",
     "Registration",
     "Store",
     "TrackingServerError",
     "UsageError",
     "__version__",
+    "check",
     "fingerprint",
+    "history",
+    "load_policy",
+    "promote",
     "register",
+    "rollback",
     "show",
+    "status",
 ]

@@ -360,6 +360,11 @@ class Store:
             self.client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
         return str(run.info.run_id)
 
+    def set_run_tags(self, run_id: str, tags: dict[str, str]) -> None:
+        with _calling(f"updating ledger event {run_id}"):
+            for key, value in tags.items():
+                self.client.set_tag(run_id, key, value)
+
     def search_runs(
         self,
         experiment_id: str,
@@ -511,6 +516,22 @@ class Store:
         self.client  # noqa: B018
         with _calling(f"reading model metadata of {uri}"):
             return mlflow.models.get_model_info(uri)
+
+    def input_schema(self, uri: str) -> list[tuple[str, str, bool]] | None:
+        """The model's input columns as ``(name, type, required)``; None without a signature."""
+        info = self.model_info(uri)
+        sig = getattr(info, "signature", None)
+        if sig is None or sig.inputs is None:
+            return None
+        cols: list[tuple[str, str, bool]] = []
+        for i, spec in enumerate(sig.inputs.inputs):
+            name = getattr(spec, "name", None) or f"input{i}"
+            kind = getattr(spec, "type", None)
+            type_name = getattr(kind, "name", None) or str(kind)
+            if hasattr(spec, "shape") and not hasattr(spec, "required"):
+                type_name = f"{type_name}{list(spec.shape)}"
+            cols.append((str(name), str(type_name), bool(getattr(spec, "required", True))))
+        return cols
 
     @staticmethod
     def infer_signature(model_input: Any, model_output: Any) -> Any:

@@ -11,6 +11,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import click
@@ -158,10 +159,247 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
         click.echo(render_lineage(info))
 
 
+# --------------------------------------------------------------------------- gates and moves
+def _policy_option(f: Any) -> Any:
+    return click.option(
+        "--policy",
+        type=click.Path(dir_okay=False),
+        help="Policy file (mlgate.toml or pyproject.toml) [default: search upward from here].",
+    )(f)
+
+
+def _format_options(f: Any) -> Any:
+    f = click.option("--markdown", is_flag=True, help="Print a Markdown report.")(f)
+    f = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
+    return f
+
+
+def _github_outputs(values: dict[str, str]) -> None:
+    """Append step outputs for GitHub Actions when $GITHUB_OUTPUT is set (multi-line safe)."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    import uuid
+
+    with Path(path).open("a", encoding="utf-8") as fh:
+        for key, value in values.items():
+            if "\n" in value:
+                delim = f"MLGATE_{uuid.uuid4().hex}"
+                fh.write(f"{key}<<{delim}\n{value}\n{delim}\n")
+            else:
+                fh.write(f"{key}={value}\n")
+
+
+def _step_summary(markdown: str) -> None:
+    path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if path:
+        with Path(path).open("a", encoding="utf-8") as fh:
+            fh.write(markdown + "\n")
+
+
+def _emit_decision(decision: Any, event: Any, as_json: bool, markdown: bool) -> None:
+    from mlgate.report import markdown_decision, render_decision, render_event
+
+    md = markdown_decision(decision, event)
+    _step_summary(md)
+    outputs = {
+        "decision": "passed" if decision.passed else "rejected",
+        "model": decision.model,
+        "version": decision.version,
+        "alias": decision.alias,
+        "champion": decision.champion_version or "",
+        "report": md,
+    }
+    if event is not None:
+        outputs["outcome"] = event.outcome
+    _github_outputs(outputs)
+    if as_json:
+        data = decision.to_dict()
+        if event is not None:
+            data["event"] = event.to_dict()
+        _echo_json(data)
+    elif markdown:
+        click.echo(md)
+    else:
+        click.echo(render_decision(decision))
+        if event is not None:
+            click.echo(render_event(event))
+
+
+def _expected(value: str | None) -> Any:
+    from mlgate.promotion import CURRENT
+
+    if value is None:
+        return CURRENT
+    if value.lower() in ("none", "unset"):
+        return None
+    if not value.isdigit():
+        raise click.BadParameter(f"{value!r}: a version number, or 'none'", param_hint="--expected")
+    return value
+
+
+@cli.command()
+@click.argument("model", metavar="MODEL[/VERSION|@ALIAS]")
+@click.option("--version", "-v", "version", help="Candidate version number or alias.")
+@click.option("--to", "to", required=True, help="Target alias, e.g. champion or challenger.")
+@click.option(
+    "--eval-data",
+    type=click.Path(dir_okay=False),
+    help="Score candidate and champion on this file.",
+)
+@_policy_option
+@_format_options
+@click.pass_context
+def check(ctx: click.Context, model: str, version: str | None, to: str, eval_data: str | None,
+          policy: str | None, as_json: bool, markdown: bool) -> None:  # fmt: skip
+    """Run the promotion gates for a version and report. Never changes anything.
+
+    Exit 0 when every gate passes, 3 when one rejects.
+    """
+    from mlgate.errors import GateRejected
+    from mlgate.promotion import check as do_check
+
+    decision = do_check(
+        model, version, to=to, policy=policy, eval_data=eval_data, store=_store(ctx)
+    )
+    _emit_decision(decision, None, as_json, markdown)
+    if not decision.passed:
+        raise GateRejected(decision.summary(), decision=decision)
+
+
+@cli.command()
+@click.argument("model", metavar="MODEL[/VERSION|@ALIAS]")
+@click.option("--version", "-v", "version", help="Candidate version number or alias.")
+@click.option("--to", "to", required=True, help="Target alias, e.g. champion or challenger.")
+@click.option("--expected", help="Move only if the alias points at this version ('none': unset) "
+              "[default: where it pointed when the check started].")  # fmt: skip
+@click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
+@click.option(
+    "--eval-data",
+    type=click.Path(dir_okay=False),
+    help="Score candidate and champion on this file.",
+)
+@click.option("--lease-ttl", type=float, help="Seconds the promotion lease may be held.")
+@click.option(
+    "--dry-run", is_flag=True, help="Run the gates and show what would happen; change nothing."
+)
+@_policy_option
+@_format_options
+@click.pass_context
+def promote(ctx: click.Context, model: str, version: str | None, to: str, expected: str | None,
+            reason: str, eval_data: str | None, lease_ttl: float | None, dry_run: bool,
+            policy: str | None, as_json: bool, markdown: bool) -> None:  # fmt: skip
+    """Check the gates, then move the alias to the version, guarded and recorded.
+
+    The alias moves only if it still points where it did when the check started (or at
+    --expected). Exit 3 when a gate rejects, 4 on a conflict.
+    """
+    from mlgate.errors import GateRejected
+    from mlgate.promotion import promote as do_promote
+
+    try:
+        event = do_promote(model, version, to=to, expected=_expected(expected), reason=reason,
+                           policy=policy, eval_data=eval_data, dry_run=dry_run,
+                           lease_ttl=lease_ttl, store=_store(ctx))  # fmt: skip
+    except GateRejected as exc:
+        if exc.decision is not None:
+            _emit_decision(exc.decision, exc.event, as_json, markdown)
+        raise
+    _emit_event(event, as_json, markdown)
+
+
+def _emit_event(event: Any, as_json: bool, markdown: bool) -> None:
+    from mlgate.report import markdown_events, render_event
+
+    _github_outputs({"outcome": event.outcome, "model": event.model, "alias": event.alias,
+                     "version": event.to_version or "", "previous": event.from_version or ""})  # fmt: skip
+    _step_summary(markdown_events([event]))
+    if as_json:
+        _echo_json(event.to_dict())
+    elif markdown:
+        click.echo(markdown_events([event]))
+    else:
+        click.echo(render_event(event))
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--alias", help="Alias to roll back [default: the policy's champion alias].")
+@click.option(
+    "--to", "to_version", help="Version to return to [default: the one before, per the ledger]."
+)
+@click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
+@click.option("--lease-ttl", type=float, help="Seconds the promotion lease may be held.")
+@click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
+@_policy_option
+@_format_options
+@click.pass_context
+def rollback(ctx: click.Context, model: str, alias: str | None, to_version: str | None, reason: str,
+             lease_ttl: float | None, dry_run: bool, policy: str | None, as_json: bool,
+             markdown: bool) -> None:  # fmt: skip
+    """Move the champion back to the version it held before (guarded, recorded)."""
+    from mlgate.promotion import rollback as do_rollback
+
+    event = do_rollback(model, alias=alias, to_version=to_version, reason=reason, policy=policy,
+                        dry_run=dry_run, lease_ttl=lease_ttl, store=_store(ctx))  # fmt: skip
+    _emit_event(event, as_json, markdown)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--alias", help="Only events of this alias.")
+@click.option("--limit", "-n", type=click.IntRange(min=1), help="At most this many events.")
+@_policy_option
+@_format_options
+@click.pass_context
+def history(ctx: click.Context, model: str, alias: str | None, limit: int | None, policy: str | None,
+            as_json: bool, markdown: bool) -> None:  # fmt: skip
+    """List the ledger's events for a model, newest first."""
+    from mlgate.promotion import history as do_history
+    from mlgate.report import markdown_events, render_events
+
+    events = do_history(model, alias=alias, limit=limit, policy=policy, store=_store(ctx))
+    if as_json:
+        _echo_json([e.to_dict() for e in events])
+    elif markdown:
+        click.echo(markdown_events(events))
+    else:
+        click.echo(render_events(events))
+
+
+@cli.command()
+@click.argument("model")
+@_policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+@click.pass_context
+def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) -> None:
+    """Show a model's aliases, their versions, and when and why each last moved."""
+    from mlgate.promotion import status as do_status
+    from mlgate.report import render_status
+
+    st = do_status(model, policy=policy, store=_store(ctx))
+    if as_json:
+        _echo_json(st.to_dict())
+    else:
+        click.echo(render_status(st))
+
+
 # --------------------------------------------------------------------------- entry point
+def _quiet_mlflow() -> None:
+    """Keep stdout for mlgate's own output (JSON must parse): MLflow prints run URLs there and
+    logs INFO lines for every registration. MLGATE_DEBUG=1 keeps MLflow's chatter."""
+    if os.environ.get("MLGATE_DEBUG"):
+        return
+    import logging
+
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (tests call this directly)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    _quiet_mlflow()
     try:
         cli.main(args=args, prog_name="mlgate", standalone_mode=False)
     except click.exceptions.Exit as exc:

@@ -47,6 +47,8 @@ class MlgateError(Exception):
     """Base class of every error mlgate raises on purpose."""
 
     exit_code: int = EXIT_ERROR
+    #: The ledger event recorded for this failure, when there is one.
+    event: Any = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

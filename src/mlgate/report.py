@@ -86,3 +86,145 @@ def _num(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+# --------------------------------------------------------------------------- decisions
+
+
+def _observed(value: Any, width: int = 48) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        text = f"{len(value)} columns"
+    elif isinstance(value, dict):
+        parts = []
+        for k, v in value.items():
+            if v is None:
+                continue
+            if isinstance(v, list | tuple):
+                parts.append(f"{k}: {len(v)} columns")
+            elif isinstance(v, str) and len(v) >= 24:
+                parts.append(f"{k}={v[:19]}…")
+            else:
+                parts.append(f"{k}={_num(v)}")
+        text = ", ".join(parts) or "-"
+    else:
+        text = _num(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def render_decision(decision: Any) -> str:
+    """A gate report for a terminal."""
+    verdict = "PASSED" if decision.passed else "REJECTED"
+    champ = (
+        "no champion yet (first promotion)"
+        if decision.first_promotion
+        else f"champion: version {decision.champion_version}"
+    )
+    lines = [
+        f"{verdict}: {decision.model} version {decision.version} -> {decision.alias}  ({champ})"
+    ]
+    if decision.evaluation:
+        ev = decision.evaluation
+        lines.append(
+            f"evaluated on {ev['rows']} rows of {ev['fingerprint']} ({ev['task']}, target {ev['target']!r})"
+        )
+    rows = [
+        ["ok" if r.passed else "FAIL", r.name, _observed(r.observed), r.expected, r.reason]
+        for r in decision.results
+    ]
+    if rows:
+        lines.append(table(["result", "gate", "observed", "expected", "reason"], rows))
+    else:
+        lines.append("no gates are configured for this alias (ungated by policy)")
+    if decision.policy_path:
+        lines.append(f"policy: {decision.policy_path}")
+    return "\n".join(lines)
+
+
+def markdown_decision(decision: Any, event: Any = None) -> str:
+    """A gate report for a GitHub job summary or a pull-request comment."""
+    icon = "✅" if decision.passed else "❌"
+    verdict = "passed" if decision.passed else "rejected"
+    out = [
+        f"### {icon} mlgate: `{decision.model}` version {decision.version} → `{decision.alias}` {verdict}"
+    ]
+    if decision.first_promotion:
+        out.append("\nNo champion yet: this is the first promotion.")
+    else:
+        out.append(f"\nCompared with champion version {decision.champion_version}.")
+    if decision.evaluation:
+        ev = decision.evaluation
+        out.append(f"Evaluated on {ev['rows']} rows of `{ev['fingerprint']}`.")
+    if event is not None:
+        out.append(
+            f"Outcome: **{event.outcome}** ({event.from_version or '-'} → {event.to_version})."
+        )
+    rows = [
+        ["✅" if r.passed else "❌", r.name, _observed(r.observed), r.expected, r.reason]
+        for r in decision.results
+    ]
+    out.append("")
+    out.append(
+        markdown_table(["", "gate", "observed", "expected", "reason"], rows)
+        if rows
+        else "_No gates configured._"
+    )
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- ledger and status
+
+
+def render_events(events: Sequence[Any]) -> str:
+    if not events:
+        return "no events"
+    rows = [
+        [e.at, e.kind, e.outcome, e.alias, f"{e.from_version or '-'} -> {e.to_version or '-'}", e.actor,
+         e.reason or e.message]
+        for e in events
+    ]  # fmt: skip
+    return table(["time", "kind", "outcome", "alias", "move", "actor", "reason"], rows)
+
+
+def markdown_events(events: Sequence[Any]) -> str:
+    rows = [
+        [e.at, e.kind, e.outcome, e.alias, f"{e.from_version or '-'} → {e.to_version or '-'}", e.actor,
+         e.reason or e.message]
+        for e in events
+    ]  # fmt: skip
+    return (
+        markdown_table(["time", "kind", "outcome", "alias", "move", "actor", "reason"], rows) + "\n"
+    )
+
+
+def render_event(event: Any) -> str:
+    verbs = {
+        "moved": "moved",
+        "unchanged": "unchanged (already there)",
+        "dry_run": "dry run: would move",
+        "rejected": "rejected",
+        "conflict": "conflict",
+    }
+    what = verbs.get(event.outcome, event.outcome)
+    cleared = f"; cleared {', '.join(event.cleared)}" if event.cleared else ""
+    return (f"{event.kind} {what}: {event.model}@{event.alias} "
+            f"{event.from_version or '-'} -> {event.to_version}{cleared}")  # fmt: skip
+
+
+def render_status(status: Any) -> str:
+    lines = [f"model {status.model}  (latest version {status.latest_version or '-'})"]
+    rows = []
+    for a in status.aliases:
+        m = a.last_move
+        rows.append([a.alias, a.version, m.at if m else "-", m.actor if m else "-",
+                     (m.reason or m.message) if m else "set outside mlgate"])  # fmt: skip
+    lines.append(
+        table(["alias", "version", "moved at", "by", "why"], rows) if rows else "no aliases set"
+    )
+    if status.lease:
+        lines.append(
+            f"lease: held by {status.lease.get('holder', '?')} until {status.lease.get('expires_at', '?')}"
+        )
+    lines.extend(f"note: {n}" for n in status.notes)
+    return "\n".join(lines)

@@ -1,0 +1,181 @@
+"""Collect what the gates need: all the I/O happens here, so the gates can stay pure.
+
+Only what the configured gates use is fetched: signatures only for a signature gate, artifact
+digests only for a lineage gate that verifies them, evaluation only for metric gates.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Sequence
+from typing import Any
+
+from mlgate._mlflow import Store, VersionRecord
+from mlgate.errors import MlgateError, NotFoundError
+from mlgate.fingerprint import fingerprint_model_artifacts, fingerprint_path
+from mlgate.gates import Column, EvaluationEvidence, Evidence, VersionEvidence
+from mlgate.lineage import Tags
+from mlgate.policy import GateSpec, ModelPolicy
+
+_METRIC_GATES = {"metric", "no_regression", "improvement", "bootstrap"}
+
+
+def _logged_metrics(store: Store, v: VersionRecord) -> dict[str, float]:
+    """The metrics snapshot taken at registration, else the run's current metrics."""
+    snap = v.tags.get(Tags.METRICS)
+    if snap:
+        try:
+            return {str(k): float(x) for k, x in json.loads(snap).items() if k != "_truncated"}
+        except (ValueError, TypeError, AttributeError):
+            pass
+    if v.run_id:
+        try:
+            return dict(store.get_run(v.run_id).metrics)
+        except NotFoundError:
+            return {}
+    return {}
+
+
+def artifact_digest(store: Store, v: VersionRecord) -> str:
+    """Download the version's artifacts and hash them the way registration did."""
+    local = store.download(f"models:/{v.name}/{v.version}")
+    try:
+        return fingerprint_model_artifacts(local).digest
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+
+
+def _version_evidence(
+    store: Store,
+    v: VersionRecord,
+    *,
+    want_signature: bool,
+    want_artifacts: bool,
+    evaluated: dict[str, float] | None,
+    evaluation_error: str | None,
+) -> VersionEvidence:
+    signature: tuple[Column, ...] | None = None
+    sig_error = None
+    if want_signature:
+        try:
+            cols = store.input_schema(f"models:/{v.name}/{v.version}")
+            signature = None if cols is None else tuple(Column(*c) for c in cols)
+        except MlgateError as exc:
+            sig_error = f"cannot read the signature: {exc}"
+    digest_now = art_error = None
+    if want_artifacts:
+        try:
+            digest_now = artifact_digest(store, v)
+        except MlgateError as exc:
+            art_error = str(exc)
+    return VersionEvidence(
+        version=v.version,
+        tags=dict(v.tags),
+        logged=_logged_metrics(store, v),
+        evaluated=evaluated or {},
+        logged_eval_fingerprint=v.tags.get(Tags.data("eval", "fingerprint")),
+        signature=signature,
+        signature_error=sig_error,
+        artifact_digest_now=digest_now,
+        artifact_error=art_error,
+        evaluation_error=evaluation_error,
+    )
+
+
+def _paths_to_fingerprint(specs: Sequence[GateSpec], candidate: VersionRecord) -> list[str]:
+    paths: list[str] = []
+    for spec in specs:
+        if spec.type != "data":
+            continue
+        for role in ("train", "eval"):
+            if spec.get(f"{role}_path"):
+                paths.append(str(spec.get(f"{role}_path")))
+            source = candidate.tags.get(Tags.data(role, "source"))
+            if spec.get("verify_recorded") and source:
+                paths.append(source)
+    return list(dict.fromkeys(paths))
+
+
+def collect(
+    store: Store,
+    policy: ModelPolicy,
+    alias: str,
+    candidate: VersionRecord,
+    specs: Sequence[GateSpec],
+    *,
+    champion: VersionRecord | None,
+    eval_data: Any = None,
+    base_dir: str | None = None,
+) -> tuple[Evidence, dict[str, Any] | None]:
+    """Build the :class:`Evidence` for ``candidate`` against ``champion`` (already resolved).
+
+    Returns the evidence and a JSON-ready summary of the evaluation (None when none ran).
+    """
+    from pathlib import Path
+
+    types = {s.type for s in specs}
+    want_signature = "signature" in types
+    want_artifacts = any(s.type == "lineage" and s.get("verify_artifacts", True) for s in specs)
+
+    evaluation = None
+    summary = None
+    data = eval_data if eval_data is not None else policy.evaluation.data
+    if data is not None and types & _METRIC_GATES:
+        from mlgate.evaluation import evaluate
+
+        versions = [candidate] + ([champion] if champion is not None else [])
+        evaluation = evaluate(
+            store, versions, data, target=policy.evaluation.target, task=policy.evaluation.task
+        )
+        summary = evaluation.summary()
+
+    def for_version(v: VersionRecord) -> VersionEvidence:
+        return _version_evidence(
+            store,
+            v,
+            want_signature=want_signature,
+            want_artifacts=want_artifacts and v is candidate,
+            evaluated=evaluation.metrics.get(v.version) if evaluation else None,
+            evaluation_error=evaluation.errors.get(v.version) if evaluation else None,
+        )
+
+    champion_ev = None
+    champion_error = None
+    if champion is not None:
+        try:
+            champion_ev = for_version(champion)
+        except MlgateError as exc:
+            champion_error = str(exc)
+
+    path_fps: dict[str, str] = {}
+    for path in _paths_to_fingerprint(specs, candidate):
+        resolved = (
+            Path(path) if Path(path).is_absolute() or base_dir is None else Path(base_dir) / path
+        )
+        try:
+            path_fps[path] = fingerprint_path(resolved).digest
+        except MlgateError as exc:
+            path_fps[path] = f"error: {exc}"
+
+    eval_ev = None
+    if evaluation is not None:
+        eval_ev = EvaluationEvidence(
+            fingerprint=evaluation.fingerprint,
+            rows=evaluation.rows,
+            task=evaluation.task,
+            target=evaluation.target,
+            y_true=evaluation.y_true,
+            predictions=evaluation.predictions,
+        )
+    evidence = Evidence(
+        model=candidate.name,
+        alias=alias,
+        candidate=for_version(candidate),
+        champion=champion_ev,
+        champion_alias=policy.champion_alias,
+        champion_error=champion_error,
+        evaluation=eval_ev,
+        path_fingerprints=path_fps,
+    )
+    return evidence, summary

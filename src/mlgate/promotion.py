@@ -1,0 +1,485 @@
+"""Use cases: check, promote, rollback, history, status.
+
+One function per use case, the same code path from Python, the CLI and CI. Each mutating call
+returns the :class:`~mlgate.ledger.Event` it recorded; a refusal raises an error that carries
+its event (and, for a gate, the :class:`~mlgate.gates.Decision`).
+
+A promotion:
+
+1. resolves the candidate and looks at where the alias points now (the *expected* target,
+   unless the caller names one);
+2. collects evidence and runs the policy's gates for the target alias (nothing changes yet);
+3. on rejection writes the evidence on the version and a ``rejected`` event, and raises;
+4. otherwise takes the model's lease, writes the evidence on the version, appends a
+   ``pending`` event, moves the alias only if it still points at the expected version, and
+   settles the event as ``moved`` (or ``conflict``/``not_permitted``/``failed``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mlgate._mlflow import Store, VersionRecord
+from mlgate.errors import (
+    ConflictError,
+    GateRejected,
+    MlgateError,
+    NotFoundError,
+    NotPermittedError,
+    PolicyError,
+    UsageError,
+)
+from mlgate.evidence import collect
+from mlgate.gates import Decision, run_gates
+from mlgate.ledger import Event, Ledger, new_event
+from mlgate.lineage import Tags, compact_json
+from mlgate.policy import ModelPolicy, Policy, find_policy, load_policy
+from mlgate.registry import (
+    guarded_move,
+    leased,
+    parse_ref,
+    resolve,
+    validate_alias,
+)
+
+
+class _Current:
+    """Sentinel: expect the alias to point where it did when the check started."""
+
+    def __repr__(self) -> str:
+        return "CURRENT"
+
+
+CURRENT: Any = _Current()
+_EVIDENCE_LIMIT = 5000
+
+PolicyLike = Policy | str | os.PathLike[str] | None
+
+
+def _policy(policy: PolicyLike, *, required: bool) -> Policy:
+    if isinstance(policy, Policy):
+        return policy
+    if policy is not None:
+        return load_policy(policy)
+    if required:
+        return load_policy(None)
+    found = find_policy(Path.cwd())
+    if found is None:
+        return Policy(path=None, models={}, default=None)
+    return load_policy(found)
+
+
+def _candidate(store: Store, model: str, version: str | int | None) -> VersionRecord:
+    if version is None:
+        ref = parse_ref(model)
+        if ref.version is None and ref.alias is None:
+            raise UsageError(
+                f"say which version of {model!r} (MODEL/VERSION, MODEL@ALIAS or --version)"
+            )
+        return resolve(store, ref)
+    text = str(version).strip()
+    if text.isdigit():
+        return store.get_version(model, text)
+    return resolve(store, f"{model}@{validate_alias(text)}")
+
+
+def _model_name(model: str) -> str:
+    return parse_ref(model).name
+
+
+def _specs(pol: Policy, mp: ModelPolicy, alias: str) -> tuple[Any, ...]:
+    specs = mp.gates_for(alias)
+    if specs is None:
+        section = f"models.{mp.name}" if mp.name in pol.models else "default"
+        raise PolicyError(
+            pol.path or "policy",
+            f"{section}.gates.{alias}",
+            f"no gates are defined for promotion to {alias!r}, so it is refused (fail closed); "
+            f"declare gates, or `{alias} = []` under [{section}.gates] to allow ungated moves",
+        )
+    return specs
+
+
+def _decide(
+    store: Store,
+    pol: Policy,
+    mp: ModelPolicy,
+    candidate: VersionRecord,
+    alias: str,
+    eval_data: Any,
+) -> Decision:
+    specs = _specs(pol, mp, alias)
+    champion = store.version_by_alias(candidate.name, mp.champion_alias)
+    base = str(Path(pol.path).parent) if pol.path else None
+    evidence, summary = collect(
+        store, mp, alias, candidate, specs, champion=champion, eval_data=eval_data, base_dir=base
+    )
+    return Decision(
+        model=candidate.name,
+        version=candidate.version,
+        alias=alias,
+        champion_version=champion.version if champion else None,
+        first_promotion=champion is None,
+        results=run_gates(specs, evidence),
+        checked_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        policy_path=pol.path,
+        evaluation=summary,
+    )
+
+
+def check(
+    model: str,
+    version: str | int | None = None,
+    *,
+    to: str,
+    policy: PolicyLike = None,
+    eval_data: Any = None,
+    store: Store | None = None,
+) -> Decision:
+    """Run the policy's gates for promoting ``model`` ``version`` to alias ``to``. Changes nothing.
+
+    Args:
+        model: registered model name (or ``NAME/VERSION`` / ``NAME@ALIAS`` with no ``version``).
+        version: a version number or an alias naming the candidate.
+        to: the target alias (``champion``, ``challenger``, ...).
+        policy: a :class:`~mlgate.policy.Policy`, a path, or None to search upward for one.
+        eval_data: a DataFrame or path to score candidate and champion on (overrides the
+            policy's ``evaluation.data``).
+        store: the tracking server (default: see :class:`mlgate.Store`).
+    """
+    store = store or Store()
+    validate_alias(to)
+    pol = _policy(policy, required=True)
+    candidate = _candidate(store, model, version)
+    return _decide(store, pol, pol.for_model(candidate.name), candidate, to, eval_data)
+
+
+def _evidence_tag(decision: Decision) -> str:
+    failed_first = sorted(decision.results, key=lambda r: r.passed)
+    payload: dict[str, Any] = {
+        "passed": decision.passed,
+        "checked_at": decision.checked_at,
+        "champion": decision.champion_version,
+        "first_promotion": decision.first_promotion,
+        "policy": decision.policy_path,
+        "eval": (decision.evaluation or {}).get("fingerprint"),
+        "gates": [[r.name, r.passed, r.reason[:300]] for r in failed_first],
+    }
+    text = compact_json(payload)
+    while len(text) > _EVIDENCE_LIMIT and payload["gates"]:
+        payload["gates"] = [[g[0], g[1], ""] for g in payload["gates"]]
+        text = compact_json(payload)
+        if len(text) > _EVIDENCE_LIMIT:
+            payload["gates"] = payload["gates"][: len(payload["gates"]) // 2]
+            payload["truncated"] = True
+            text = compact_json(payload)
+    return text
+
+
+def _record_refusal(ledger: Ledger, event: Event) -> Event:
+    """Append a refusal; if the ledger itself refuses (no permission), return it unrecorded."""
+    try:
+        return ledger.append(event)
+    except (NotPermittedError, ConflictError):
+        return event
+
+
+def _gates(decision: Decision | None) -> tuple[dict[str, Any], ...]:
+    return tuple(r.to_dict() for r in decision.results) if decision else ()
+
+
+def _move(
+    store: Store,
+    ledger: Ledger,
+    pol: Policy,
+    event: Event,
+    *,
+    expected: str | None,
+    ttl: float | None,
+    before_move: Any = None,
+    clear_alias: str | None = None,
+) -> Event:
+    """Take the lease, record a pending event, move if still expected, settle the event."""
+    model, alias, version = event.model, event.alias, event.to_version
+    assert version is not None
+    try:
+        with leased(store, model, ttl=ttl or pol.lease_ttl) as lease:
+            if before_move is not None:
+                before_move()
+            pending = ledger.append(event)
+            try:
+                previous = guarded_move(store, lease, model, alias, version, expected=expected)
+                cleared: tuple[str, ...] = ()
+                if clear_alias:
+                    other = store.version_by_alias(model, clear_alias)
+                    if other is not None and other.version == version:
+                        store.delete_alias(model, clear_alias)
+                        cleared = (clear_alias,)
+            except ConflictError as exc:
+                exc.event = ledger.settle(pending, "conflict", exc.message)
+                raise
+            except NotPermittedError as exc:
+                exc.event = _settle_quietly(ledger, pending, "not_permitted", exc.message)
+                raise
+            except MlgateError as exc:
+                _settle_quietly(ledger, pending, "failed", exc.message)
+                raise
+            moved = replace(pending, from_version=previous, cleared=cleared)
+            return ledger.settle(moved, "moved")
+    except ConflictError as exc:  # the lease was held: nothing was written yet
+        if exc.event is None:
+            exc.event = _record_refusal(
+                ledger, replace(event, outcome="conflict", message=exc.message)
+            )
+        raise
+
+
+def _settle_quietly(ledger: Ledger, event: Event, outcome: str, message: str) -> Event | None:
+    try:
+        return ledger.settle(event, outcome, message)
+    except MlgateError:
+        return None
+
+
+def promote(
+    model: str,
+    version: str | int | None = None,
+    *,
+    to: str,
+    expected: Any = CURRENT,
+    reason: str = "",
+    policy: PolicyLike = None,
+    eval_data: Any = None,
+    dry_run: bool = False,
+    lease_ttl: float | None = None,
+    store: Store | None = None,
+) -> Event:
+    """Check the gates, then move ``model@to`` to the candidate if it still points at ``expected``.
+
+    Args:
+        expected: the version the alias must point at for the move to happen: a version
+            number, None for "must not be set", or (default) wherever it pointed when the
+            check started.
+        reason: why; stored in the ledger event.
+        dry_run: run the gates and report, change nothing, record nothing.
+        lease_ttl: seconds the lease may be held (default: the policy's ``lease_ttl``).
+
+    Returns:
+        The ledger event (``moved``, or ``unchanged`` when the version already holds the alias,
+        or ``dry_run``).
+
+    Raises:
+        GateRejected: a gate said no (exit 3); ``.decision`` and ``.event`` carry the evidence.
+        ConflictError / LeaseHeldError: the alias moved, or another promotion holds the lease
+            (exit 4); ``.event`` is the recorded conflict.
+        NotPermittedError: the server refused (exit 5).
+    """
+    store = store or Store()
+    validate_alias(to)
+    pol = _policy(policy, required=True)
+    candidate = _candidate(store, model, version)
+    name = candidate.name
+    mp = pol.for_model(name)
+    ledger = Ledger(store, pol.ledger_experiment)
+    current = store.version_by_alias(name, to)
+    observed = current.version if current else None
+    want = observed if expected is CURRENT else (None if expected is None else str(expected))
+
+    def event(outcome: str, message: str, decision: Decision | None = None) -> Event:
+        return new_event("promote", outcome, name, to, from_version=observed,
+                         to_version=candidate.version, reason=reason, message=message,
+                         gates=_gates(decision))  # fmt: skip
+
+    if want != observed:
+        msg = (f"{name}@{to} points at {observed or 'nothing'}, the caller expected "
+               f"{want or 'nothing'}")  # fmt: skip
+        ev = event("conflict", msg)
+        raise ConflictError(msg, event=ev if dry_run else _record_refusal(ledger, ev))
+    if observed == candidate.version:
+        ev = event("unchanged", f"version {candidate.version} already holds {to}")
+        return ev if dry_run else ledger.append(ev)
+
+    decision = _decide(store, pol, mp, candidate, to, eval_data)
+    if not decision.passed:
+        ev = event("rejected", decision.summary(), decision)
+        if not dry_run:
+            # If the evidence cannot be written, the refusal still stands: the ledger or the
+            # output carries it.
+            with contextlib.suppress(NotPermittedError):
+                store.set_version_tags(
+                    name, candidate.version, {Tags.gates(to): _evidence_tag(decision)}
+                )
+            ev = _record_refusal(ledger, ev)
+        raise GateRejected(decision.summary(), decision=decision, event=ev)
+    if dry_run:
+        return event("dry_run", decision.summary(), decision)
+
+    def write_evidence() -> None:
+        store.set_version_tags(name, candidate.version, {Tags.gates(to): _evidence_tag(decision)})
+
+    try:
+        return _move(
+            store, ledger, pol, event("pending", decision.summary(), decision),
+            expected=want, ttl=lease_ttl, before_move=write_evidence,
+            clear_alias=mp.challenger_alias if to == mp.champion_alias else None,
+        )  # fmt: skip
+    except NotPermittedError as exc:
+        if getattr(exc, "event", None) is None:
+            exc.event = _record_refusal(ledger, event("not_permitted", exc.message))
+        raise
+
+
+def rollback(
+    model: str,
+    *,
+    alias: str | None = None,
+    to_version: str | int | None = None,
+    reason: str = "",
+    policy: PolicyLike = None,
+    dry_run: bool = False,
+    lease_ttl: float | None = None,
+    store: Store | None = None,
+) -> Event:
+    """Move ``alias`` (default: the champion alias) back to the version it held before.
+
+    "Before" comes from the ledger: the ``from_version`` of the promotion that put the current
+    version there, so repeated rollbacks walk back through the promotions. ``to_version``
+    overrides it. Gates do not run (a rollback returns to a version that already served); the
+    move is guarded and recorded like any other.
+    """
+    store = store or Store()
+    pol = _policy(policy, required=False)
+    name = _model_name(model)
+    mp = pol.for_model(name)
+    alias = validate_alias(alias or mp.champion_alias)
+    ledger = Ledger(store, pol.ledger_experiment)
+    current = store.version_by_alias(name, alias)
+    if current is None:
+        raise UsageError(f"{name}@{alias} is not set: nothing to roll back")
+    if to_version is not None:
+        target = str(to_version)
+    else:
+        moves = [
+            e for e in ledger.events(name, alias=alias, outcome="moved") if e.kind == "promote"
+        ]
+        origin = next((e for e in moves if e.to_version == current.version), None)
+        if origin is None:
+            raise UsageError(
+                f"the ledger has no promotion of version {current.version} to {name}@{alias}",
+                hint="pass --to VERSION to say where to roll back to",
+            )
+        if origin.from_version is None:
+            raise UsageError(
+                f"version {current.version} was the first {alias} of {name}: there is nothing "
+                "before it to roll back to"
+            )
+        target = origin.from_version
+    store.get_version(name, target)  # NotFoundError if it is gone
+    if target == current.version:
+        raise UsageError(f"{name}@{alias} already points at version {target}")
+    ev = new_event("rollback", "pending", name, alias, from_version=current.version,
+                   to_version=target, reason=reason,
+                   message=f"roll {alias} back from version {current.version} to {target}")  # fmt: skip
+    if dry_run:
+        return replace(ev, outcome="dry_run")
+    return _move(store, ledger, pol, ev, expected=current.version, ttl=lease_ttl)
+
+
+def history(
+    model: str,
+    *,
+    alias: str | None = None,
+    limit: int | None = None,
+    policy: PolicyLike = None,
+    store: Store | None = None,
+) -> list[Event]:
+    """The ledger events of ``model`` (optionally one alias), newest first."""
+    store = store or Store()
+    pol = _policy(policy, required=False)
+    name = _model_name(model)
+    if not store.model_exists(name):
+        raise NotFoundError(f"registered model {name!r}: not found")
+    return Ledger(store, pol.ledger_experiment).events(name, alias=alias, limit=limit)
+
+
+@dataclass(frozen=True)
+class AliasStatus:
+    """Where an alias points, and when, why and by whom it last moved."""
+
+    alias: str
+    version: str
+    last_move: Event | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"alias": self.alias, "version": self.version,
+                "last_move": self.last_move.to_dict() if self.last_move else None}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Status:
+    """The state of a model: its aliases, any pending moves, and the promotion lease."""
+
+    model: str
+    aliases: tuple[AliasStatus, ...]
+    latest_version: str | None
+    pending: tuple[Event, ...] = ()
+    lease: dict[str, str] | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "latest_version": self.latest_version,
+            "aliases": [a.to_dict() for a in self.aliases],
+            "pending": [e.to_dict() for e in self.pending],
+            "lease": self.lease,
+            "notes": list(self.notes),
+        }
+
+
+def status(model: str, *, policy: PolicyLike = None, store: Store | None = None) -> Status:
+    """Aliases and their versions, and when and why each last moved."""
+    from mlgate.registry import lease_name
+
+    store = store or Store()
+    pol = _policy(policy, required=False)
+    name = _model_name(model)
+    info = store.get_model(name)
+    ledger = Ledger(store, pol.ledger_experiment)
+    recent = ledger.events(name, limit=200)
+    aliases = []
+    notes = []
+    for alias, version in sorted(info.aliases.items()):
+        last = next((e for e in recent if e.alias == alias and e.moved), None)
+        if last is None:
+            moves = ledger.events(name, alias=alias, outcome="moved", limit=1)
+            last = moves[0] if moves else None
+        if last is None:
+            notes.append(f"{alias} was set outside mlgate (no ledger event)")
+        elif last.to_version != version:
+            notes.append(f"{alias} points at {version} but the ledger's last move says "
+                         f"{last.to_version}: it was moved outside mlgate")  # fmt: skip
+        aliases.append(AliasStatus(alias=alias, version=version, last_move=last))
+    pending = tuple(e for e in recent if e.outcome == "pending")
+    for e in pending:
+        where = info.aliases.get(e.alias)
+        done = "did move" if where == e.to_version else "did not move"
+        notes.append(f"a {e.kind} of {e.alias} to {e.to_version} by {e.actor} at {e.at} was "
+                     f"interrupted; the alias {done}")  # fmt: skip
+    lease = None
+    with contextlib.suppress(NotFoundError):
+        lease = dict(store.get_model(lease_name(name)).tags)
+    versions = store.search_versions(name)
+    return Status(
+        model=name,
+        aliases=tuple(aliases),
+        latest_version=versions[0].version if versions else None,
+        pending=pending,
+        lease=lease,
+        notes=tuple(notes),
+    )

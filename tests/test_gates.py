@@ -1,0 +1,214 @@
+"""Gates are pure functions over evidence, and they fail closed."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlgate.gates import Column, EvaluationEvidence, Evidence, VersionEvidence, run_gates
+from mlgate.lineage import Tags
+from mlgate.policy import GateSpec
+from mlgate.scoring import paired_bootstrap
+
+EVAL_A = "blake3:" + "a" * 64
+EVAL_B = "blake3:" + "b" * 64
+
+
+def spec(type_: str, **opts) -> GateSpec:
+    name = f"{type_}:{opts['metric']}" if "metric" in opts else type_
+    return GateSpec(type=type_, options={"type": type_, **opts}, where="test", name=name)
+
+
+def version(v: str = "2", **kw) -> VersionEvidence:
+    kw.setdefault("logged_eval_fingerprint", EVAL_A)
+    return VersionEvidence(version=v, **kw)
+
+
+def evidence(candidate: VersionEvidence, champion: VersionEvidence | None = None, **kw) -> Evidence:
+    return Evidence(model="m", alias="champion", candidate=candidate, champion=champion, **kw)
+
+
+def one(s: GateSpec, ev: Evidence):
+    (r,) = run_gates([s], ev)
+    return r
+
+
+@pytest.mark.parametrize("value", [None, math.nan, math.inf])
+def test_threshold_fails_closed_on_missing_or_nan(value):
+    """A missing, NaN or infinite metric fails a threshold gate."""
+    logged = {} if value is None else {"accuracy": value}
+    r = one(spec("metric", metric="accuracy", min=0.5), evidence(version(logged=logged)))
+    assert not r.passed
+
+
+def test_threshold_bounds():
+    """min and max are inclusive bounds on the candidate's metric."""
+    ev = evidence(version(logged={"rmse": 3.2}))
+    assert one(spec("metric", metric="rmse", max=3.2), ev).passed
+    assert not one(spec("metric", metric="rmse", max=3.1), ev).passed
+    assert one(spec("metric", metric="rmse", min=1, max=4), ev).passed
+
+
+def test_evaluated_metric_wins_over_logged():
+    """A metric computed on shared evaluation rows is used before the logged one."""
+    ev = evidence(version(logged={"accuracy": 0.99}, evaluated={"accuracy": 0.5}))
+    r = one(spec("metric", metric="accuracy", min=0.9), ev)
+    assert not r.passed and r.observed == 0.5
+
+
+def test_no_regression_first_promotion_is_explicit():
+    """With no champion, comparison gates pass and say it is the first promotion."""
+    r = one(spec("no_regression", metric="accuracy"), evidence(version(logged={"accuracy": 0.1})))
+    assert r.passed and "first promotion" in r.reason
+
+
+def test_no_regression_tolerance_and_direction():
+    """Worse beyond the tolerance fails; lower-is-better metrics are handled."""
+    cand = version(logged={"accuracy": 0.895, "rmse": 2.0})
+    champ = version("1", logged={"accuracy": 0.9, "rmse": 1.9})
+    ev = evidence(cand, champ)
+    assert one(spec("no_regression", metric="accuracy", tolerance=0.01), ev).passed
+    assert not one(spec("no_regression", metric="accuracy", tolerance=0.001), ev).passed
+    assert not one(spec("no_regression", metric="rmse", tolerance=0.05), ev).passed
+    assert one(spec("no_regression", metric="rmse", tolerance=0.06, relative=True), ev).passed
+    assert not one(spec("improvement", metric="accuracy", min_improvement=0.0), ev).passed
+
+
+def test_logged_metrics_on_different_eval_data_are_not_compared():
+    """Logged metrics from different evaluation data: the comparison refuses, and says why."""
+    cand = version(logged={"accuracy": 0.99}, logged_eval_fingerprint=EVAL_B)
+    champ = version("1", logged={"accuracy": 0.5}, logged_eval_fingerprint=EVAL_A)
+    r = one(spec("no_regression", metric="accuracy"), evidence(cand, champ))
+    assert not r.passed and "different evaluation data" in r.reason
+    unknown = version(logged={"accuracy": 0.99}, logged_eval_fingerprint=None)
+    assert not one(spec("no_regression", metric="accuracy"), evidence(unknown, champ)).passed
+
+
+def test_unreadable_champion_fails_comparisons():
+    """An unreadable champion is a failure, never a first promotion."""
+    ev = evidence(version(logged={"accuracy": 1.0}), None, champion_error="boom")
+    assert not ev.first_promotion
+    for s in (spec("no_regression", metric="accuracy"), spec("signature"),
+              spec("bootstrap", metric="accuracy")):  # fmt: skip
+        assert not one(s, ev).passed
+
+
+def test_unknown_gate_type_and_gate_crash_fail_closed():
+    """An unknown gate type, or an exception inside a gate, fails that gate."""
+    assert not one(GateSpec("nope", {}, "x", "nope"), evidence(version())).passed
+    broken = spec("metric", metric="accuracy", min="not a number")
+    r = one(broken, evidence(version(logged={"accuracy": 0.5})))
+    assert not r.passed and "gate error" in r.reason
+
+
+def cols(*items: tuple[str, str, bool]) -> tuple[Column, ...]:
+    return tuple(Column(*c) for c in items)
+
+
+@pytest.mark.parametrize(
+    ("candidate", "ok", "words"),
+    [
+        (cols(("a", "double", True), ("b", "string", True)), True, "compatible"),
+        (
+            cols(("a", "double", True), ("b", "string", True), ("c", "long", False)),
+            True,
+            "optional",
+        ),
+        (cols(("a", "double", True)), False, "removed"),
+        (cols(("a", "string", True), ("b", "string", True)), False, "changed type"),
+        (
+            cols(("a", "double", True), ("b", "string", True), ("c", "long", True)),
+            False,
+            "required",
+        ),
+    ],
+)
+def test_signature_rules(candidate, ok, words):
+    """Removed/retyped champion columns and new required columns break; new optional ones do not."""
+    champ = version("1", signature=cols(("a", "double", True), ("b", "string", True)))
+    r = one(spec("signature"), evidence(version(signature=candidate), champ))
+    assert r.passed is ok and words in r.reason
+
+
+def test_signature_widening_and_missing():
+    """long -> double widens safely; a candidate without a signature fails unless allowed."""
+    champ = version("1", signature=cols(("a", "long", True)))
+    assert one(
+        spec("signature"), evidence(version(signature=cols(("a", "double", True))), champ)
+    ).passed
+    assert not one(spec("signature"), evidence(version(signature=None), champ)).passed
+    assert one(
+        spec("signature", allow_missing=True), evidence(version(signature=None), champ)
+    ).passed
+
+
+def lineage_tags(**over) -> dict[str, str]:
+    tags = {Tags.GIT_COMMIT: "abc123", Tags.GIT_DIRTY: "false", Tags.ARTIFACT_DIGEST: EVAL_A}
+    tags.update(over)
+    return tags
+
+
+def test_lineage_gate():
+    """Commit recorded, clean tree and intact artifacts are each required."""
+    good = version(tags=lineage_tags(), artifact_digest_now=EVAL_A)
+    assert one(spec("lineage"), evidence(good)).passed
+    dirty = version(tags=lineage_tags(**{Tags.GIT_DIRTY: "true"}), artifact_digest_now=EVAL_A)
+    assert "dirty" in one(spec("lineage"), evidence(dirty)).reason
+    nogit = version(tags=lineage_tags(**{Tags.GIT_COMMIT: "none"}), artifact_digest_now=EVAL_A)
+    assert not one(spec("lineage"), evidence(nogit)).passed
+    assert one(spec("lineage", require_commit=False, require_clean=False), evidence(nogit)).passed
+    tampered = version(tags=lineage_tags(), artifact_digest_now=EVAL_B)
+    r = one(spec("lineage"), evidence(tampered))
+    assert not r.passed and "changed since registration" in r.reason
+
+
+def test_data_gate():
+    """Pinned fingerprints, paths, train != eval and recorded-path checks."""
+    tags = {Tags.data("train", "fingerprint"): EVAL_A, Tags.data("eval", "fingerprint"): EVAL_B,
+            Tags.data("train", "source"): "/data/train.csv"}  # fmt: skip
+    v = version(tags=tags)
+    assert one(spec("data", train_fingerprint=EVAL_A, distinct_train_eval=True), evidence(v)).passed
+    assert not one(spec("data", train_fingerprint=EVAL_B), evidence(v)).passed
+    same = version(tags={**tags, Tags.data("eval", "fingerprint"): EVAL_A})
+    assert "identical" in one(spec("data", distinct_train_eval=True), evidence(same)).reason
+    changed = evidence(v, path_fingerprints={"/data/train.csv": EVAL_B})
+    r = one(spec("data", verify_recorded=True), changed)
+    assert not r.passed and "changed since registration" in r.reason
+    gone = evidence(v, path_fingerprints={"/data/train.csv": "error: no such file"})
+    assert not one(spec("data", verify_recorded=True), gone).passed
+    intact = evidence(v, path_fingerprints={"/data/train.csv": EVAL_A})
+    assert one(spec("data", verify_recorded=True), intact).passed
+
+
+def test_bootstrap_gate_and_interval():
+    """A clearly better candidate passes the paired bootstrap; an equal one does not."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 2000)
+    good = np.where(rng.random(2000) < 0.9, y, 1 - y)
+    bad = np.where(rng.random(2000) < 0.7, y, 1 - y)
+    ev_eval = EvaluationEvidence(
+        EVAL_A, 2000, "classification", "y", y, {"2": good, "1": bad, "3": bad}
+    )
+    better = evidence(version("2"), version("1"), evaluation=ev_eval)
+    r = one(spec("bootstrap", metric="accuracy", samples=300), better)
+    assert r.passed and r.observed["lower"] > 0.1
+    same = Evidence("m", "champion", version("3"), version("1"), evaluation=ev_eval)
+    assert not one(spec("bootstrap", metric="accuracy", samples=300), same).passed
+    no_data = evidence(version("2"), version("1"))
+    assert "needs evaluation data" in one(spec("bootstrap", metric="accuracy"), no_data).reason
+
+
+def test_paired_bootstrap_generic_path_matches_direction():
+    """The sklearn path (f1) and lower-is-better metrics orient improvement the same way."""
+    rng = np.random.default_rng(2)
+    y = rng.normal(size=500)
+    close, far = y + rng.normal(0, 0.1, 500), y + rng.normal(0, 1.0, 500)
+    b = paired_bootstrap("regression", "rmse", y, close, far, greater_is_better=False, samples=200)
+    assert b.lower > 0
+    yc = rng.integers(0, 3, 500)
+    b2 = paired_bootstrap(
+        "classification", "f1_macro", yc, yc, (yc + 1) % 3, greater_is_better=True, samples=100
+    )
+    assert b2.lower > 0.5
