@@ -147,12 +147,19 @@ def _version_record(mv: Any) -> VersionRecord:
         version=str(mv.version),
         run_id=mv.run_id or None,
         source=mv.source or "",
-        model_id=getattr(mv, "model_id", None) or None,
+        model_id=getattr(mv, "model_id", None) or _logged_model_id(mv.source or ""),
         status=str(mv.status),
         created_ms=int(mv.creation_timestamp or 0),
         tags=dict(mv.tags or {}),
         aliases=tuple(getattr(mv, "aliases", ()) or ()),
     )
+
+
+def _logged_model_id(source: str) -> str | None:
+    """MLflow 3 versions made from a logged model have source ``models:/m-<id>``."""
+    if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
+        return source[len("models:/") :]
+    return None
 
 
 def _run_record(run: Any) -> RunRecord:
@@ -294,6 +301,15 @@ class Store:
         out.sort(key=lambda v: int(v.version), reverse=True)
         return out
 
+    def latest_version(self, name: str) -> VersionRecord | None:
+        """The highest-numbered version of a model (one small query, however many versions)."""
+        safe = name.replace("'", "\\'")
+        with _calling(f"versions of {name!r}"):
+            page = self.client.search_model_versions(
+                f"name = '{safe}'", max_results=1, order_by=["version_number DESC"]
+            )
+        return _version_record(page[0]) if page else None
+
     def set_version_tags(self, name: str, version: str, tags: dict[str, str]) -> None:
         with _calling(f"tags on model version {name}/{version}"):
             for key, value in tags.items():
@@ -357,7 +373,9 @@ class Store:
             run = self.client.create_run(
                 experiment_id, start_time=start_ms, tags=tags, run_name=run_name
             )
-            self.client.set_terminated(run.info.run_id, "FINISHED", end_time=start_ms)
+            # update_run, not set_terminated: the latter prints a "View run" URL to stdout for
+            # every event, which would land in a notebook cell or in --json output.
+            self.client.update_run(run.info.run_id, status="FINISHED")
         return str(run.info.run_id)
 
     def set_run_tags(self, run_id: str, tags: dict[str, str]) -> None:

@@ -451,34 +451,33 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     name = _model_name(model)
     info = store.get_model(name)
     ledger = Ledger(store, pol.ledger_experiment)
-    recent = ledger.events(name, limit=200)
     aliases = []
     notes = []
     for alias, version in sorted(info.aliases.items()):
-        last = next((e for e in recent if e.alias == alias and e.moved), None)
-        if last is None:
-            moves = ledger.events(name, alias=alias, outcome="moved", limit=1)
-            last = moves[0] if moves else None
+        moves = ledger.events(name, alias=alias, outcome="moved", limit=1)
+        last = moves[0] if moves else None
         if last is None:
             notes.append(f"{alias} was set outside mlgate (no ledger event)")
         elif last.to_version != version:
             notes.append(f"{alias} points at {version} but the ledger's last move says "
                          f"{last.to_version}: it was moved outside mlgate")  # fmt: skip
         aliases.append(AliasStatus(alias=alias, version=version, last_move=last))
-    pending = tuple(e for e in recent if e.outcome == "pending")
+    pending = tuple(ledger.events(name, outcome="pending", limit=50))
     for e in pending:
         where = info.aliases.get(e.alias)
         done = "did move" if where == e.to_version else "did not move"
         notes.append(f"a {e.kind} of {e.alias} to {e.to_version} by {e.actor} at {e.at} was "
                      f"interrupted; the alias {done}")  # fmt: skip
     lease = None
-    with contextlib.suppress(NotFoundError):
+    try:
         lease = dict(store.get_model(lease_name(name)).tags)
-    versions = store.search_versions(name)
+    except NotFoundError:
+        pass
+    latest = store.latest_version(name)
     return Status(
         model=name,
         aliases=tuple(aliases),
-        latest_version=versions[0].version if versions else None,
+        latest_version=latest.version if latest else None,
         pending=pending,
         lease=lease,
         notes=tuple(notes),

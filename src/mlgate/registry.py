@@ -96,12 +96,12 @@ def resolve(store: Store, ref: ModelRef | str, *, default_latest: bool = True) -
         return found
     if not default_latest:
         raise UsageError(f"{ref.name}: say which version (NAME/VERSION or NAME@ALIAS)")
-    versions = store.search_versions(ref.name)
-    if not versions:
+    latest = store.latest_version(ref.name)
+    if latest is None:
         if not store.model_exists(ref.name):
             raise NotFoundError(f"registered model {ref.name!r}: not found")
         raise NotFoundError(f"registered model {ref.name!r} has no versions")
-    return versions[0]
+    return latest
 
 
 # --------------------------------------------------------------------------- lease
