@@ -558,6 +558,82 @@ class Store:
         return infer_signature(model_input, model_output)
 
 
+# --------------------------------------------------------------------------- scoring protocol
+# mlgate's server speaks MLflow's scoring protocol by using MLflow's own parsers, so every input
+# format (dataframe_split, dataframe_records, instances, inputs, CSV) behaves exactly as in
+# `mlflow models serve`, and clients need no change.
+
+
+class ScoringInputError(MlgateError):
+    """A request body that MLflow's scoring protocol rejects (answered with a 4xx)."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def parse_scoring_request(body: bytes, content_type: str, model: Any) -> tuple[Any, Any]:
+    """Parse a /invocations body into ``(data, params)`` as MLflow's scoring server would."""
+    from io import StringIO
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.pyfunc import scoring_server as ss
+
+    mime = content_type.split(";")[0].strip().lower()
+    schema = model.metadata.get_input_schema()
+    try:
+        if mime == ss.CONTENT_TYPE_JSON:
+            parsed = ss._parse_json_data(body, model.metadata, schema)  # type: ignore[no-untyped-call]
+            return parsed.data, parsed.params
+        if mime == ss.CONTENT_TYPE_CSV:
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ScoringInputError(f"CSV body is not valid UTF-8: {exc}") from None
+            return ss.parse_csv_input(StringIO(text), schema=schema), None
+    except MlflowException as exc:
+        raise ScoringInputError(_first_line(exc.message)) from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise ScoringInputError(f"cannot parse the request: {type(exc).__name__}: {exc}") from None
+    raise ScoringInputError(
+        f"unsupported content type {mime!r}; use application/json or text/csv", status=415
+    )
+
+
+def predict(model: Any, data: Any, params: Any = None) -> Any:
+    """Run a pyfunc model; schema or input problems become :class:`ScoringInputError`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if params:
+            return model.predict(data, params=params)
+        return model.predict(data)
+    except MlflowException as exc:
+        raise ScoringInputError(
+            f"the model rejected the input: {_first_line(exc.message)}"
+        ) from None
+    except (ValueError, TypeError, KeyError, IndexError) as exc:
+        raise ScoringInputError(
+            f"the model could not score the input: {type(exc).__name__}: {_first_line(str(exc))}"
+        ) from None
+
+
+def predictions_json(predictions: Any) -> str:
+    """``{"predictions": ...}`` exactly as MLflow's scoring server writes it."""
+    from io import StringIO
+
+    from mlflow.pyfunc import scoring_server as ss
+
+    out = StringIO()
+    ss.predictions_to_json(predictions, out)  # type: ignore[no-untyped-call]
+    return out.getvalue()
+
+
+def _first_line(text: str, limit: int = 500) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return line[:limit]
+
+
 def _flavor_module(model: Any) -> Any:
     """The MLflow flavor module that can log ``model``."""
     import mlflow.pyfunc

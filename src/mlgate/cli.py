@@ -384,6 +384,83 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
         click.echo(render_status(st))
 
 
+# --------------------------------------------------------------------------- serving
+@cli.command()
+@click.argument("model")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", "-p", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port."
+)
+@click.option("--poll", "poll_interval", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between registry polls.")  # fmt: skip
+@click.option(
+    "--weight", type=click.FloatRange(0, 100), help="Override the registry: challenger percent."
+)
+@click.option(
+    "--mode", type=click.Choice(["split", "shadow"]), help="Override the registry: traffic mode."
+)
+@click.option("--pin", help="Serve only this version; do not follow the aliases.")
+@click.option(
+    "--champion-alias", default="champion", show_default=True, help="Alias of the champion."
+)
+@click.option(
+    "--challenger-alias", default="challenger", show_default=True, help="Alias of the challenger."
+)
+@click.option("--max-body-mb", default=10.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Largest accepted request body.")  # fmt: skip
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds a request may take to score.")  # fmt: skip
+@click.option("--no-verify", is_flag=True, help="Do not check artifact digests before serving.")
+@click.pass_context
+def serve(ctx: click.Context, model: str, host: str, port: int, poll_interval: float,
+          weight: float | None, mode: str | None, pin: str | None, champion_alias: str,
+          challenger_alias: str, max_body_mb: float, timeout: float, no_verify: bool) -> None:  # fmt: skip
+    """Serve the champion and challenger of MODEL, following the registry.
+
+    Speaks MLflow's scoring protocol on /invocations; /ping, /health, /version, /metrics.
+    """
+    from mlgate.serving.routing import Traffic
+    from mlgate.serving.server import ServeConfig
+    from mlgate.serving.server import serve as run
+
+    traffic = None
+    if weight is not None or mode is not None:
+        traffic = Traffic(mode=mode or "split", challenger_weight=weight or 0.0)
+    config = ServeConfig(
+        model=model, tracking_uri=ctx.obj.get("tracking_uri"), champion_alias=champion_alias,
+        challenger_alias=challenger_alias, poll_interval=poll_interval, traffic=traffic, pin=pin,
+        max_body_bytes=int(max_body_mb * 1024 * 1024), timeout=timeout, verify_digest=not no_verify,
+    )  # fmt: skip
+    click.echo(f"mlgate serving {model} on http://{host}:{port} (Ctrl-C to stop)", err=True)
+    run(config, host=host, port=port)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--weight", "-w", required=True, type=click.FloatRange(0, 100),
+              help="Percent of requests the challenger answers.")  # fmt: skip
+@click.option("--mode", default="split", show_default=True, type=click.Choice(["split", "shadow"]),
+              help="split: challenger answers its share; shadow: it only scores copies.")  # fmt: skip
+@click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
+@_policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print the ledger event as JSON.")
+@click.pass_context
+def traffic(ctx: click.Context, model: str, weight: float, mode: str, reason: str, policy: str | None,
+            as_json: bool) -> None:  # fmt: skip
+    """Set how much traffic the challenger gets; every `mlgate serve` follows within a poll."""
+    from mlgate.promotion import resolve_policy
+    from mlgate.serving.control import set_traffic
+
+    pol = resolve_policy(policy, required=False)
+    mp = pol.for_model(model)
+    event = set_traffic(_store(ctx), model, weight=weight, mode=mode, reason=reason,
+                        ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+    if as_json:
+        _echo_json(event.to_dict())
+    else:
+        click.echo(f"{model}: {event.message}")
+
+
 # --------------------------------------------------------------------------- entry point
 def _quiet_mlflow() -> None:
     """Keep stdout for mlgate's own output (JSON must parse): MLflow prints run URLs there and

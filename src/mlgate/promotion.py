@@ -61,7 +61,8 @@ _EVIDENCE_LIMIT = 5000
 PolicyLike = Policy | str | os.PathLike[str] | None
 
 
-def _policy(policy: PolicyLike, *, required: bool) -> Policy:
+def resolve_policy(policy: PolicyLike, *, required: bool) -> Policy:
+    """A Policy object, a path to load, or None to search upward (required: fail if none)."""
     if isinstance(policy, Policy):
         return policy
     if policy is not None:
@@ -154,7 +155,7 @@ def check(
     """
     store = store or Store()
     validate_alias(to)
-    pol = _policy(policy, required=True)
+    pol = resolve_policy(policy, required=True)
     candidate = _candidate(store, model, version)
     return _decide(store, pol, pol.for_model(candidate.name), candidate, to, eval_data)
 
@@ -281,7 +282,7 @@ def promote(
     """
     store = store or Store()
     validate_alias(to)
-    pol = _policy(policy, required=True)
+    pol = resolve_policy(policy, required=True)
     candidate = _candidate(store, model, version)
     name = candidate.name
     mp = pol.for_model(name)
@@ -353,7 +354,7 @@ def rollback(
     move is guarded and recorded like any other.
     """
     store = store or Store()
-    pol = _policy(policy, required=False)
+    pol = resolve_policy(policy, required=False)
     name = _model_name(model)
     mp = pol.for_model(name)
     alias = validate_alias(alias or mp.champion_alias)
@@ -400,7 +401,7 @@ def history(
 ) -> list[Event]:
     """The ledger events of ``model`` (optionally one alias), newest first."""
     store = store or Store()
-    pol = _policy(policy, required=False)
+    pol = resolve_policy(policy, required=False)
     name = _model_name(model)
     if not store.model_exists(name):
         raise NotFoundError(f"registered model {name!r}: not found")
@@ -447,7 +448,7 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     from mlgate.registry import lease_name
 
     store = store or Store()
-    pol = _policy(policy, required=False)
+    pol = resolve_policy(policy, required=False)
     name = _model_name(model)
     info = store.get_model(name)
     ledger = Ledger(store, pol.ledger_experiment)
@@ -469,10 +470,8 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
         notes.append(f"a {e.kind} of {e.alias} to {e.to_version} by {e.actor} at {e.at} was "
                      f"interrupted; the alias {done}")  # fmt: skip
     lease = None
-    try:
+    with contextlib.suppress(NotFoundError):
         lease = dict(store.get_model(lease_name(name)).tags)
-    except NotFoundError:
-        pass
     latest = store.latest_version(name)
     return Status(
         model=name,

@@ -1,0 +1,71 @@
+"""The registry as control plane: aliases say which versions serve, a model tag how much traffic.
+
+Servers only read this; ``mlgate traffic`` and ``mlgate rollout`` write it (under the model's
+promotion lease, and recorded in the ledger), so every replica converges on the same state.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mlgate._mlflow import Store
+from mlgate.errors import UsageError
+from mlgate.ledger import Event, Ledger, new_event
+from mlgate.lineage import compact_json
+from mlgate.registry import leased
+from mlgate.serving.routing import MODES, RoutingTable, Traffic
+
+TRAFFIC_TAG = "mlgate.traffic"
+
+
+def parse_traffic(raw: str | None) -> Traffic:
+    """The traffic setting from its tag; a missing or unreadable tag means 'champion only'."""
+    if not raw:
+        return Traffic()
+    try:
+        data = json.loads(raw)
+        return Traffic(mode=str(data.get("mode", "split")),
+                       challenger_weight=float(data.get("challenger_weight", 0.0)))  # fmt: skip
+    except (ValueError, TypeError, AttributeError):
+        return Traffic()
+
+
+def read_table(store: Store, model: str, *, champion_alias: str = "champion",
+               challenger_alias: str = "challenger") -> RoutingTable:  # fmt: skip
+    """One registry read: where the aliases point and the traffic setting."""
+    info = store.get_model(model)
+    return RoutingTable(
+        champion=info.aliases.get(champion_alias),
+        challenger=info.aliases.get(challenger_alias),
+        traffic=parse_traffic(info.tags.get(TRAFFIC_TAG)),
+    )
+
+
+def set_traffic(
+    store: Store,
+    model: str,
+    *,
+    weight: float,
+    mode: str = "split",
+    reason: str = "",
+    ledger_experiment: str = "mlgate-ledger",
+    alias: str = "challenger",
+    kind: str = "traffic",
+) -> Event:
+    """Set the challenger's share of traffic (percent) and the mode; recorded in the ledger."""
+    if mode not in MODES:
+        raise UsageError(f"traffic mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if not 0.0 <= weight <= 100.0:
+        raise UsageError(f"challenger weight must be within 0..100, got {weight}")
+    new = Traffic(mode=mode, challenger_weight=float(weight))
+    ledger = Ledger(store, ledger_experiment)
+    with leased(store, model):
+        info = store.get_model(model)
+        old = parse_traffic(info.tags.get(TRAFFIC_TAG))
+        store.set_model_tag(model, TRAFFIC_TAG, compact_json(new.to_dict()))
+    event = new_event(kind, "moved", model, alias,
+                      from_version=f"{old.mode}:{old.challenger_weight:g}%",
+                      to_version=f"{new.mode}:{new.challenger_weight:g}%", reason=reason,
+                      message=f"challenger traffic {old.challenger_weight:g}% -> {new.challenger_weight:g}%"
+                      f" ({new.mode})")  # fmt: skip
+    return ledger.append(event)

@@ -1,0 +1,83 @@
+"""Routing policy: which version answers a request. Pure and deterministic given its inputs.
+
+Modes:
+
+* ``split``: the challenger answers ``challenger_weight`` percent of requests. With a request key
+  (the ``X-Mlgate-Key`` header, e.g. a user id) the choice is *sticky*: the key hashes to a fixed
+  point in [0, 1), so the same key reaches the same version while the weight stands, and
+  raising the weight only moves keys from champion to challenger, never back.
+* ``shadow``: the champion answers every request; the challenger scores a copy and only its
+  disagreement with the champion is counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import blake3
+
+MODES = ("split", "shadow")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """How traffic is shared between champion and challenger."""
+
+    mode: str = "split"
+    challenger_weight: float = 0.0  # percent, 0..100
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"traffic mode must be one of {MODES}, got {self.mode!r}")
+        if not 0.0 <= float(self.challenger_weight) <= 100.0:
+            raise ValueError(
+                f"challenger weight must be within 0..100, got {self.challenger_weight}"
+            )
+
+    def to_dict(self) -> dict[str, object]:
+        return {"mode": self.mode, "challenger_weight": self.challenger_weight}
+
+
+@dataclass(frozen=True)
+class Route:
+    """The version that answers, its role, and the version that shadows it (if any)."""
+
+    version: str
+    role: str
+    shadow: str | None = None
+
+
+def key_point(key: str) -> float:
+    """A stable point in [0, 1) for a request key (same on every replica and every run)."""
+    digest = blake3.blake3(key.encode("utf-8", "surrogatepass")).digest(length=8)
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
+@dataclass(frozen=True)
+class RoutingTable:
+    """A snapshot of what serves: champion and challenger versions and the traffic setting."""
+
+    champion: str | None
+    challenger: str | None
+    traffic: Traffic = Traffic()
+
+    def route(self, key: str | None, draw: float) -> Route:
+        """Choose for one request. ``draw`` is a uniform [0, 1) number used when there is no key.
+
+        Raises:
+            LookupError: there is no champion to serve.
+        """
+        if self.champion is None:
+            raise LookupError("no champion version to serve")
+        challenger = self.challenger if self.challenger != self.champion else None
+        if challenger is None:
+            return Route(self.champion, "champion")
+        if self.traffic.mode == "shadow":
+            return Route(self.champion, "champion", shadow=challenger)
+        point = key_point(key) if key else draw
+        if point * 100.0 < self.traffic.challenger_weight:
+            return Route(challenger, "challenger")
+        return Route(self.champion, "champion")
+
+    def versions(self) -> tuple[str, ...]:
+        return tuple(v for v in (self.champion, self.challenger) if v is not None)

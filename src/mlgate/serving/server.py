@@ -1,0 +1,503 @@
+"""``mlgate serve``: champion and challenger in one process, following the registry.
+
+* ``POST /invocations`` — MLflow's scoring protocol (JSON ``dataframe_split``,
+  ``dataframe_records``, ``instances``, ``inputs``; CSV), same response shape
+  (``{"predictions": ...}``). The ``X-Mlgate-Version`` and ``X-Mlgate-Role`` response headers
+  say which version answered. ``X-Mlgate-Key`` makes routing sticky.
+* ``GET /ping`` (200 once the champion is loaded), ``/health`` (JSON; 503 until ready, with the
+  registry and loading state), ``/version`` (what serves at what weight), ``/metrics``
+  (Prometheus).
+
+The :class:`Follower` polls the registry (aliases and the ``mlgate.traffic`` tag), loads new
+versions in the background — verifying each artifact digest recorded at registration — and
+swaps in a new immutable :class:`ServingState` in one assignment. A request takes the state at
+its start and finishes on it, so a switch fails no request; a version that fails to load is
+never swapped in, and the old state keeps serving.
+
+Concurrent one-row requests are batched adaptively: while the model scores one batch, the next
+requests queue and are scored together in one ``predict`` call (no added wait at low load).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from mlgate import __version__
+from mlgate._mlflow import (
+    ScoringInputError,
+    Store,
+    parse_scoring_request,
+    predict,
+    predictions_json,
+)
+from mlgate.errors import IntegrityError, MlgateError
+from mlgate.fingerprint import fingerprint_model_artifacts
+from mlgate.lineage import Tags
+from mlgate.serving import control
+from mlgate.serving.metrics import Metrics
+from mlgate.serving.routing import RoutingTable, Traffic
+
+log = logging.getLogger("mlgate.serve")
+
+KEY_HEADER = "x-mlgate-key"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """How ``mlgate serve`` runs. Everything has a default but the model name."""
+
+    model: str
+    tracking_uri: str | None = None
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+    poll_interval: float = 5.0
+    traffic: Traffic | None = None  # overrides the registry's setting when given
+    pin: str | None = None  # serve this one version, do not follow aliases
+    max_body_bytes: int = 10 * 1024 * 1024
+    timeout: float = 30.0
+    max_batch: int = 256
+    verify_digest: bool = True
+
+
+# --------------------------------------------------------------------------- batching
+
+
+class Batcher:
+    """Scores queued DataFrame requests of one version together, in one predict call."""
+
+    def __init__(self, model: Any, max_batch: int) -> None:
+        self.model = model
+        self.max_batch = max_batch
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-predict")
+        self.queue: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] | None = None
+        self.worker: asyncio.Task[None] | None = None
+
+    async def submit(self, data: Any, params: Any) -> Any:
+        import pandas as pd
+
+        loop = asyncio.get_running_loop()
+        if params or not isinstance(data, pd.DataFrame):
+            return await loop.run_in_executor(self.executor, predict, self.model, data, params)
+        if self.queue is None:
+            self.queue = asyncio.Queue()
+        if self.worker is None or self.worker.done():
+            self.worker = loop.create_task(self._work())
+        fut: asyncio.Future[Any] = loop.create_future()
+        self.queue.put_nowait((data, fut))
+        return await fut
+
+    async def _work(self) -> None:
+        assert self.queue is not None
+        while True:
+            batch = [await self.queue.get()]
+            while len(batch) < self.max_batch and not self.queue.empty():
+                batch.append(self.queue.get_nowait())
+            batch = [(d, f) for d, f in batch if not f.done()]  # timed-out callers
+            if batch:
+                await self._score(batch)
+
+    async def _score(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+        import pandas as pd
+
+        loop = asyncio.get_running_loop()
+        if len(batch) > 1 and all(list(d.columns) == list(batch[0][0].columns) for d, _ in batch):
+            sizes = [len(d) for d, _ in batch]
+            try:
+                combined = pd.concat([d for d, _ in batch], ignore_index=True)
+                out = await loop.run_in_executor(self.executor, predict, self.model, combined, None)
+                parts = _split(out, sizes)
+            except Exception:  # noqa: BLE001 - isolate the bad request: score one by one below
+                parts = None
+            if parts is not None:
+                for (_, fut), part in zip(batch, parts, strict=True):
+                    if not fut.done():
+                        fut.set_result(part)
+                return
+        for data, fut in batch:
+            try:
+                result = await loop.run_in_executor(self.executor, predict, self.model, data, None)
+            except Exception as exc:  # noqa: BLE001 - delivered to the one request it belongs to
+                if not fut.done():
+                    fut.set_exception(exc)
+            else:
+                if not fut.done():
+                    fut.set_result(result)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.cancel()
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _split(out: Any, sizes: list[int]) -> list[Any] | None:
+    """Cut a batch's predictions back into per-request pieces; None if the shape is unexpected."""
+    import numpy as np
+    import pandas as pd
+
+    total = sum(sizes)
+    if isinstance(out, pd.DataFrame | pd.Series):
+        if len(out) != total:
+            return None
+        bounds = np.cumsum([0, *sizes])
+        return [out.iloc[a:b].reset_index(drop=True) for a, b in itertools.pairwise(bounds)]
+    if isinstance(out, list):
+        out = np.asarray(out, dtype=object) if out and isinstance(out[0], dict) else np.asarray(out)
+    if isinstance(out, np.ndarray) and out.ndim >= 1 and out.shape[0] == total:
+        bounds = np.cumsum([0, *sizes])
+        return [out[a:b] for a, b in itertools.pairwise(bounds)]
+    return None
+
+
+# --------------------------------------------------------------------------- state and follower
+
+
+@dataclass
+class Runtime:
+    """One loaded version."""
+
+    version: str
+    model: Any
+    verified: bool
+    batcher: Batcher
+    loaded_at: float
+    local_dir: str
+
+
+@dataclass(frozen=True)
+class ServingState:
+    """An immutable snapshot: the routing table and a runtime for each version it names."""
+
+    table: RoutingTable
+    runtimes: dict[str, Runtime]
+    generation: int = 0
+
+
+@dataclass
+class FollowerStatus:
+    registry_ok: bool = False
+    last_poll: float | None = None
+    last_error: str | None = None
+    load_errors: dict[str, str] = field(default_factory=dict)
+
+
+class Follower:
+    """Keeps :attr:`state` in step with the registry, from a background thread."""
+
+    def __init__(self, config: ServeConfig, store: Store | None = None,
+                 loader: Callable[[str], Runtime] | None = None) -> None:  # fmt: skip
+        self.config = config
+        self.store = store or Store(config.tracking_uri)
+        self.state: ServingState | None = None
+        self.status = FollowerStatus()
+        self._loader = loader or self._load
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tmp = tempfile.mkdtemp(prefix="mlgate-serve-")
+        self._lock = threading.Lock()
+
+    # -- loading
+    def _load(self, version: str) -> Runtime:
+        name = self.config.model
+        record = self.store.get_version(name, version)
+        local = self.store.download(
+            f"models:/{name}/{version}", dst=tempfile.mkdtemp(dir=self._tmp)
+        )
+        verified = False
+        want = record.tags.get(Tags.ARTIFACT_DIGEST)
+        if want and self.config.verify_digest:
+            now = fingerprint_model_artifacts(local).digest
+            if now != want:
+                shutil.rmtree(local, ignore_errors=True)
+                raise IntegrityError(
+                    f"version {version}: artifacts do not match the digest recorded at "
+                    f"registration (recorded {want}, found {now}); refusing to serve it"
+                )
+            verified = True
+        model = self.store.load_pyfunc(local)
+        return Runtime(
+            version, model, verified, Batcher(model, self.config.max_batch), time.time(), local
+        )
+
+    def _table(self) -> RoutingTable:
+        c = self.config
+        if c.pin is not None:
+            return RoutingTable(champion=c.pin, challenger=None)
+        table = control.read_table(self.store, c.model, champion_alias=c.champion_alias,
+                                   challenger_alias=c.challenger_alias)  # fmt: skip
+        if c.traffic is not None:
+            table = replace(table, traffic=c.traffic)
+        return table
+
+    def refresh(self) -> bool:
+        """One poll: read the registry, load what is new, swap. True when the state changed."""
+        with self._lock:
+            table = self._table()
+            self.status.registry_ok = True
+            self.status.last_poll = time.time()
+            self.status.last_error = None
+            current = self.state
+            if current is not None and current.table == table:
+                return False
+            runtimes = dict(current.runtimes) if current else {}
+            for version in table.versions():
+                if version in runtimes:
+                    continue
+                try:
+                    runtimes[version] = self._loader(version)
+                    self.status.load_errors.pop(version, None)
+                    log.info("loaded %s version %s", self.config.model, version)
+                except MlgateError as exc:
+                    self.status.load_errors[version] = str(exc)
+                    log.error(
+                        "version %s failed to load, keeping the current state: %s", version, exc
+                    )
+                    return False  # never swap in a state with a version that did not load
+            keep = {v: r for v, r in runtimes.items() if v in table.versions()}
+            generation = current.generation + 1 if current else 1
+            self.state = ServingState(table=table, runtimes=keep, generation=generation)
+            for version, runtime in runtimes.items():
+                if version not in keep:
+                    self._retire(runtime)
+            log.info("serving %s: champion=%s challenger=%s traffic=%s", self.config.model,
+                     table.champion, table.challenger, table.traffic.to_dict())  # fmt: skip
+            return True
+
+    def _retire(self, runtime: Runtime) -> None:
+        # In-flight requests hold their own reference to the runtime; give them time to finish.
+        def later() -> None:
+            time.sleep(max(self.config.timeout, 1.0))
+            runtime.batcher.close()
+            shutil.rmtree(runtime.local_dir, ignore_errors=True)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def poll_once(self) -> None:
+        try:
+            self.refresh()
+        except MlgateError as exc:
+            self.status.registry_ok = False
+            self.status.last_error = str(exc)
+            log.warning("registry poll failed, still serving what is loaded: %s", exc)
+
+    def start(self) -> None:
+        def loop() -> None:
+            while not self._stop.is_set():
+                self.poll_once()
+                self._stop.wait(self.config.poll_interval)
+
+        self._thread = threading.Thread(target=loop, name="mlgate-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- HTTP app
+
+
+def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+    from starlette.responses import Response
+
+    return Response(json.dumps(payload), status_code=status, media_type="application/json",
+                    headers=headers)  # fmt: skip
+
+
+def _error(status: int, code: str, message: str) -> Any:
+    return _json(status, {"error_code": code, "message": message})
+
+
+async def _read_body(request: Any, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None:
+        try:
+            if int(length) > limit:
+                raise ScoringInputError(
+                    f"request body of {length} bytes exceeds the {limit}-byte limit", 413
+                )
+        except ValueError:
+            raise ScoringInputError("bad Content-Length header", 400) from None
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ScoringInputError(f"request body exceeds the {limit}-byte limit", 413)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _agree(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (ValueError, TypeError):
+        return False
+
+
+def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
+    """The ASGI app. Starts the follower when the server starts, stops it at shutdown."""
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.routing import Route
+
+    follower = follower or Follower(config)
+    metrics = Metrics()
+    rng = random.Random()  # noqa: S311 - traffic splitting, not security
+    background: set[asyncio.Task[Any]] = set()
+
+    async def invocations(request: Any) -> Any:
+        started = time.perf_counter()
+        state = follower.state
+        if state is None or state.table.champion not in state.runtimes:
+            return _error(503, "NOT_READY", "the champion version is not loaded yet")
+        try:
+            body = await _read_body(request, config.max_body_bytes)
+            if not body.strip():
+                raise ScoringInputError("empty request body", 400)
+            route = state.table.route(request.headers.get(KEY_HEADER), rng.random())
+        except ScoringInputError as exc:
+            metrics.invalid()
+            return _error(
+                exc.status, "BAD_REQUEST" if exc.status == 400 else "INVALID_REQUEST", exc.message
+            )
+        runtime = state.runtimes[route.version]
+        headers = {"X-Mlgate-Version": route.version, "X-Mlgate-Role": route.role}
+        content_type = request.headers.get("content-type", "application/json")
+        try:
+            data, params = parse_scoring_request(body, content_type, runtime.model)
+            preds = await asyncio.wait_for(runtime.batcher.submit(data, params), config.timeout)
+            text = predictions_json(preds)
+        except ScoringInputError as exc:
+            metrics.observe(route.version, route.role, exc.status, time.perf_counter() - started)
+            code = "BAD_REQUEST" if exc.status == 400 else "UNSUPPORTED_MEDIA_TYPE"
+            return _json(exc.status, {"error_code": code, "message": exc.message}, headers)
+        except asyncio.TimeoutError:
+            metrics.observe(route.version, route.role, 503, time.perf_counter() - started)
+            return _json(503, {"error_code": "TIMEOUT",
+                               "message": f"scoring took longer than {config.timeout:g} s"}, headers)  # fmt: skip
+        except Exception as exc:
+            log.exception("unexpected error scoring version %s", route.version)
+            metrics.observe(route.version, route.role, 500, time.perf_counter() - started)
+            return _json(
+                500, {"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}"}, headers
+            )
+        metrics.observe(route.version, route.role, 200, time.perf_counter() - started)
+        metrics.observe_predictions(route.version, preds)
+        if route.shadow is not None and route.shadow in state.runtimes:
+            task = asyncio.get_running_loop().create_task(
+                _shadow(state.runtimes[route.shadow], data, params, preds)
+            )
+            background.add(task)
+            task.add_done_callback(background.discard)
+        return Response(text, media_type="application/json", headers=headers)
+
+    async def _shadow(runtime: Runtime, data: Any, params: Any, champion_preds: Any) -> None:
+        try:
+            preds = await asyncio.wait_for(runtime.batcher.submit(data, params), config.timeout)
+        except Exception:  # noqa: BLE001 - a shadow failure never reaches the caller
+            metrics.shadow(runtime.version, agreed=None)
+            return
+        metrics.shadow(runtime.version, agreed=_agree(preds, champion_preds))
+
+    async def ping(request: Any) -> Any:
+        state = follower.state
+        ok = state is not None and state.table.champion in state.runtimes
+        return PlainTextResponse("\n" if ok else "not ready\n", status_code=200 if ok else 503)
+
+    async def health(request: Any) -> Any:
+        state = follower.state
+        ready = state is not None and state.table.champion in state.runtimes
+        st = follower.status
+        payload = {
+            "status": "ok" if ready else "not_ready",
+            "model": config.model,
+            "champion": state.table.champion if state else None,
+            "challenger": state.table.challenger if state else None,
+            "registry": {
+                "reachable": st.registry_ok,
+                "last_poll": st.last_poll,
+                "error": st.last_error,
+            },
+            "load_errors": dict(st.load_errors),
+        }
+        return _json(200 if ready else 503, payload)
+
+    async def version(request: Any) -> Any:
+        state = follower.state
+        if state is None:
+            return _json(503, {"model": config.model, "serving": [], "mlgate": __version__})
+        t = state.table
+        weight = t.traffic.challenger_weight if t.challenger and t.challenger != t.champion else 0.0
+        serving = []
+        for role, v in (("champion", t.champion), ("challenger", t.challenger)):
+            if v is None or v not in state.runtimes:
+                continue
+            share = (100.0 - weight if role == "champion" else weight) if t.traffic.mode == "split" else (
+                100.0 if role == "champion" else 0.0)  # fmt: skip
+            serving.append({"role": role, "version": v, "weight": share,
+                            "verified": state.runtimes[v].verified})  # fmt: skip
+        return _json(200, {"model": config.model, "mode": t.traffic.mode, "serving": serving,
+                           "generation": state.generation, "mlgate": __version__})  # fmt: skip
+
+    async def metrics_endpoint(request: Any) -> Any:
+        return PlainTextResponse(
+            metrics.render(config.model), media_type="text/plain; version=0.0.4"
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Any) -> Any:
+        follower.start()
+        yield
+        follower.stop()
+
+    app = Starlette(
+        routes=[
+            Route("/invocations", invocations, methods=["POST"]),
+            Route("/ping", ping, methods=["GET"]),
+            Route("/health", health, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+        exception_handlers={404: _not_found, 405: _not_allowed},
+    )
+    app.state.follower = follower
+    app.state.metrics = metrics
+    return app
+
+
+async def _not_found(request: Any, exc: Any) -> Any:
+    return _error(404, "NOT_FOUND", f"no route {request.url.path}")
+
+
+async def _not_allowed(request: Any, exc: Any) -> Any:
+    return _error(
+        405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}"
+    )
+
+
+def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Run the server until interrupted (blocking)."""
+    import uvicorn
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    app = create_app(config)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                timeout_keep_alive=30, limit_concurrency=2048)  # fmt: skip

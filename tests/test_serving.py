@@ -1,0 +1,350 @@
+"""`mlgate serve` as a real process against a real tracking server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sklearn.linear_model import LogisticRegression
+
+import mlgate
+from mlgate.serving.control import set_traffic
+from mlgate.serving.metrics import parse_prometheus
+from mlgate.testing import TrackingServer, free_port
+
+FEATURES = [f"f{i}" for i in range(6)]
+
+
+def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+        try:
+            if requests.get(f"{url}/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("server not ready")
+
+
+def start_server(tracking_uri: str, model: str, *args: str) -> tuple[str, subprocess.Popen]:
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    proc = subprocess.Popen([sys.executable, "-m", "mlgate", "serve", model, "--port", str(port),
+                             "--poll", "0.5", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url, proc)
+    return url, proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=20)
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+@pytest.fixture
+def two_versions(store, model_name, make_version, classifier, tmp_path):
+    """v1 champion (the fixture's model) and v2 challenger (a different fit)."""
+    _, train, _ = classifier
+    policy = tmp_path / "mlgate.toml"
+    policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
+    v1 = make_version()
+    m2 = LogisticRegression(C=0.001, max_iter=200).fit(train[FEATURES], train["label"])
+    v2 = make_version(m2)
+    mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=policy, store=store)
+    return v1, v2, policy
+
+
+@pytest.fixture
+def server(tracking_uri, model_name, two_versions):
+    url, proc = start_server(tracking_uri, model_name)
+    yield url
+    stop(proc)
+
+
+def local_predictions(store, model_name, version, frame):
+    return np.asarray(store.load_pyfunc(f"models:/{model_name}/{version}").predict(frame))
+
+
+def test_every_input_format_matches_in_process_predictions(
+    server, store, model_name, two_versions, classifier
+):
+    """dataframe_split, dataframe_records, instances, inputs and CSV give pyfunc's own predictions."""
+    v1, _, _ = two_versions
+    _, _, test = classifier
+    frame = test[FEATURES].head(7)
+    want = local_predictions(store, model_name, v1, frame)
+    split = json.loads(frame.to_json(orient="split", index=False))
+    bodies = {
+        "dataframe_split": ("application/json", json.dumps({"dataframe_split": split})),
+        "dataframe_records": (
+            "application/json",
+            json.dumps({"dataframe_records": frame.to_dict(orient="records")}),
+        ),
+        "instances": (
+            "application/json",
+            json.dumps({"instances": frame.to_dict(orient="records")}),
+        ),
+        "inputs": ("application/json", json.dumps({"inputs": frame.to_dict(orient="list")})),
+        "csv": ("text/csv", frame.to_csv(index=False)),
+    }
+    for fmt, (ctype, body) in bodies.items():
+        r = requests.post(f"{server}/invocations", data=body, headers={"Content-Type": ctype,
+                          "X-Mlgate-Key": "k-champion-sticky"}, timeout=10)  # fmt: skip
+        assert r.status_code == 200, (fmt, r.text)
+        got = np.asarray(r.json()["predictions"])
+        version = r.headers["X-Mlgate-Version"]
+        expected = want if version == v1 else local_predictions(store, model_name, version, frame)
+        assert np.array_equal(got, expected), fmt
+
+
+def test_health_version_metrics_and_split(server, store, model_name, two_versions, classifier):
+    """/version names both versions; a 50% split reaches both, and /metrics counts per version."""
+    v1, v2, policy = two_versions
+    _, _, test = classifier
+    assert requests.get(f"{server}/ping", timeout=5).status_code == 200
+    info = requests.get(f"{server}/version", timeout=5).json()
+    assert {s["version"]: s["weight"] for s in info["serving"]} == {v1: 100.0, v2: 0.0}
+    assert all(s["verified"] for s in info["serving"])
+    set_traffic(store, model_name, weight=50, reason="test")
+    deadline = time.time() + 15
+    while requests.get(f"{server}/version", timeout=5).json()["serving"][1]["weight"] != 50.0:
+        assert time.time() < deadline, "server did not follow the traffic change"
+        time.sleep(0.2)
+    body = json.dumps({"dataframe_records": test[FEATURES].head(1).to_dict(orient="records")})
+    seen = {requests.post(f"{server}/invocations", data=body, headers={"Content-Type": "application/json"},
+                          timeout=10).headers["X-Mlgate-Version"] for _ in range(60)}  # fmt: skip
+    assert seen == {v1, v2}
+    stats = parse_prometheus(requests.get(f"{server}/metrics", timeout=5).text)
+    assert stats[v1]["requests"] + stats[v2]["requests"] >= 60
+    assert "mlgate_predictions_total" in requests.get(f"{server}/metrics", timeout=5).text
+
+
+@pytest.mark.parametrize(
+    ("body", "ctype", "status"),
+    [
+        (b"{not json", "application/json", 400),
+        (b"", "application/json", 400),
+        (b"[1, 2, 3]", "application/json", 400),
+        (b'{"dataframe_split": {"columns": ["nope"], "data": [[1]]}}', "application/json", 400),
+        (b'{"dataframe_records": [{"f0": "text", "f1": 1, "f2": 1, "f3": 1, "f4": 1, "f5": 1}]}', "application/json", 400),
+        (b'{"dataframe_split": {}, "instances": []}', "application/json", 400),
+        (b"f0,f1\n1,2\n", "text/csv", 400),
+        (b"\xff\xfe\x00garbage", "text/csv", 400),
+        (b"<xml/>", "application/xml", 415),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_4xx_json_and_server_stays_up(server, body, ctype, status):
+    """Malformed JSON, wrong columns, wrong types, empty bodies: 4xx JSON naming the problem."""
+    r = requests.post(
+        f"{server}/invocations", data=body, headers={"Content-Type": ctype}, timeout=10
+    )
+    assert r.status_code == status, r.text
+    assert r.json()["message"]
+    assert requests.get(f"{server}/ping", timeout=5).status_code == 200
+
+
+def test_size_limit_and_unknown_routes(tracking_uri, model_name, two_versions):
+    """A body over the limit is 413; unknown paths 404 and wrong methods 405, all JSON."""
+    url, proc = start_server(tracking_uri, model_name, "--max-body-mb", "0.01")
+    try:
+        big = json.dumps({"dataframe_records": [{f: 1.0 for f in FEATURES}] * 2000})
+        r = requests.post(
+            f"{url}/invocations", data=big, headers={"Content-Type": "application/json"}, timeout=10
+        )
+        assert r.status_code == 413 and "limit" in r.json()["message"]
+        assert requests.get(f"{url}/nope", timeout=5).status_code == 404
+        assert (
+            requests.get(f"{url}/invocations", timeout=5).json()["error_code"]
+            == "METHOD_NOT_ALLOWED"
+        )
+    finally:
+        stop(proc)
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5) | st.dictionaries(st.text(max_size=15), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+KEYS = st.sampled_from(
+    ["dataframe_split", "dataframe_records", "instances", "inputs", "params", "x"]
+)
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    payload=st.one_of(
+        st.binary(max_size=300),
+        JSONISH.map(lambda v: json.dumps(v).encode()),
+        st.dictionaries(KEYS, JSONISH, max_size=3).map(lambda v: json.dumps(v).encode()),
+    ),
+    ctype=st.sampled_from(
+        ["application/json", "text/csv", "application/json; charset=utf-8", "text/plain"]
+    ),
+)
+def test_fuzzed_bodies_never_get_5xx(server, payload, ctype):
+    """Random bytes and random JSON shapes: never a 5xx, always JSON, and the server stays up."""
+    r = requests.post(
+        f"{server}/invocations", data=payload, headers={"Content-Type": ctype}, timeout=10
+    )
+    assert r.status_code < 500, (payload, r.status_code, r.text)
+    if r.status_code >= 400:
+        assert "message" in r.json()
+
+
+def wait_champion(url: str, version: str, timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while requests.get(f"{url}/version", timeout=5).json()["serving"][0]["version"] != version:
+        assert time.time() < deadline, f"server did not switch to version {version}"
+        time.sleep(0.1)
+
+
+def test_alias_moves_under_load_fail_no_request(
+    server, store, model_name, two_versions, classifier, make_version
+):
+    """Moving the champion twice under constant load: every request succeeds, the new version serves."""
+    v1, v2, policy = two_versions
+    _, _, test = classifier
+    v3 = make_version()
+    body = json.dumps({"dataframe_records": test[FEATURES].head(3).to_dict(orient="records")})
+    done = threading.Event()
+    results: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def load() -> None:
+        with requests.Session() as s:
+            while not done.is_set():
+                r = s.post(
+                    f"{server}/invocations",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=30,
+                )
+                with lock:
+                    results.append((r.status_code, r.headers.get("X-Mlgate-Version", "")))
+
+    threads = [threading.Thread(target=load) for _ in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.5)
+        mlgate.promote(model_name, v3, to="champion", policy=policy, store=store)
+        wait_champion(server, v3)
+        time.sleep(1.5)
+        mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+        wait_champion(server, v1)
+        time.sleep(1.5)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+    codes = [c for c, _ in results]
+    assert len(codes) > 200 and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
+    served = [v for _, v in results]
+    assert served[0] == v1 and v3 in served and served[-1] == v1
+
+
+def test_tampered_version_is_never_swapped_in(
+    server, store, model_name, two_versions, make_version, tracking_server
+):
+    """A new champion whose artifacts fail their digest is refused; the old one keeps serving."""
+    v1, _, policy = two_versions
+    v3 = make_version()
+    model_id = store.get_version(model_name, v3).model_id
+    [blob] = [
+        p for p in (tracking_server.root / "artifacts").rglob("model.*") if model_id in str(p)
+    ]
+    blob.write_bytes(blob.read_bytes() + b"\0")
+    mlgate.promote(model_name, v3, to="champion", policy=policy, store=store)
+    deadline = time.time() + 15
+    while not requests.get(f"{server}/health", timeout=5).json()["load_errors"]:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    health = requests.get(f"{server}/health", timeout=5).json()
+    assert "digest" in health["load_errors"][v3]
+    assert health["status"] == "ok" and health["champion"] == v1
+    assert requests.get(f"{server}/version", timeout=5).json()["serving"][0]["version"] == v1
+
+
+def test_shadow_mode_answers_from_champion(
+    tracking_uri, store, model_name, two_versions, classifier
+):
+    """In shadow mode the champion answers every request and the challenger's disagreements are counted."""
+    v1, v2, _ = two_versions
+    _, _, test = classifier
+    url, proc = start_server(tracking_uri, model_name, "--mode", "shadow")
+    try:
+        body = json.dumps({"dataframe_records": test[FEATURES].head(20).to_dict(orient="records")})
+        versions = {requests.post(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"},
+                                  timeout=10).headers["X-Mlgate-Version"] for _ in range(20)}  # fmt: skip
+        assert versions == {v1}
+        time.sleep(0.5)
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        assert f'mlgate_shadow_requests_total{{model="{model_name}",version="{v2}"}} 20' in text
+    finally:
+        stop(proc)
+
+
+def test_server_keeps_serving_while_the_registry_is_down(tmp_path, classifier, monkeypatch):
+    """Tracking server stopped: predictions continue, /health says the registry is unreachable."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    model, _, test = classifier
+    ts = TrackingServer(tmp_path / "srv").start()
+    try:
+        store = mlgate.Store(ts.uri)
+        reg = mlgate.register(
+            model, name="down", train_data=test, input_example=test[FEATURES].head(2), store=store
+        )
+        policy = tmp_path / "p.toml"
+        policy.write_text("[default.gates]\nchampion = []\n")
+        mlgate.promote("down", reg.number, to="champion", policy=policy, store=store)
+        url, proc = start_server(ts.uri, "down")
+        try:
+            ts.stop()
+            deadline = time.time() + 30
+            while requests.get(f"{url}/health", timeout=5).json()["registry"]["reachable"]:
+                assert time.time() < deadline
+                time.sleep(0.3)
+            body = json.dumps(
+                {"dataframe_records": test[FEATURES].head(2).to_dict(orient="records")}
+            )
+            r = requests.post(
+                f"{url}/invocations",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            )
+            assert r.status_code == 200
+            ts.start()
+            deadline = time.time() + 60
+            while not requests.get(f"{url}/health", timeout=5).json()["registry"]["reachable"]:
+                assert time.time() < deadline
+                time.sleep(0.3)
+        finally:
+            stop(proc)
+    finally:
+        ts.stop()
