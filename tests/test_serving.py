@@ -119,7 +119,7 @@ def test_every_input_format_matches_in_process_predictions(
 
 def test_health_version_metrics_and_split(server, store, model_name, two_versions, classifier):
     """/version names both versions; a 50% split reaches both, and /metrics counts per version."""
-    v1, v2, policy = two_versions
+    v1, v2, _policy = two_versions
     _, _, test = classifier
     assert requests.get(f"{server}/ping", timeout=5).status_code == 200
     info = requests.get(f"{server}/version", timeout=5).json()
@@ -227,7 +227,7 @@ def test_alias_moves_under_load_fail_no_request(
     server, store, model_name, two_versions, classifier, make_version
 ):
     """Moving the champion twice under constant load: every request succeeds, the new version serves."""
-    v1, v2, policy = two_versions
+    v1, _v2, policy = two_versions
     _, _, test = classifier
     v3 = make_version()
     body = json.dumps({"dataframe_records": test[FEATURES].head(3).to_dict(orient="records")})
