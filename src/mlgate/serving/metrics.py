@@ -70,14 +70,18 @@ class Metrics:
                 m.value_sum += float(finite.sum())
                 m.value_count += int(finite.size)
             else:
-                labels, counts = np.unique(values.astype(str), return_counts=True)
-                for label, count in zip(labels, counts, strict=True):
-                    key = (
-                        label
-                        if (label in m.classes or len(m.classes) < MAX_CLASSES)
-                        else "__other__"
-                    )
-                    m.classes[key] += int(count)
+                items: Any
+                if values.size <= 32:  # one-row requests: a loop beats np.unique's sort
+                    tally: dict[str, int] = {}
+                    for item in values.tolist():
+                        tally[str(item)] = tally.get(str(item), 0) + 1
+                    items = tally.items()
+                else:
+                    labels, counts = np.unique(values.astype(str), return_counts=True)
+                    items = zip(labels.tolist(), counts.tolist(), strict=True)
+                for label, count in items:
+                    full = label in m.classes or len(m.classes) < MAX_CLASSES
+                    m.classes[label if full else "__other__"] += int(count)
 
     def shadow(self, version: str, *, agreed: bool | None) -> None:
         with self._lock:

@@ -47,6 +47,7 @@ from mlgate.errors import IntegrityError, MlgateError
 from mlgate.fingerprint import fingerprint_model_artifacts
 from mlgate.lineage import Tags
 from mlgate.serving import control
+from mlgate.serving.fastpath import NumericSchema, parse_rows
 from mlgate.serving.metrics import Metrics
 from mlgate.serving.routing import RoutingTable, Traffic
 
@@ -76,27 +77,47 @@ class ServeConfig:
 
 
 class Batcher:
-    """Scores queued DataFrame requests of one version together, in one predict call."""
+    """Scores queued requests of one version together, in one predict call.
 
-    def __init__(self, model: Any, max_batch: int) -> None:
+    Items are either decoded numeric rows (the fast path, see :mod:`mlgate.serving.fastpath`)
+    or DataFrames parsed by MLflow. A batch of rows becomes one DataFrame; a batch of frames
+    with the same columns is concatenated. If a combined predict fails, each request is scored
+    alone so that one bad request cannot fail the others.
+    """
+
+    def __init__(self, model: Any, max_batch: int, schema: NumericSchema | None = None,
+                 executor: ThreadPoolExecutor | None = None) -> None:  # fmt: skip
         self.model = model
+        self.schema = schema
         self.max_batch = max_batch
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-predict")
-        self.queue: asyncio.Queue[tuple[Any, asyncio.Future[Any]]] | None = None
+        self._own_executor = executor is None
+        self.executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="mlgate-predict"
+        )
+        self.queue: asyncio.Queue[tuple[str, Any, asyncio.Future[Any]]] | None = None
         self.worker: asyncio.Task[None] | None = None
 
     async def submit(self, data: Any, params: Any) -> Any:
+        """Score a parsed input (DataFrame batches; anything else runs alone)."""
         import pandas as pd
 
-        loop = asyncio.get_running_loop()
         if params or not isinstance(data, pd.DataFrame):
+            loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, predict, self.model, data, params)
+        return await self._enqueue("frame", data)
+
+    async def submit_rows(self, rows: list[list[Any]]) -> Any:
+        """Score numeric rows decoded by the fast path."""
+        return await self._enqueue("rows", rows)
+
+    async def _enqueue(self, kind: str, payload: Any) -> Any:
+        loop = asyncio.get_running_loop()
         if self.queue is None:
             self.queue = asyncio.Queue()
         if self.worker is None or self.worker.done():
             self.worker = loop.create_task(self._work())
         fut: asyncio.Future[Any] = loop.create_future()
-        self.queue.put_nowait((data, fut))
+        self.queue.put_nowait((kind, payload, fut))
         return await fut
 
     async def _work(self) -> None:
@@ -105,18 +126,26 @@ class Batcher:
             batch = [await self.queue.get()]
             while len(batch) < self.max_batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            batch = [(d, f) for d, f in batch if not f.done()]  # timed-out callers
-            if batch:
-                await self._score(batch)
+            rows = [(p, f) for k, p, f in batch if k == "rows" and not f.done()]
+            frames = [(p, f) for k, p, f in batch if k == "frame" and not f.done()]
+            if rows:
+                await self._score(rows, numeric=True)
+            if frames:
+                await self._score(frames, numeric=False)
 
-    async def _score(self, batch: list[tuple[Any, asyncio.Future[Any]]]) -> None:
+    async def _score(self, batch: list[tuple[Any, asyncio.Future[Any]]], *, numeric: bool) -> None:
         import pandas as pd
 
         loop = asyncio.get_running_loop()
-        if len(batch) > 1 and all(list(d.columns) == list(batch[0][0].columns) for d, _ in batch):
+        schema = self.schema
+        same = numeric or all(list(d.columns) == list(batch[0][0].columns) for d, _ in batch)
+        if len(batch) > 1 and same:
             sizes = [len(d) for d, _ in batch]
             try:
-                combined = pd.concat([d for d, _ in batch], ignore_index=True)
+                if numeric and schema is not None:
+                    combined = schema.frame([r for p, _ in batch for r in p])
+                else:
+                    combined = pd.concat([d for d, _ in batch], ignore_index=True)
                 out = await loop.run_in_executor(self.executor, predict, self.model, combined, None)
                 parts = _split(out, sizes)
             except Exception:  # noqa: BLE001 - isolate the bad request: score one by one below
@@ -126,6 +155,8 @@ class Batcher:
                     if not fut.done():
                         fut.set_result(part)
                 return
+        if numeric and schema is not None:
+            batch = [(schema.frame(p), f) for p, f in batch]
         for data, fut in batch:
             try:
                 result = await loop.run_in_executor(self.executor, predict, self.model, data, None)
@@ -139,7 +170,8 @@ class Batcher:
     def close(self) -> None:
         if self.worker is not None:
             self.worker.cancel()
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        if self._own_executor:
+            self.executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _split(out: Any, sizes: list[int]) -> list[Any] | None:
@@ -174,6 +206,7 @@ class Runtime:
     batcher: Batcher
     loaded_at: float
     local_dir: str
+    schema: NumericSchema | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +239,9 @@ class Follower:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._tmp = tempfile.mkdtemp(prefix="mlgate-serve-")
+        # One predict thread for every version: with two versions, two threads only fought the
+        # event loop for the GIL.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-predict")
         self._lock = threading.Lock()
 
     # -- loading
@@ -227,9 +263,9 @@ class Follower:
                 )
             verified = True
         model = self.store.load_pyfunc(local)
-        return Runtime(
-            version, model, verified, Batcher(model, self.config.max_batch), time.time(), local
-        )
+        schema = NumericSchema.from_model(model)
+        batcher = Batcher(model, self.config.max_batch, schema, self._executor)
+        return Runtime(version, model, verified, batcher, time.time(), local, schema)
 
     def _table(self) -> RoutingTable:
         c = self.config
@@ -381,8 +417,14 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
         headers = {"X-Mlgate-Version": route.version, "X-Mlgate-Role": route.role}
         content_type = request.headers.get("content-type", "application/json")
         try:
-            data, params = parse_scoring_request(body, content_type, runtime.model)
-            preds = await asyncio.wait_for(runtime.batcher.submit(data, params), config.timeout)
+            rows = parse_rows(body, content_type, runtime.schema)
+            if rows is not None:
+                data, params = rows, None
+                pending = runtime.batcher.submit_rows(rows)
+            else:
+                data, params = parse_scoring_request(body, content_type, runtime.model)
+                pending = runtime.batcher.submit(data, params)
+            preds = await asyncio.wait_for(pending, config.timeout)
             text = predictions_json(preds)
         except ScoringInputError as exc:
             metrics.observe(route.version, route.role, exc.status, time.perf_counter() - started)
@@ -401,8 +443,11 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
         metrics.observe(route.version, route.role, 200, time.perf_counter() - started)
         metrics.observe_predictions(route.version, preds)
         if route.shadow is not None and route.shadow in state.runtimes:
+            shadow_input = (
+                runtime.schema.frame(data) if rows is not None and runtime.schema else data
+            )
             task = asyncio.get_running_loop().create_task(
-                _shadow(state.runtimes[route.shadow], data, params, preds)
+                _shadow(state.runtimes[route.shadow], shadow_input, params, preds)
             )
             background.add(task)
             task.add_done_callback(background.discard)
