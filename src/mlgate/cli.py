@@ -461,6 +461,67 @@ def traffic(ctx: click.Context, model: str, weight: float, mode: str, reason: st
         click.echo(f"{model}: {event.message}")
 
 
+@cli.command()
+@click.argument("model")
+@click.option("--endpoint", "-e", "endpoints", multiple=True, metavar="URL",
+              help="A serving endpoint whose /metrics to read (repeat for replicas).")  # fmt: skip
+@click.option(
+    "--steps",
+    default="5,25,50,100",
+    show_default=True,
+    help="Challenger percentages, ending at 100.",
+)
+@click.option("--min-requests", default=200, show_default=True, type=click.IntRange(min=1),
+              help="Challenger requests each step needs before it is judged.")  # fmt: skip
+@click.option("--min-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0),
+              help="Shortest time a step is held.")  # fmt: skip
+@click.option("--max-seconds", default=900.0, show_default=True, type=click.FloatRange(min=1),
+              help="A step without enough traffic by then rolls back.")  # fmt: skip
+@click.option("--max-error-delta", default=0.01, show_default=True, type=click.FloatRange(min=0),
+              help="Largest allowed excess of the challenger's error rate over the champion's.")  # fmt: skip
+@click.option("--max-latency-ratio", default=1.5, show_default=True, type=click.FloatRange(min=1),
+              help="Largest allowed challenger/champion mean-latency ratio.")  # fmt: skip
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between metric reads.")  # fmt: skip
+@click.option("--status", "show_status", is_flag=True, help="Show the rollout state and exit.")
+@click.option(
+    "--abort", "do_abort", is_flag=True, help="Stop the running rollout: challenger to 0%."
+)
+@click.option("--reason", "-m", default="", help="Why (for --abort); recorded in the ledger.")
+@_policy_option
+@click.pass_context
+def rollout(ctx: click.Context, model: str, endpoints: tuple[str, ...], steps: str, min_requests: int,
+            min_seconds: float, max_seconds: float, max_error_delta: float, max_latency_ratio: float,
+            poll: float, show_status: bool, do_abort: bool, reason: str, policy: str | None) -> None:  # fmt: skip
+    """Shift traffic to the challenger step by step on live metrics; promote or roll back.
+
+    Resumes a rollout interrupted half-way (its state is in the registry). Exit 3 when a step
+    breaches its bounds and the rollout rolls back.
+    """
+    from mlgate.serving import rollout as ro
+
+    store = _store(ctx)
+    if show_status:
+        state = ro.read_state(store, model)
+        _echo_json(None if state is None else json.loads(state.to_json()))
+        return
+    if do_abort:
+        state = ro.abort(model, reason=reason, policy=policy, store=store)
+        click.echo(f"rollout of {model} version {state.challenger} aborted; challenger traffic 0%")
+        return
+    try:
+        plan = [float(x) for x in steps.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{steps!r}: comma-separated numbers", param_hint="--steps"
+        ) from None
+    bounds = ro.Bounds(min_requests=min_requests, min_seconds=min_seconds, max_seconds=max_seconds,
+                       max_error_rate_delta=max_error_delta, max_latency_ratio=max_latency_ratio)  # fmt: skip
+    result = ro.rollout(model, list(endpoints), steps=plan, bounds=bounds, policy=policy, store=store,
+                        poll=poll, progress=lambda m: click.echo(m, err=True))  # fmt: skip
+    click.echo(result.message)
+
+
 # --------------------------------------------------------------------------- entry point
 def _quiet_mlflow() -> None:
     """Keep stdout for mlgate's own output (JSON must parse): MLflow prints run URLs there and

@@ -1,0 +1,306 @@
+"""Progressive rollout: shift traffic to the challenger step by step on live metrics.
+
+Each step sets the challenger's weight in the registry (every ``mlgate serve`` follows), then
+reads ``/metrics`` from the serving endpoints until the challenger has answered enough requests
+for long enough, and compares the step's window: the challenger's error rate may exceed the
+champion's by at most ``max_error_rate_delta``, and its mean latency may be at most
+``max_latency_ratio`` times the champion's. A breach rolls back (weight 0, the numbers on the
+challenger version and in the ledger). After the last step the champion alias moves to the
+challenger through the guarded promotion path, so the policy's gates and the ledger apply.
+
+The rollout's progress lives in the registry (the ``mlgate.rollout`` model tag), so a rollout
+interrupted half-way is resumed or aborted from the registry state alone.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, NoReturn
+
+from mlgate._mlflow import Store
+from mlgate.errors import GateRejected, MlgateError, UsageError
+from mlgate.ledger import Event, Ledger, new_event
+from mlgate.lineage import compact_json
+from mlgate.serving.control import set_traffic
+from mlgate.serving.metrics import parse_prometheus
+
+ROLLOUT_TAG = "mlgate.rollout"
+FAILED_TAG = "mlgate.rollout.failed"
+
+Fetch = Callable[[str], str]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What a step must show before the rollout advances."""
+
+    min_requests: int = 200
+    min_seconds: float = 30.0
+    max_seconds: float = 900.0
+    max_error_rate_delta: float = 0.01
+    max_latency_ratio: float = 1.5
+
+
+@dataclass
+class RolloutState:
+    """Progress of one rollout, stored as JSON in the model's ``mlgate.rollout`` tag."""
+
+    champion: str
+    challenger: str
+    steps: list[float]
+    step: int = 0
+    status: str = "running"  # running | completed | rolled_back | aborted
+    started_at: str = ""
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["results"] = data["results"][-6:]
+        return compact_json(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> RolloutState | None:
+        try:
+            data = json.loads(text)
+            return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+@dataclass(frozen=True)
+class Window:
+    """Requests, errors and mean latency of one version over one step."""
+
+    requests: float
+    errors: float
+    latency: float | None
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def http_fetch(url: str) -> str:
+    import requests
+
+    resp = requests.get(f"{url.rstrip('/')}/metrics", timeout=10)
+    resp.raise_for_status()
+    return resp.text
+
+
+def _totals(
+    endpoints: Sequence[str], fetch: Fetch
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    total: dict[str, dict[str, float]] = {}
+    failures = []
+    for url in endpoints:
+        try:
+            parsed = parse_prometheus(fetch(url))
+        except Exception as exc:  # noqa: BLE001 - an unreachable endpoint is reported, not fatal
+            failures.append(f"{url}: {type(exc).__name__}")
+            continue
+        for version, row in parsed.items():
+            acc = total.setdefault(version, {})
+            for key, value in row.items():
+                acc[key] = acc.get(key, 0.0) + value
+    return total, failures
+
+
+def _window(
+    now: Mapping[str, Mapping[str, float]], base: Mapping[str, Mapping[str, float]], v: str
+) -> Window:
+    a, b = now.get(v, {}), base.get(v, {})
+
+    def d(key: str) -> float:
+        return max(0.0, a.get(key, 0.0) - b.get(key, 0.0))
+
+    count = d("latency_count")
+    return Window(
+        requests=d("requests"),
+        errors=d("errors"),
+        latency=d("latency_sum") / count if count else None,
+    )
+
+
+def judge(challenger: Window, champion: Window, bounds: Bounds) -> tuple[bool, str]:
+    """Pure: does the challenger's window stay within bounds relative to the champion's?"""
+    problems = []
+    delta = challenger.error_rate - champion.error_rate
+    if delta > bounds.max_error_rate_delta:
+        problems.append(f"error rate {challenger.error_rate:.2%} vs champion {champion.error_rate:.2%} "
+                        f"(+{delta:.2%} > {bounds.max_error_rate_delta:.2%})")  # fmt: skip
+    if challenger.latency is not None and champion.latency:
+        ratio = challenger.latency / champion.latency
+        if ratio > bounds.max_latency_ratio:
+            problems.append(f"mean latency {challenger.latency * 1000:.1f} ms is {ratio:.2f}x the champion's "
+                            f"{champion.latency * 1000:.1f} ms (> {bounds.max_latency_ratio:g}x)")  # fmt: skip
+    if problems:
+        return False, "; ".join(problems)
+    lat = f", latency {challenger.latency * 1000:.1f} ms" if challenger.latency is not None else ""
+    return True, f"{challenger.requests:.0f} requests, error rate {challenger.error_rate:.2%}{lat}"
+
+
+@dataclass(frozen=True)
+class RolloutResult:
+    state: RolloutState
+    events: tuple[Event, ...]
+    message: str
+
+
+def read_state(store: Store, model: str) -> RolloutState | None:
+    raw = store.get_model(model).tags.get(ROLLOUT_TAG)
+    return RolloutState.from_json(raw) if raw else None
+
+
+def _save(store: Store, model: str, state: RolloutState) -> None:
+    store.set_model_tag(model, ROLLOUT_TAG, state.to_json())
+
+
+def rollout(
+    model: str,
+    endpoints: Sequence[str],
+    *,
+    steps: Sequence[float] = (5, 25, 50, 100),
+    bounds: Bounds | None = None,
+    policy: Any = None,
+    store: Store | None = None,
+    fetch: Fetch = http_fetch,
+    poll: float = 2.0,
+    progress: Callable[[str], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RolloutResult:
+    """Run (or resume) the rollout of ``model``'s challenger. Blocks until it ends.
+
+    Raises:
+        GateRejected: a step breached its bounds (the rollout was rolled back), or the final
+            promotion's gates refused.
+        UsageError: no challenger, no endpoints, or bad steps.
+    """
+    from mlgate.promotion import promote, resolve_policy
+
+    store = store or Store()
+    bounds = bounds or Bounds()
+    say = progress or (lambda _msg: None)
+    if not endpoints:
+        raise UsageError("rollout needs at least one serving endpoint (--endpoint URL)")
+    plan = [float(s) for s in steps]
+    if not plan or any(not 0 < s <= 100 for s in plan) or plan != sorted(plan) or plan[-1] != 100:
+        raise UsageError("steps must be increasing percentages in (0, 100] ending at 100")
+    pol = resolve_policy(policy, required=False)
+    mp = pol.for_model(model)
+    info = store.get_model(model)
+    champion = info.aliases.get(mp.champion_alias)
+    challenger = info.aliases.get(mp.challenger_alias)
+    if challenger is None:
+        raise UsageError(f"{model}@{mp.challenger_alias} is not set: nothing to roll out")
+    if champion is None:
+        raise UsageError(
+            f"{model}@{mp.champion_alias} is not set: promote a first champion directly"
+        )
+    state = read_state(store, model)
+    if state is None or state.status != "running" or state.challenger != challenger:
+        state = RolloutState(
+            champion=champion, challenger=challenger, steps=plan, started_at=_now()
+        )
+        say(f"rollout of {model} version {challenger} over champion {champion}: steps {plan}")
+    else:
+        say(f"resuming rollout of version {challenger} at step {state.step + 1}/{len(state.steps)}")
+    _save(store, model, state)
+    events: list[Event] = []
+    ledger = Ledger(store, pol.ledger_experiment)
+    reference = Window(0, 0, None)  # champion's numbers from earlier steps, for the 100% step
+    while state.step < len(state.steps):
+        weight = state.steps[state.step]
+        events.append(set_traffic(store, model, weight=weight, reason=f"rollout step {state.step + 1}",
+                                  ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias))  # fmt: skip
+        say(f"step {state.step + 1}/{len(state.steps)}: challenger at {weight:g}%")
+        base, _ = _totals(endpoints, fetch)
+        started = time.monotonic()
+        while True:
+            sleep(poll)
+            now, failures = _totals(endpoints, fetch)
+            if failures and len(failures) == len(endpoints):
+                say("no serving endpoint answered: " + ", ".join(failures))
+            ch = _window(now, base, challenger)
+            cm = _window(now, base, champion)
+            elapsed = time.monotonic() - started
+            if ch.requests >= bounds.min_requests and elapsed >= bounds.min_seconds:
+                break
+            if elapsed > bounds.max_seconds:
+                _roll_back(store, model, state, ledger, events, mp.challenger_alias, pol.ledger_experiment,
+                                  f"step {state.step + 1} saw only {ch.requests:.0f} challenger requests in "
+                                  f"{elapsed:.0f} s (needs {bounds.min_requests})", say)  # fmt: skip
+        compare = cm if cm.requests >= max(10, bounds.min_requests // 10) else reference
+        ok, detail = judge(ch, compare, bounds)
+        state.results.append({"step": state.step + 1, "weight": weight, "ok": ok, "detail": detail,
+                              "challenger": asdict(ch), "champion": asdict(compare)})  # fmt: skip
+        if not ok:
+            _roll_back(store, model, state, ledger, events, mp.challenger_alias, pol.ledger_experiment,
+                              f"step {state.step + 1} at {weight:g}%: {detail}", say)  # fmt: skip
+        if cm.requests:
+            reference = cm
+        say(f"step {state.step + 1} passed: {detail}")
+        state.step += 1
+        _save(store, model, state)
+    try:
+        events.append(promote(model, challenger, to=mp.champion_alias, expected=champion,
+                              reason="rollout completed", policy=pol, store=store))  # fmt: skip
+    except MlgateError:
+        set_traffic(store, model, weight=0, reason="rollout: final promotion refused",
+                    ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+        state.status = "rolled_back"
+        _save(store, model, state)
+        raise
+    events.append(set_traffic(store, model, weight=0, reason="rollout completed: reset for the next challenger",
+                              ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias))  # fmt: skip
+    state.status = "completed"
+    _save(store, model, state)
+    msg = f"rollout completed: version {challenger} is now {mp.champion_alias}"
+    say(msg)
+    return RolloutResult(state=state, events=tuple(events), message=msg)
+
+
+def _roll_back(store: Store, model: str, state: RolloutState, ledger: Ledger, events: list[Event],
+               alias: str, ledger_experiment: str, reason: str, say: Callable[[str], None]) -> NoReturn:  # fmt: skip
+    events.append(set_traffic(store, model, weight=0, reason=f"rollout rolled back: {reason}",
+                              ledger_experiment=ledger_experiment, alias=alias))  # fmt: skip
+    store.set_version_tags(model, state.challenger, {FAILED_TAG: compact_json({"at": _now(), "reason": reason,
+                                                                              "results": state.results[-3:]})})  # fmt: skip
+    state.status = "rolled_back"
+    _save(store, model, state)
+    event = ledger.append(new_event("rollout", "rejected", model, alias, from_version=state.champion,
+                                    to_version=state.challenger, message=reason,
+                                    gates=tuple(state.results[-3:])))  # fmt: skip
+    events.append(event)
+    say(f"rolled back: {reason}")
+    raise GateRejected(f"rollout of version {state.challenger} rolled back: {reason}", event=event)
+
+
+def abort(
+    model: str, *, reason: str = "", policy: Any = None, store: Store | None = None
+) -> RolloutState:
+    """Stop a running rollout: challenger weight to 0, state ``aborted``, recorded."""
+    from mlgate.promotion import resolve_policy
+
+    store = store or Store()
+    pol = resolve_policy(policy, required=False)
+    mp = pol.for_model(model)
+    state = read_state(store, model)
+    if state is None or state.status != "running":
+        raise UsageError(f"{model} has no running rollout")
+    set_traffic(store, model, weight=0, reason=f"rollout aborted: {reason}".rstrip(": "),
+                ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+    state.status = "aborted"
+    _save(store, model, state)
+    Ledger(store, pol.ledger_experiment).append(new_event(
+        "rollout", "unchanged", model, mp.challenger_alias, from_version=state.champion,
+        to_version=state.challenger, reason=reason, message="rollout aborted"))  # fmt: skip
+    return state

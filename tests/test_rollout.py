@@ -1,0 +1,143 @@
+"""Progressive rollout against real `mlgate serve` processes and a real tracking server."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+import requests
+from sklearn.linear_model import LogisticRegression
+
+import mlgate
+from mlgate.errors import GateRejected
+from mlgate.serving import rollout as ro
+from mlgate.serving.control import read_table
+from test_serving import FEATURES, start_server, stop
+
+FAST = ro.Bounds(
+    min_requests=20,
+    min_seconds=0.5,
+    max_seconds=60,
+    max_error_rate_delta=0.05,
+    max_latency_ratio=20,
+)
+
+
+def test_judge_is_pure_arithmetic():
+    """Error-rate excess and latency ratio decide a step; a clean challenger passes."""
+    champ = ro.Window(requests=1000, errors=10, latency=0.002)
+    assert ro.judge(ro.Window(500, 5, 0.002), champ, ro.Bounds())[0]
+    ok, why = ro.judge(ro.Window(500, 30, 0.002), champ, ro.Bounds())
+    assert not ok and "error rate" in why
+    ok, why = ro.judge(ro.Window(500, 5, 0.01), champ, ro.Bounds(max_latency_ratio=1.5))
+    assert not ok and "latency" in why
+
+
+@pytest.fixture
+def policy(tmp_path):
+    p = tmp_path / "mlgate.toml"
+    p.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
+    return p
+
+
+def traffic(url: str, body: str, stop_event: threading.Event) -> None:
+    with requests.Session() as s:
+        while not stop_event.is_set():
+            s.post(
+                f"{url}/invocations",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=30,
+            )
+
+
+def run_with_load(url, classifier, fn):
+    _, _, test = classifier
+    body = json.dumps({"dataframe_records": test[FEATURES].head(2).to_dict(orient="records")})
+    done = threading.Event()
+    threads = [threading.Thread(target=traffic, args=(url, body, done)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        return fn()
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+
+
+def test_rollout_resumes_and_promotes(
+    tracking_uri, store, model_name, make_version, classifier, policy
+):
+    """A rollout interrupted after step 1 resumes at step 2, then promotes the challenger."""
+    v1, v2 = make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=policy, store=store)
+    seeded = ro.RolloutState(
+        champion=v1, challenger=v2, steps=[50.0, 100.0], step=1, started_at="x"
+    )
+    store.set_model_tag(model_name, ro.ROLLOUT_TAG, seeded.to_json())
+    url, proc = start_server(tracking_uri, model_name)
+    messages: list[str] = []
+    try:
+        result = run_with_load(url, classifier, lambda: ro.rollout(
+            model_name, [url], steps=(50, 100), bounds=FAST, policy=policy, store=store, poll=0.5,
+            progress=messages.append))  # fmt: skip
+    finally:
+        stop(proc)
+    assert any("resuming" in m for m in messages)
+    assert result.state.status == "completed"
+    assert store.version_by_alias(model_name, "champion").version == v2
+    assert read_table(store, model_name).traffic.challenger_weight == 0
+    traffic_steps = [e.to_version for e in result.events if e.kind == "traffic"]
+    assert traffic_steps == ["split:100%", "split:0%"]
+    kinds = [(e.kind, e.outcome) for e in mlgate.history(model_name, policy=policy, store=store)][
+        :3
+    ]
+    assert kinds == [("traffic", "moved"), ("promote", "moved"), ("traffic", "moved")]
+
+
+def test_failing_challenger_is_rolled_back(
+    tracking_uri, store, model_name, make_version, classifier, policy
+):
+    """A challenger that errors on the live traffic is rolled back with its numbers recorded."""
+    _, train, _ = classifier
+    v1 = make_version()
+    renamed = train.rename(columns={f: f"g{f[1:]}" for f in FEATURES})
+    bad = LogisticRegression(max_iter=200).fit(renamed.drop(columns="label"), renamed["label"])
+    v2 = make_version(bad, train_data=renamed, input_example=renamed.drop(columns="label").head(2))
+    mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=policy, store=store)
+    url, proc = start_server(tracking_uri, model_name)
+    try:
+        with pytest.raises(GateRejected, match="rolled back"):
+            run_with_load(url, classifier, lambda: ro.rollout(
+                model_name, [url], steps=(25, 100), bounds=FAST, policy=policy, store=store, poll=0.5))  # fmt: skip
+    finally:
+        stop(proc)
+    assert store.version_by_alias(model_name, "champion").version == v1
+    assert read_table(store, model_name).traffic.challenger_weight == 0
+    failed = json.loads(store.get_version(model_name, v2).tags[ro.FAILED_TAG])
+    assert "error rate" in failed["reason"]
+    assert ro.read_state(store, model_name).status == "rolled_back"
+    latest = next(
+        e for e in mlgate.history(model_name, policy=policy, store=store) if e.kind == "rollout"
+    )
+    assert latest.outcome == "rejected" and "error rate" in latest.message
+
+
+def test_abort_and_status(store, model_name, make_version, policy, capsys):
+    """--abort sets the challenger to 0% and marks the rollout aborted; --status prints it."""
+    from mlgate.cli import main
+
+    v1, v2 = make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=policy, store=store)
+    store.set_model_tag(model_name, ro.ROLLOUT_TAG,
+                        ro.RolloutState(champion=v1, challenger=v2, steps=[5, 100]).to_json())  # fmt: skip
+    capsys.readouterr()
+    assert main(["rollout", model_name, "--abort", "-m", "pager", "--policy", str(policy)]) == 0
+    assert main(["rollout", model_name, "--status"]) == 0
+    assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["status"] == "aborted"
+    assert main(["rollout", model_name, "--abort", "--policy", str(policy)]) == 2
