@@ -5,7 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test test-docker lint typecheck demo bench lock clean
+.PHONY: install test lint typecheck demo bench lock clean check promote rollback history status serve
+
+# CI calls these with MODEL=..., VERSION=..., TO=...; each fails with mlgate's exit code
+# (3: a gate said no, 4: conflict), so the pipeline fails where the gate says no.
+MLGATE := $(BIN)/mlgate
+MODEL  ?= example-classifier
+TO     ?= challenger
+ARGS   ?=
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip
@@ -25,8 +32,26 @@ typecheck: $(STAMP)
 demo: $(STAMP)  ## the whole story on the embedded SQLite store, nothing else started
 	cd mlruns_example && ../$(BIN)/python demo.py
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/fingerprint.py
+bench: $(STAMP)  ## all benchmarks/ scripts (serving needs wrk)
+	$(BIN)/python benchmarks/fingerprint.py && $(BIN)/python benchmarks/promotion.py && $(BIN)/python benchmarks/serving.py
+
+check: $(STAMP)  ## run the gates for MODEL/VERSION -> TO; never changes anything
+	$(MLGATE) check $(MODEL) --version $(VERSION) --to $(TO) $(ARGS)
+
+promote: $(STAMP)  ## gates, then a guarded move of TO to MODEL/VERSION
+	$(MLGATE) promote $(MODEL) --version $(VERSION) --to $(TO) $(ARGS)
+
+rollback: $(STAMP)  ## move the champion back to the version before
+	$(MLGATE) rollback $(MODEL) $(ARGS)
+
+history: $(STAMP)
+	$(MLGATE) history $(MODEL) $(ARGS)
+
+status: $(STAMP)
+	$(MLGATE) status $(MODEL) $(ARGS)
+
+serve: $(STAMP)  ## serve MODEL's champion and challenger on PORT (default 8080)
+	$(MLGATE) serve $(MODEL) --port $(or $(PORT),8080) $(ARGS)
 
 lock: $(STAMP)  ## re-pin requirements/constraints.txt from the current .venv
 	(echo "# Exact versions CI and 'make install' use (pip install -c). Regenerate with 'make lock'."; \

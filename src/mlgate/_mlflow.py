@@ -123,7 +123,7 @@ def translate(exc: BaseException, what: str) -> MlgateError:
             return NotPermittedError(f"{what}: not permitted by the tracking server ({code})")
         if code in _USAGE_CODES:
             return UsageError(f"{what}: {message}")
-        return TrackingServerError(f"{what}: tracking server error {code}: {message}")
+        return TrackingServerError(f"{what}: MLflow error {code}: {message}")
     name = type(exc).__name__
     return TrackingServerError(
         f"{what}: {name}: {config.redact(str(exc).splitlines()[0] if str(exc) else name)}"
@@ -447,6 +447,7 @@ class Store:
         metrics: dict[str, float] | None = None,
         datasets: list[tuple[Any, str]] | None = None,
         run_tags: dict[str, str] | None = None,
+        log_model_kwargs: dict[str, Any] | None = None,
     ) -> tuple[str, str]:
         """Log ``model`` (sklearn or ``mlflow.pyfunc.PythonModel``) with its params, metrics and
         datasets in a run; returns ``(model_uri, run_id)``.
@@ -477,7 +478,11 @@ class Store:
                     mlflow.log_input(dataset, context=context)
                 flavor = _flavor_module(model)
                 info = flavor.log_model(
-                    model, name="model", signature=signature, input_example=input_example
+                    model,
+                    name="model",
+                    signature=signature,
+                    input_example=input_example,
+                    **(log_model_kwargs or {}),
                 )
                 return str(info.model_uri), str(run.info.run_id)
 

@@ -111,6 +111,7 @@ def register(
     experiment: str | None = None,
     tags: Mapping[str, str] | None = None,
     code_path: str | os.PathLike[str] | None = None,
+    log_model_kwargs: Mapping[str, Any] | None = None,
     store: Store | None = None,
 ) -> Registration:
     """Register a model version with full lineage.
@@ -132,6 +133,8 @@ def register(
         experiment: experiment for a new run (default ``mlgate``).
         tags: extra version tags (must not start with ``mlgate.``).
         code_path: where to read the git state (default: the working directory).
+        log_model_kwargs: extra arguments for the flavor's ``log_model`` when mlgate logs the
+            model (e.g. ``{"skops_trusted_types": [...]}`` for scikit-learn tree models).
         store: the tracking server to use (default: see :class:`mlgate.Store`).
 
     Returns:
@@ -192,6 +195,7 @@ def register(
             metrics={k: float(v) for k, v in (metrics or {}).items()},
             datasets=datasets,
             run_tags=run_tags,
+            log_model_kwargs=dict(log_model_kwargs or {}),
         )
 
     # Hash the artifacts exactly as the registry will serve them.
