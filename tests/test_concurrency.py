@@ -45,22 +45,20 @@ def logged_model_uri(store, classifier):
     return info.model_uri
 
 
-def test_eight_racing_promotions_exactly_one_wins(
-    store, model_name, logged_model_uri, ungated, tracking_uri
-):
-    """8 processes promote 8 versions expecting the same champion: one moves it, 7 exit 4, all in the ledger."""
-    first = mlgate.register(logged_model_uri, name=model_name, store=store).number
-    mlgate.promote(model_name, first, to="champion", policy=ungated, store=store)
+def race(store, tracking_uri: str, model_name: str, model_uri: str, policy, rounds: int) -> int:
+    """Rounds of 8 processes promoting 8 versions at once; returns the attempts made."""
+    first = mlgate.register(model_uri, name=model_name, store=store).number
+    mlgate.promote(model_name, first, to="champion", policy=policy, store=store)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    for _round in range(ROUNDS):
+    attempts = 0
+    for _round in range(rounds):
         expected = store.version_by_alias(model_name, "champion").version
         versions = [
-            mlgate.register(logged_model_uri, name=model_name, store=store).number
-            for _ in range(RACERS)
+            mlgate.register(model_uri, name=model_name, store=store).number for _ in range(RACERS)
         ]
         start = time.time() + 6.0
         procs = [
-            subprocess.Popen([sys.executable, "-c", RACER, model_name, v, expected, str(ungated), str(start)],
+            subprocess.Popen([sys.executable, "-c", RACER, model_name, v, expected, str(policy), str(start)],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for v in versions
         ]  # fmt: skip
@@ -68,6 +66,7 @@ def test_eight_racing_promotions_exactly_one_wins(
             v: (*p.communicate(timeout=180), p.returncode)
             for v, p in zip(versions, procs, strict=True)
         }
+        attempts += len(results)
         codes = sorted(r[2] for r in results.values())
         assert codes == [0] + [EXIT_CONFLICT] * (RACERS - 1), {
             v: (r[2], r[1][-300:]) for v, r in results.items()
@@ -76,13 +75,21 @@ def test_eight_racing_promotions_exactly_one_wins(
         assert store.version_by_alias(model_name, "champion").version == winner
         events = [
             e
-            for e in mlgate.history(model_name, policy=ungated, store=store)
+            for e in mlgate.history(model_name, policy=policy, store=store)
             if e.to_version in versions
         ]
         assert len(events) == RACERS
         assert sorted(e.outcome for e in events) == ["conflict"] * (RACERS - 1) + ["moved"]
         assert all(e.from_version == expected for e in events if e.moved)
     assert not store.model_exists(lease_name(model_name))
+    return attempts
+
+
+def test_eight_racing_promotions_exactly_one_wins(
+    store, model_name, logged_model_uri, ungated, tracking_uri
+):
+    """8 processes promote 8 versions expecting the same champion: one moves it, 7 exit 4, all in the ledger."""
+    race(store, tracking_uri, model_name, logged_model_uri, ungated, ROUNDS)
 
 
 KILLER = """

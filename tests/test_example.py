@@ -51,6 +51,13 @@ def test_workflow_hygiene():
     assert promote["concurrency"]["cancel-in-progress"] is False
 
 
+def runner_env(**extra: str) -> dict[str, str]:
+    """The environment a runner step sees: this interpreter's bin first (pip install puts
+    `python` and `mlgate` there on a real runner)."""
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, **extra}
+
+
 EXPR = re.compile(r"\$\{\{\s*([^}]+?)\s*\}\}")
 
 
@@ -92,8 +99,8 @@ def run_job(job: str, repo: Path, tracking_uri: str, tmp: Path) -> tuple[dict[st
     }
     context: dict[str, dict[str, str]] = {"secrets": secrets, "steps": {}}
     summary = tmp / f"{job}-summary.md"
-    base_env = {**os.environ, "GITHUB_ACTOR": "octocat", "GITHUB_STEP_SUMMARY": str(summary),
-                "GITHUB_REPOSITORY": "acme/models", "GITHUB_RUN_ID": "42", "CI": "true"}  # fmt: skip
+    base_env = runner_env(GITHUB_ACTOR="octocat", GITHUB_STEP_SUMMARY=str(summary),
+                          GITHUB_REPOSITORY="acme/models", GITHUB_RUN_ID="42", CI="true")  # fmt: skip
     base_env.update({k: _evaluate(str(v), context) for k, v in wf["env"].items()})
     for step in wf["jobs"][job]["steps"]:
         if "run" not in step or step.get("id") == "install":
@@ -142,9 +149,8 @@ def test_composite_action_run_step(tracking_uri, tmp_path, store, make_version, 
     (tmp_path / "mlgate.toml").write_text("[default.gates]\nchampion = []\n")
     version = make_version()
     out_file = tmp_path / "out"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri, "GITHUB_OUTPUT": str(out_file),
-           "COMMAND": "promote", "ARGS": f"{model_name} --version {version} --to champion",
-           "REASON": "release 7"}  # fmt: skip
+    env = runner_env(MLFLOW_TRACKING_URI=tracking_uri, GITHUB_OUTPUT=str(out_file), COMMAND="promote",
+                     ARGS=f"{model_name} --version {version} --to champion", REASON="release 7")  # fmt: skip
     done = subprocess.run(
         ["bash", "-c", run_step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True
     )

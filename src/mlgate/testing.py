@@ -102,7 +102,9 @@ class TrackingServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited early:\n{self.log_tail()}")
+                tail = self.log_tail()
+                self.stop()
+                raise RuntimeError(f"mlflow server exited early:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:  # noqa: S310 - loopback http URL built above
                     if resp.status == 200:
