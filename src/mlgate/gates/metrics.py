@@ -15,6 +15,19 @@ def _value(v: VersionEvidence, metric: str) -> tuple[float | None, str]:
     return None, "missing"
 
 
+def champion_missing(spec: GateSpec, ev: Evidence, expected: str) -> GateResult | None:
+    """The verdict of a comparison gate when there is no champion to compare with, else None.
+
+    An unreadable champion fails; no champion at all (the first promotion) passes, explicitly.
+    """
+    if ev.champion_error:
+        return result(spec, False, None, expected, f"champion unreadable: {ev.champion_error}")
+    if ev.champion is None:
+        return result(spec, True, None, expected,
+                      f"no {ev.champion_alias} yet: first promotion, nothing to compare")  # fmt: skip
+    return None
+
+
 def threshold(spec: GateSpec, ev: Evidence) -> GateResult:
     """``min <= metric <= max`` on the candidate."""
     metric = str(spec.get("metric"))
@@ -101,16 +114,9 @@ def versus_champion(spec: GateSpec, ev: Evidence) -> GateResult:
     else:
         amount = float(spec.get("min_improvement", 0.0))
         expected = f"{metric} better than champion by at least {fmt(amount)}{' (relative)' if relative else ''}"
-    if ev.champion_error:
-        return result(spec, False, None, expected, f"champion unreadable: {ev.champion_error}")
-    if ev.champion is None:
-        return result(
-            spec,
-            True,
-            None,
-            expected,
-            f"no {ev.champion_alias} yet: first promotion, nothing to compare",
-        )
+    settled = champion_missing(spec, ev, expected)
+    if settled is not None or ev.champion is None:
+        return settled or result(spec, False, None, expected, "no champion")
     cand, champ, source, problem = _pair(ev, metric)
     if problem:
         return result(spec, False, None, expected, problem)
@@ -140,16 +146,9 @@ def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
     conf = float(spec.get("confidence", 0.95))
     floor = float(spec.get("min_improvement", 0.0))
     expected = f"{conf:.0%} interval of {metric} improvement entirely above {fmt(floor)}"
-    if ev.champion_error:
-        return result(spec, False, None, expected, f"champion unreadable: {ev.champion_error}")
-    if ev.champion is None:
-        return result(
-            spec,
-            True,
-            None,
-            expected,
-            f"no {ev.champion_alias} yet: first promotion, nothing to compare",
-        )
+    settled = champion_missing(spec, ev, expected)
+    if settled is not None or ev.champion is None:
+        return settled or result(spec, False, None, expected, "no champion")
     e = ev.evaluation
     if e is None:
         return result(spec, False, None, expected,
