@@ -109,3 +109,65 @@ def test_transient_outage_is_retried_permanent_errors_are_not(own_server, classi
         restarter.join()
     assert out.returncode == 0, out.stderr[-1000:]
     assert waited > 2.0  # it did wait for the server
+
+
+def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_path, monkeypatch):
+    """The registry dies mid-step: the rollout fails clearly, state stays at a step boundary,
+    and after the server returns the same command resumes and completes."""
+    import json
+
+    import requests
+
+    from mlgate.errors import TrackingServerError
+    from mlgate.serving import rollout as ro
+    from test_serving import FEATURES, start_server, stop
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", own_server.uri)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    model, train, test = classifier
+    store = mlgate.Store(own_server.uri)
+    policy = write_policy(tmp_path, "[default.gates]\nchampion = []\nchallenger = []\n")
+    v1 = mlgate.register(model, name="roll", train_data=train, store=store).number
+    v2 = mlgate.register(model, name="roll", train_data=train, store=store).number
+    mlgate.promote("roll", v1, to="champion", policy=policy, store=store)
+    mlgate.promote("roll", v2, to="challenger", policy=policy, store=store)
+    url, server = start_server(own_server.uri, "roll")
+    body = json.dumps({"dataframe_records": test[FEATURES].head(2).to_dict(orient="records")})
+    done = threading.Event()
+
+    def load() -> None:
+        with requests.Session() as s:
+            while not done.is_set():
+                s.post(
+                    f"{url}/invocations",
+                    data=body,
+                    headers={"Content-Type": "application/json"},
+                    timeout=30,
+                )
+
+    worker = threading.Thread(target=load)
+    worker.start()
+    bounds = ro.Bounds(min_requests=20, min_seconds=1.0, max_seconds=60, max_latency_ratio=20)
+
+    def kill_in_step_2(message: str) -> None:
+        if message.startswith("step 2/2"):
+            os.killpg(own_server.process.pid, signal.SIGKILL)
+
+    try:
+        with pytest.raises(TrackingServerError):
+            ro.rollout("roll", [url], steps=(50, 100), bounds=bounds, policy=policy, store=store, poll=0.3,
+                       progress=kill_in_step_2)  # fmt: skip
+        own_server.stop()
+        own_server.start()
+        state = ro.read_state(store, "roll")
+        assert state.status == "running" and state.step == 1  # step 1 done and saved; step 2 not
+        assert store.version_by_alias("roll", "champion").version == v1
+        result = ro.rollout(
+            "roll", [url], steps=(50, 100), bounds=bounds, policy=policy, store=store, poll=0.3
+        )
+        assert result.state.status == "completed"
+        assert store.version_by_alias("roll", "champion").version == v2
+    finally:
+        done.set()
+        worker.join()
+        stop(server)
