@@ -124,6 +124,7 @@ class Batcher:
         assert self.queue is not None
         while True:
             batch = [await self.queue.get()]
+            await asyncio.sleep(0)  # let requests already read by the loop join this batch
             while len(batch) < self.max_batch and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
             rows = [(p, f) for k, p, f in batch if k == "rows" and not f.done()]
