@@ -82,11 +82,15 @@ def test_missing_path_is_one_line_exit_2(tmp_path, capsys):
     assert err.count("\n") == 1 and "missing.csv" in err and "Traceback" not in err
 
 
-def test_usage_errors_exit_2(capsys):
+def test_usage_errors_exit_2(capsys, tmp_path):
     """Unknown options and conflicting arguments exit 2."""
     assert main(["fingerprint"]) == EXIT_USAGE
     assert main(["register", "--name", "x"]) == EXIT_USAGE
     assert main(["show", "bad/ref/x"]) == EXIT_USAGE
+    assert (
+        main(["check", "m/3", "--version", "4", "--to", "champion", "--policy", "x.toml"])
+        == EXIT_USAGE
+    )
     assert "Traceback" not in capsys.readouterr().err
 
 

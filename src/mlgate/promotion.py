@@ -83,10 +83,15 @@ def _candidate(store: Store, model: str, version: str | int | None) -> VersionRe
                 f"say which version of {model!r} (MODEL/VERSION, MODEL@ALIAS or --version)"
             )
         return resolve(store, ref)
+    ref = parse_ref(model)
+    if ref.version is not None or ref.alias is not None:
+        raise UsageError(
+            f"{model!r} already names a version; drop --version or use the bare model name"
+        )
     text = str(version).strip()
     if text.isdigit():
-        return store.get_version(model, text)
-    return resolve(store, f"{model}@{validate_alias(text)}")
+        return store.get_version(ref.name, text)
+    return resolve(store, f"{ref.name}@{validate_alias(text)}")
 
 
 def _model_name(model: str) -> str:
