@@ -208,11 +208,6 @@ class Store:
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
 
-    def ping(self) -> None:
-        """Fail fast with a clear error when the tracking server cannot be used."""
-        with _calling(f"tracking server {self.display_uri}"):
-            self.client.search_experiments(max_results=1)
-
     # ------------------------------------------------------------------ registered models
     def get_model(self, name: str) -> ModelRecord:
         with _calling(f"registered model {name!r}"):
@@ -255,13 +250,6 @@ class Store:
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         with _calling(f"tag {key!r} on registered model {name!r}"):
             self.client.set_registered_model_tag(name, key, value)
-
-    def delete_model_tag(self, name: str, key: str) -> None:
-        try:
-            with _calling(f"tag {key!r} on registered model {name!r}"):
-                self.client.delete_registered_model_tag(name, key)
-        except NotFoundError:
-            pass
 
     # ------------------------------------------------------------------ versions and aliases
     def get_version(self, name: str, version: str | int) -> VersionRecord:
@@ -423,10 +411,6 @@ class Store:
                     artifact_uri=uri, dst_path=dst, tracking_uri=self.uri
                 )
             )
-
-    def version_download_uri(self, name: str, version: str) -> str:
-        with _calling(f"model version {name}/{version}"):
-            return str(self.client.get_model_version_download_uri(name, version))
 
     def load_pyfunc(self, uri: str) -> Any:
         import mlflow.pyfunc

@@ -187,10 +187,6 @@ class Lineage:
     ci_run_url: str | None
     other_tags: dict[str, str]
 
-    @property
-    def recorded_by_mlgate(self) -> bool:
-        return self.artifact_digest is not None
-
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
