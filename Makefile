@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install test lint typecheck demo bench lock clean check promote rollback history status serve
+.PHONY: install test test-docker docker-engine docker-engine-stop lint typecheck demo bench lock clean \
+        check promote rollback history status serve build
 
 # CI calls these with MODEL=..., VERSION=..., TO=...; each fails with mlgate's exit code
 # (3: a gate said no, 4: conflict), so the pipeline fails where the gate says no.
@@ -22,6 +23,17 @@ install: $(STAMP)  ## create .venv with mlgate and the dev tools, at the pinned 
 
 test: $(STAMP)  ## the test suite against a real mlflow server (Docker tests excluded)
 	$(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+
+# The Docker tests alone. Uses the engine that answers (Docker Desktop, GitHub Actions); where none
+# does, scripts/docker-engine.sh starts a private one (root; Debian's docker.io, debootstrap base).
+test-docker: $(STAMP)  ## build and run real images (tests marked docker)
+	eval "$$(scripts/docker-engine.sh start)" && $(BIN)/python -m pytest -m docker $(PYTEST_ARGS)
+
+docker-engine:  ## start (or find) a Docker engine; prints the environment to use it
+	@scripts/docker-engine.sh start
+
+docker-engine-stop:  ## stop the engine scripts/docker-engine.sh started (and no other)
+	@scripts/docker-engine.sh stop
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks mlruns_example && $(BIN)/ruff format --check src tests
@@ -49,6 +61,9 @@ history: $(STAMP)
 
 status: $(STAMP)
 	$(MLGATE) status $(MODEL) $(ARGS)
+
+build: $(STAMP)  ## image of MODEL/VERSION (or REF=MODEL@ALIAS); ARGS=--push etc.
+	$(MLGATE) build $(or $(REF),$(MODEL)/$(VERSION)) $(ARGS)
 
 serve: $(STAMP)  ## serve MODEL's champion and challenger on PORT (default 8080)
 	$(MLGATE) serve $(MODEL) --port $(or $(PORT),8080) $(ARGS)

@@ -4,8 +4,9 @@ Run `make demo` from the repository root (or `python demo.py` here). It starts f
 store in this directory (mlflow.db and mlruns/, both ignored by git) and tells the story:
 
 1. train and register v1, promote it to champion (the first promotion);
-2. train v2 (better), check it, promote it to challenger, serve champion and challenger,
-   shift traffic step by step on live metrics, and let the rollout promote v2 to champion;
+2. train v2 (better), check it, promote it to challenger, build its serving image (only when a
+   Docker engine answers), serve champion and challenger, shift traffic step by step on live
+   metrics, and let the rollout promote v2 to champion;
 3. train v3 on silently altered data (one value in row 15,000): the gate blocks it, exit 3;
 4. roll the champion back to v1 and show the history.
 
@@ -46,7 +47,8 @@ def run(*args: str, expect: int = 0) -> str:
         print(text)
     for line in out.stderr.splitlines():
         if line.startswith(
-            ("mlgate", "registered", "train.py", "step", "rollout", "resuming", "rolled")
+            ("mlgate", "registered", "train.py", "step", "rollout", "resuming", "rolled",
+             "artifacts verified", "building", "checking")
         ):
             print(line)
     print(f"[exit {out.returncode}]", flush=True)
@@ -68,6 +70,19 @@ def free_port() -> int:
     from mlgate.testing import free_port as fp
 
     return fp()
+
+
+def build_image(ref: str) -> None:
+    """`mlgate build` the challenger's image, when a Docker engine answers (else say so)."""
+    from mlgate.deploy.engine import Engine
+    from mlgate.errors import MlgateError
+
+    try:
+        Engine().close()
+    except MlgateError as exc:
+        print(f"\n(skipping `mlgate build {ref}`: {exc.message}. `make docker-engine` starts one.)")
+        return
+    mlgate("build", ref, "--offline")
 
 
 def serve_and_roll_out() -> None:
@@ -165,6 +180,7 @@ def main() -> int:
     mlgate(
         "promote", f"{MODEL}/{v2}", "--to", "challenger", "-m", "forest beats the baseline offline"
     )
+    build_image(f"{MODEL}@challenger")
     serve_and_roll_out()
     mlgate("status", MODEL)
 

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 import mlgate
 from mlgate.serving.control import set_traffic
 from mlgate.serving.metrics import parse_prometheus
-from mlgate.testing import TrackingServer, free_port
+from mlgate.testing import TrackingServer, free_port, scoring_bodies
 
 FEATURES = [f"f{i}" for i in range(6)]
 
@@ -93,20 +93,7 @@ def test_every_input_format_matches_in_process_predictions(
     _, _, test = classifier
     frame = test[FEATURES].head(7)
     want = local_predictions(store, model_name, v1, frame)
-    split = json.loads(frame.to_json(orient="split", index=False))
-    bodies = {
-        "dataframe_split": ("application/json", json.dumps({"dataframe_split": split})),
-        "dataframe_records": (
-            "application/json",
-            json.dumps({"dataframe_records": frame.to_dict(orient="records")}),
-        ),
-        "instances": (
-            "application/json",
-            json.dumps({"instances": frame.to_dict(orient="records")}),
-        ),
-        "inputs": ("application/json", json.dumps({"inputs": frame.to_dict(orient="list")})),
-        "csv": ("text/csv", frame.to_csv(index=False)),
-    }
+    bodies = scoring_bodies(frame)
     for fmt, (ctype, body) in bodies.items():
         r = requests.post(f"{server}/invocations", data=body, headers={"Content-Type": ctype,
                           "X-Mlgate-Key": "k-champion-sticky"}, timeout=10)  # fmt: skip

@@ -413,11 +413,8 @@ class Store:
             )
 
     def load_pyfunc(self, uri: str) -> Any:
-        import mlflow.pyfunc
-
         self.client  # noqa: B018
-        with _calling(f"loading {uri} as pyfunc"):
-            return mlflow.pyfunc.load_model(uri)
+        return load_local_pyfunc(uri)
 
     def log_model(
         self,
@@ -551,6 +548,14 @@ class Store:
 # mlgate's server speaks MLflow's scoring protocol by using MLflow's own parsers, so every input
 # format (dataframe_split, dataframe_records, instances, inputs, CSV) behaves exactly as in
 # `mlflow models serve`, and clients need no change.
+
+
+def load_local_pyfunc(path: str) -> Any:
+    """Load a pyfunc model from a local directory (or any URI the current store resolves)."""
+    import mlflow.pyfunc
+
+    with _calling(f"loading {path} as pyfunc"):
+        return mlflow.pyfunc.load_model(path)
 
 
 class ScoringInputError(MlgateError):

@@ -386,11 +386,11 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
 
 # --------------------------------------------------------------------------- serving
 @cli.command()
-@click.argument("model")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", "-p", default=8080, show_default=True, type=click.IntRange(1, 65535), help="Port."
-)
+@click.argument("model", required=False)
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="MLGATE_HOST",
+              help="Address to listen on [env: MLGATE_HOST].")  # fmt: skip
+@click.option("--port", "-p", default=8080, show_default=True, type=click.IntRange(1, 65535),
+              envvar="MLGATE_PORT", help="Port [env: MLGATE_PORT].")  # fmt: skip
 @click.option("--poll", "poll_interval", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between registry polls.")  # fmt: skip
 @click.option(
@@ -411,28 +411,146 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
 @click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds a request may take to score.")  # fmt: skip
 @click.option("--no-verify", is_flag=True, help="Do not check artifact digests before serving.")
+@click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
+              help="Serve this local MLflow model directory (what `mlgate build` puts in an "
+                   "image) instead of following the registry.")  # fmt: skip
+@click.option("--model-version", help="With --model-dir: the version it is (shown in /version).")
+@click.option("--expect-digest", help="With --model-dir: refuse to serve unless the directory's "
+                                      "artifact digest is this.")  # fmt: skip
+@click.option("--manifest", type=click.Path(dir_okay=False),
+              help="Serve what an image manifest names (model, version, directory, digest); "
+                   "the default command of an `mlgate build` image.")  # fmt: skip
+@click.option("--check", "check_only", is_flag=True,
+              help="Load (and verify) the model, print what would serve, and exit.")  # fmt: skip
 @click.pass_context
 def serve(ctx: click.Context, model: str, host: str, port: int, poll_interval: float,
           weight: float | None, mode: str | None, pin: str | None, champion_alias: str,
-          challenger_alias: str, max_body_mb: float, timeout: float, no_verify: bool) -> None:  # fmt: skip
+          challenger_alias: str, max_body_mb: float, timeout: float, no_verify: bool,
+          model_dir: str | None, model_version: str | None, expect_digest: str | None,
+          manifest: str | None, check_only: bool) -> None:  # fmt: skip
     """Serve the champion and challenger of MODEL, following the registry.
 
     Speaks MLflow's scoring protocol on /invocations; /ping, /health, /version, /metrics.
+    With --model-dir, serves one local model directory with no registry (the image entrypoint).
     """
     from mlgate.serving.routing import Traffic
     from mlgate.serving.server import ServeConfig
+    from mlgate.serving.server import check as check_config
     from mlgate.serving.server import serve as run
 
+    if manifest is not None:
+        from mlgate.deploy.recipe import read_manifest
+
+        if model_dir or model_version or expect_digest:
+            raise click.UsageError("--manifest already names the directory, version and digest")
+        found = read_manifest(manifest)
+        model = model or found["model"]
+        model_dir, model_version = found["model_dir"], found["version"]
+        expect_digest = found["artifact_digest"]
+        if model_dir and not Path(model_dir).is_dir():
+            raise click.UsageError(
+                f"--manifest {manifest}: model_dir {model_dir}: no such directory"
+            )
+    if not model:
+        raise click.UsageError("missing argument MODEL (or give --manifest)")
+    if model_dir is None and (model_version or expect_digest):
+        raise click.UsageError("--model-version and --expect-digest need --model-dir")
+    if model_dir is not None and (pin or weight is not None or mode):
+        raise click.UsageError(
+            "--model-dir serves one directory: --pin, --weight, --mode do not apply"
+        )
     traffic = None
     if weight is not None or mode is not None:
         traffic = Traffic(mode=mode or "split", challenger_weight=weight or 0.0)
     config = ServeConfig(
         model=model, tracking_uri=ctx.obj.get("tracking_uri"), champion_alias=champion_alias,
-        challenger_alias=challenger_alias, poll_interval=poll_interval, traffic=traffic, pin=pin,
-        max_body_bytes=int(max_body_mb * 1024 * 1024), timeout=timeout, verify_digest=not no_verify,
+        challenger_alias=challenger_alias, poll_interval=poll_interval, traffic=traffic,
+        pin=model_version if model_dir else pin, max_body_bytes=int(max_body_mb * 1024 * 1024),
+        timeout=timeout, verify_digest=not no_verify, model_dir=model_dir,
+        expect_digest=expect_digest,
     )  # fmt: skip
+    if check_only:
+        runtime = check_config(config)
+        _echo_json({"model": model, "version": runtime.version, "verified": runtime.verified,
+                    "ok": True})  # fmt: skip
+        return
     click.echo(f"mlgate serving {model} on http://{host}:{port} (Ctrl-C to stop)", err=True)
     run(config, host=host, port=port)
+
+
+# --------------------------------------------------------------------------- build
+@cli.command()
+@click.argument("ref", metavar="MODEL@ALIAS|MODEL/VERSION")
+@click.option("--repo", "repository", default="mlgate", show_default=True,
+              help="Image repository, e.g. registry.example.com:5000/team/models.")  # fmt: skip
+@click.option("--tag", "tag", default="{model}-v{version}", show_default=True,
+              help="Image tag template ({model}, {version}).")  # fmt: skip
+@click.option("--base-image", envvar="MLGATE_BASE_IMAGE",
+              help="Base image with python3 and venv [env: MLGATE_BASE_IMAGE; default: "
+                   "python:X.Y-slim for the model's Python].")  # fmt: skip
+@click.option("--python-version", "python", help="The image's Python (MAJOR.MINOR) [default: the "
+                                                 "model's].")  # fmt: skip
+@click.option("--offline", is_flag=True, help="Download every wheel on the host first; the build "
+                                              "runs with no network.")  # fmt: skip
+@click.option("--wheelhouse", type=click.Path(file_okay=False),
+              help="Use (and fill) this directory of wheels; implies --offline.")  # fmt: skip
+@click.option("--no-download", is_flag=True, help="With --wheelhouse: never download; fail if a "
+                                                  "wheel is missing (air-gapped).")  # fmt: skip
+@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
+              help="Extra CA bundle pip trusts during an online build (TLS interception). "
+                   "Not left in the image.")  # fmt: skip
+@click.option("--platform", help="Target platform, e.g. linux/amd64 or linux/arm64.")
+@click.option("--network", "network_mode", envvar="MLGATE_DOCKER_NETWORK",
+              help="Network for online builds, e.g. host [env: MLGATE_DOCKER_NETWORK].")  # fmt: skip
+@click.option("--full-mlflow", is_flag=True, help="Install the full mlflow package, not "
+                                                  "mlflow-skinny.")  # fmt: skip
+@click.option("--push", is_flag=True, help="Push the image after building (the repo names the "
+                                           "registry).")  # fmt: skip
+@click.option("--no-cache", "nocache", is_flag=True, help="Build every layer anew.")
+@click.option("--no-verify", is_flag=True, help="Build even without a recorded artifact digest.")
+@click.option("--no-check", is_flag=True, help="Skip running the image once before tagging it.")
+@click.option("--quiet", "-q", is_flag=True, help="No build progress on stderr.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def build(ctx: click.Context, ref: str, repository: str, tag: str, base_image: str | None,
+          python: str | None, offline: bool, wheelhouse: str | None, no_download: bool,
+          ca_bundle: str | None, platform: str | None, network_mode: str | None,
+          full_mlflow: bool, push: bool, nocache: bool, no_verify: bool, no_check: bool,
+          quiet: bool, as_json: bool) -> None:  # fmt: skip
+    """Build a Docker image that serves one model version.
+
+    Resolves an alias once, verifies the artifacts against the digest recorded at registration
+    (exit 3 if they changed), builds with layers ordered base, Python environment,
+    requirements, model (a new model version with the same requirements rebuilds only the
+    model layer), checks the model loads inside the image, then tags REPO:TAG and records the
+    image on the model version (tag mlgate.image). The image runs as a non-root user, has a
+    HEALTHCHECK, listens on 8080 ($MLGATE_PORT) and carries OCI labels with the lineage.
+
+    \b
+    Run it:   docker run -p 8080:8080 mlgate:MODEL-vN
+    Follow the registry instead of the baked-in version:
+              docker run -e MLFLOW_TRACKING_URI=... mlgate:MODEL-vN serve MODEL --host 0.0.0.0
+    """
+    from mlgate.deploy.build import build as run_build
+
+    if no_download and wheelhouse is None:
+        raise click.UsageError("--no-download needs --wheelhouse")
+    progress = None if quiet else (lambda m: click.echo(m, err=True))
+    result = run_build(
+        ref, store=_store(ctx), repository=repository, tag=tag, base_image=base_image,
+        python=python, offline=offline, wheelhouse=wheelhouse, allow_download=not no_download,
+        ca_bundle=ca_bundle, platform=platform, network_mode=network_mode,
+        full_mlflow=full_mlflow, verify=not no_verify, check=not no_check, nocache=nocache,
+        push=push, on_progress=progress,
+    )  # fmt: skip
+    if as_json:
+        _echo_json(result.to_dict())
+        return
+    size = result.size_bytes / 1e6
+    reuse = f"{result.cached_steps}/{result.steps} steps from cache"
+    pushed = f", pushed {result.pushed_digest}" if result.pushed_digest else ""
+    click.echo(f"built {result.image} ({result.image_id[:19]}, {size:.0f} MB, {reuse}, "
+               f"{result.seconds:.1f} s{pushed})")  # fmt: skip
 
 
 @cli.command()

@@ -8,6 +8,7 @@ errors, Docker errors) are translated at their boundary module, never leaked raw
 
     MlgateError                          exit 1  unexpected / environment failure
     ├── TrackingServerError              exit 1  tracking server unreachable or answering 5xx
+    ├── DockerError                      exit 1  Docker engine unreachable, or an image build failed
     ├── UsageError                       exit 2  bad input: arguments, paths, names
     │   ├── PolicyError                  exit 2  malformed policy file (names file and key)
     │   ├── NotFoundError                exit 2  a model, version, alias or path that does not exist
@@ -63,6 +64,12 @@ class MlgateError(Exception):
 
 class TrackingServerError(MlgateError):
     """The tracking server could not be reached, timed out, or failed internally."""
+
+    exit_code = EXIT_ERROR
+
+
+class DockerError(MlgateError):
+    """The Docker engine could not be reached, or building, checking or pushing an image failed."""
 
     exit_code = EXIT_ERROR
 
@@ -136,6 +143,7 @@ __all__ = [
     "EXIT_REJECTED",
     "EXIT_USAGE",
     "ConflictError",
+    "DockerError",
     "FingerprintError",
     "GateRejected",
     "IntegrityError",

@@ -178,3 +178,54 @@ def tiny_classifier(
         train.drop(columns="label"), train["label"]
     )
     return model, train, test
+
+
+def scoring_bodies(frame: Any) -> dict[str, tuple[str, str]]:
+    """The same rows in every input format MLflow's scoring server accepts.
+
+    Returns ``{format: (content type, body)}`` for ``dataframe_split``, ``dataframe_records``,
+    ``instances``, ``inputs`` and ``csv``.
+    """
+    import json
+
+    split = json.loads(frame.to_json(orient="split", index=False))
+    records = frame.to_dict(orient="records")
+    return {
+        "dataframe_split": ("application/json", json.dumps({"dataframe_split": split})),
+        "dataframe_records": ("application/json", json.dumps({"dataframe_records": records})),
+        "instances": ("application/json", json.dumps({"instances": records})),
+        "inputs": ("application/json", json.dumps({"inputs": frame.to_dict(orient="list")})),
+        "csv": ("text/csv", frame.to_csv(index=False)),
+    }
+
+
+def wait_http(
+    url: str,
+    *,
+    timeout: float = 90.0,
+    alive: Any = None,
+    status: int = 200,
+) -> None:
+    """Wait until ``GET url`` answers ``status``; ``alive()`` returning false aborts early.
+
+    Raises:
+        RuntimeError: the deadline passed, or ``alive()`` said the server died.
+    """
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise RuntimeError(f"{url}: the server exited before it was ready ({last})")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - test helper
+                if resp.status == status:
+                    return
+                last = f"HTTP {resp.status}"
+        except urllib.error.HTTPError as exc:
+            if exc.code == status:
+                return
+            last = f"HTTP {exc.code}"
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.2)
+    raise RuntimeError(f"{url}: not ready within {timeout:g} s ({last})")

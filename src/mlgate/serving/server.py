@@ -39,6 +39,7 @@ from mlgate import __version__
 from mlgate._mlflow import (
     ScoringInputError,
     Store,
+    load_local_pyfunc,
     parse_scoring_request,
     predict,
     predictions_json,
@@ -67,6 +68,10 @@ class ServeConfig:
     poll_interval: float = 5.0
     traffic: Traffic | None = None  # overrides the registry's setting when given
     pin: str | None = None  # serve this one version, do not follow aliases
+    # Serve a model directory on local disk (as baked into an image by ``mlgate build``) with
+    # no registry at all; ``pin`` then names its version and ``expect_digest`` its digest.
+    model_dir: str | None = None
+    expect_digest: str | None = None
     max_body_bytes: int = 10 * 1024 * 1024
     timeout: float = 30.0
     max_batch: int = 256
@@ -233,7 +238,7 @@ class Follower:
     def __init__(self, config: ServeConfig, store: Store | None = None,
                  loader: Callable[[str], Runtime] | None = None) -> None:  # fmt: skip
         self.config = config
-        self.store = store or Store(config.tracking_uri)
+        self._store = store
         self.state: ServingState | None = None
         self.status = FollowerStatus()
         self._loader = loader or self._load
@@ -244,9 +249,42 @@ class Follower:
         # event loop for the GIL.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-predict")
         self._lock = threading.Lock()
+        self._last_load_error: MlgateError | None = None
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.tracking_uri)
+        return self._store
+
+    @property
+    def local(self) -> bool:
+        """True when serving a local model directory, not following the registry."""
+        return self.config.model_dir is not None
 
     # -- loading
+    def _runtime(self, version: str, model: Any, verified: bool, local: str) -> Runtime:
+        schema = NumericSchema.from_model(model)
+        batcher = Batcher(model, self.config.max_batch, schema, self._executor)
+        return Runtime(version, model, verified, batcher, time.time(), local, schema)
+
+    def _load_local(self, version: str) -> Runtime:
+        path = str(self.config.model_dir)
+        want = self.config.expect_digest
+        verified = False
+        if want and self.config.verify_digest:
+            now = fingerprint_model_artifacts(path).digest
+            if now != want:
+                raise IntegrityError(
+                    f"{path}: artifacts do not match the expected digest "
+                    f"(expected {want}, found {now}); refusing to serve them"
+                )
+            verified = True
+        return self._runtime(version, load_local_pyfunc(path), verified, path)
+
     def _load(self, version: str) -> Runtime:
+        if self.local:
+            return self._load_local(version)
         name = self.config.model
         record = self.store.get_version(name, version)
         local = self.store.download(
@@ -263,13 +301,12 @@ class Follower:
                     f"registration (recorded {want}, found {now}); refusing to serve it"
                 )
             verified = True
-        model = self.store.load_pyfunc(local)
-        schema = NumericSchema.from_model(model)
-        batcher = Batcher(model, self.config.max_batch, schema, self._executor)
-        return Runtime(version, model, verified, batcher, time.time(), local, schema)
+        return self._runtime(version, self.store.load_pyfunc(local), verified, local)
 
     def _table(self) -> RoutingTable:
         c = self.config
+        if c.model_dir is not None:
+            return RoutingTable(champion=c.pin or "local", challenger=None)
         if c.pin is not None:
             return RoutingTable(champion=c.pin, challenger=None)
         table = control.read_table(self.store, c.model, champion_alias=c.champion_alias,
@@ -296,10 +333,13 @@ class Follower:
                     runtimes[version] = self._loader(version)
                     self.status.load_errors.pop(version, None)
                     log.info("loaded %s version %s", self.config.model, version)
-                except MlgateError as exc:
-                    self.status.load_errors[version] = str(exc)
+                except Exception as exc:  # noqa: BLE001 - a bad model must not stop the follower
+                    err = exc if isinstance(exc, MlgateError) else MlgateError(
+                        f"version {version} could not be loaded: {type(exc).__name__}: {exc}")  # fmt: skip
+                    self.status.load_errors[version] = str(err)
+                    self._last_load_error = err
                     log.error(
-                        "version %s failed to load, keeping the current state: %s", version, exc
+                        "version %s failed to load, keeping the current state: %s", version, err
                     )
                     return False  # never swap in a state with a version that did not load
             keep = {v: r for v, r in runtimes.items() if v in table.versions()}
@@ -311,6 +351,20 @@ class Follower:
             log.info("serving %s: champion=%s challenger=%s traffic=%s", self.config.model,
                      table.champion, table.challenger, table.traffic.to_dict())  # fmt: skip
             return True
+
+    def load_now(self) -> Runtime:
+        """Load what the table names before serving; raises what loading raised.
+
+        Used for a local model directory (an image), where nothing can change later: a model that
+        cannot load or fails its digest should stop the process, not leave it unready forever.
+        """
+        self.refresh()
+        state = self.state
+        if state is None or state.table.champion not in state.runtimes:
+            raise self._last_load_error or MlgateError(
+                f"{self.config.model}: the model did not load"
+            )
+        return state.runtimes[state.table.champion]
 
     def _retire(self, runtime: Runtime) -> None:
         # In-flight requests hold their own reference to the runtime; give them time to finish.
@@ -330,6 +384,9 @@ class Follower:
             log.warning("registry poll failed, still serving what is loaded: %s", exc)
 
     def start(self) -> None:
+        if self.local and self.state is not None:
+            return  # a local directory never changes: nothing to follow
+
         def loop() -> None:
             while not self._stop.is_set():
                 self.poll_once()
@@ -476,7 +533,10 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
             "model": config.model,
             "champion": state.table.champion if state else None,
             "challenger": state.table.challenger if state else None,
-            "registry": {
+            "source": "model_dir" if follower.local else "registry",
+            "registry": None
+            if follower.local
+            else {
                 "reachable": st.registry_ok,
                 "last_poll": st.last_poll,
                 "error": st.last_error,
@@ -539,11 +599,29 @@ async def _not_allowed(request: Any, exc: Any) -> Any:
     )
 
 
+def check(config: ServeConfig) -> Runtime:
+    """Load (and verify) what ``config`` would serve, then release it. Raises on failure."""
+    follower = Follower(config)
+    try:
+        runtime = follower.load_now()
+        runtime.batcher.close()
+        return runtime
+    finally:
+        follower.stop()
+
+
 def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8080) -> None:
-    """Run the server until interrupted (blocking)."""
+    """Run the server until interrupted (blocking).
+
+    A local model directory is loaded before the port opens; if it cannot load (or fails its
+    digest) this raises and nothing listens.
+    """
     import uvicorn
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    app = create_app(config)
+    follower = Follower(config)
+    if follower.local:
+        follower.load_now()
+    app = create_app(config, follower)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 timeout_keep_alive=30, limit_concurrency=2048)  # fmt: skip
