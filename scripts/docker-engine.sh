@@ -9,9 +9,9 @@
 #
 # Where an engine already answers (Docker Desktop, GitHub Actions, a CI service), `start` uses it
 # as it is and `stop` leaves it alone. Otherwise `start` runs dockerd from Debian's docker.io
-# (installed with apt-get when missing and run as root) on its own socket, with no bridge, no
-# iptables and the vfs storage driver, which work inside unprivileged sandboxes; containers then
-# use `--network host`. No registry may be reachable, so the base image for builds is made locally
+# (installed with apt-get when missing, with debootstrap and docker-registry, and run as root) on
+# its own socket, with no bridge, no iptables and the vfs storage driver, which work inside
+# unprivileged sandboxes; containers then use `--network host`. No registry may be reachable, so the base image for builds is made locally
 # with debootstrap (Debian bookworm + python3 + python3-venv) and `docker import`, with the host's
 # CA bundle copied in so that pip inside a build trusts a TLS-intercepting proxy.
 #
@@ -46,6 +46,7 @@ install_packages() {
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v docker >/dev/null || missing+=(docker.io)
     command -v debootstrap >/dev/null || missing+=(debootstrap)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)  # the push test's registry
     [ ${#missing[@]} -eq 0 ] && return 0
     need_root "installing ${missing[*]}"
     log "installing ${missing[*]} with apt-get"

@@ -341,3 +341,41 @@ def test_demo_builds_the_challenger_image_when_an_engine_answers(engine, module_
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "built mlgate:example-classifier-v2" in out.stdout
     assert "rollback moved: example-classifier@champion 2 -> 1" in out.stdout
+
+
+@pytest.fixture
+def registry(tmp_path) -> Iterator[str]:
+    """A real Docker registry (Debian's docker-registry, distribution 2.x) on a loopback port."""
+    import shutil
+    import subprocess
+
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("no docker-registry binary (apt-get install docker-registry)")
+    port = free_port()
+    cfg = tmp_path / "registry.yml"
+    cfg.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+                   f"http:\n  addr: 127.0.0.1:{port}\n")  # fmt: skip
+    proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        wait_http(f"http://127.0.0.1:{port}/v2/", timeout=30, alive=lambda: proc.poll() is None)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_push_records_the_registry_digest(engine, module_env, built, registry):
+    """--push sends the image to a real registry; the digest the registry serves is the one
+    recorded on the version."""
+    store, name, v1 = built["store"], built["name"], built["v1"]
+    repo = f"{registry}/mlgate-test"
+    result = build(f"{name}/{v1}", store=store, repository=repo, base_image=BASE, offline=True,
+                   push=True)  # fmt: skip
+    assert result.pushed_digest and result.pushed_digest.startswith("sha256:")
+    r = requests.get(f"http://{registry}/v2/mlgate-test/manifests/{name}-v{v1}", timeout=30,
+                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})  # fmt: skip
+    assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == result.pushed_digest
+    rec = image_record(store.get_version(name, v1).tags)
+    assert rec["digest"] == result.pushed_digest and rec["image"] == f"{repo}:{name}-v{v1}"
