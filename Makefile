@@ -27,7 +27,8 @@ test: $(STAMP)  ## the test suite against a real mlflow server (Docker tests exc
 # The Docker tests alone. Uses the engine that answers (Docker Desktop, GitHub Actions); where none
 # does, scripts/docker-engine.sh starts a private one (root; Debian's docker.io, debootstrap base).
 test-docker: $(STAMP)  ## build and run real images (tests marked docker)
-	eval "$$(scripts/docker-engine.sh start)" && $(BIN)/python -m pytest -m docker $(PYTEST_ARGS)
+	engine_env="$$(scripts/docker-engine.sh start)" && eval "$$engine_env" && \
+	  $(BIN)/python -m pytest -m docker $(PYTEST_ARGS)
 
 docker-engine:  ## start (or find) a Docker engine; prints the environment to use it
 	@scripts/docker-engine.sh start

@@ -71,38 +71,45 @@ def test_wheel_platforms():
         recipe.wheel_platforms("windows/amd64")
 
 
-def _recipe(**kw) -> recipe.Recipe:
-    base = dict(base_image="python:3.11-slim", python="3.11", model="churn", version="7",
-                digest="blake3:abc", labels={"io.mlgate.model.version": "7"}, offline=True)  # fmt: skip
+def _runtime(**kw) -> recipe.Runtime:
+    base = dict(base_image="python:3.11-slim", python="3.11", offline=True)
     base.update(kw)
-    return recipe.Recipe(**base)  # type: ignore[arg-type]
+    return recipe.Runtime(**base)  # type: ignore[arg-type]
 
 
-def test_dockerfile_orders_layers_from_stable_to_per_version():
-    text = _recipe().dockerfile()
+def test_runtime_dockerfile_orders_layers_from_stable_to_changing():
+    text = _runtime().dockerfile()
     steps = [line for line in text.splitlines() if re.match(r"^[A-Z]+ ", line)]
     order = [s.split()[0] + " " + s.split()[1] for s in steps]
     index = {k: i for i, k in enumerate(order)}
-    venv = next(i for i, s in enumerate(steps) if "python3 -m venv" in text and s.startswith("RUN"))
+    venv = next(i for i, s in enumerate(steps) if s.startswith("RUN python3 -c"))
     pip = next(i for i, s in enumerate(steps) if "pip install" in s)
     assert venv < index["COPY requirements.txt"] < pip  # Python environment, then requirements
     assert "--no-index" in steps[pip] and "--only-binary=:all:" in steps[pip]
     final = order.index("FROM python:3.11-slim", 1)
     tail = order[final:]
-    assert tail.index("COPY --from=env") < tail.index("COPY mlgate") < tail.index("COPY bundle")
-    assert order[-1].startswith("LABEL")  # per-version metadata last: it never busts a layer
+    assert tail.index("COPY --from=env") < tail.index("COPY mlgate")
     assert sum(1 for s in steps if s.startswith("EXPOSE")) == 1
     user = next(s for s in steps if s.startswith("USER"))
     assert user.split()[1] == f"{recipe.UID}:{recipe.UID}" and recipe.UID != 0
     assert any(s.startswith("HEALTHCHECK") for s in steps)
-    # Two versions differ only after the model's COPY line.
-    other = _recipe(version="8", labels={"io.mlgate.model.version": "8"}).dockerfile()
-    cut = text.index("COPY bundle")
-    assert other[other.index("FROM") : cut] == text[text.index("FROM") : cut]
+    assert steps[-1] == f"CMD {json.dumps(recipe.SERVE_CMD)}"
+    # Nothing about a model or a version: every version with these requirements shares it.
+    assert recipe.MODEL_DIR not in text and recipe.MANIFEST not in text.split("CMD")[0]
+
+
+def test_model_layer_is_one_commit_with_cmd_and_labels():
+    layer = recipe.ModelLayer(model="churn", version="7", digest="blake3:abc",
+                              labels={"io.mlgate.model.version": "7", "b": 'quo"te'})  # fmt: skip
+    changes = layer.changes()
+    assert changes[0] == f"CMD {json.dumps(recipe.SERVE_CMD)}"
+    assert changes[1] == 'LABEL b="quo\\"te" io.mlgate.model.version="7"'
+    assert layer.check_cmd() == [*recipe.SERVE_CMD, "--check"]
+    assert layer.manifest("r")["model_dir"] == recipe.MODEL_DIR
 
 
 def test_online_build_uses_the_ca_bundle_only_in_the_build_stage():
-    text = _recipe(offline=False, ca_bundle=True).dockerfile()
+    text = _runtime(offline=False, ca_bundle=True).dockerfile()
     final = text.index("\nFROM python:3.11-slim\n")
     assert "--cert" in text[:final] and "ca-bundle" not in text[final:]
     assert "--no-index" not in text and "wheels" not in text
@@ -123,7 +130,7 @@ def test_labels_come_from_the_lineage_tags():
 
 
 def test_manifest_round_trip_and_errors(tmp_path):
-    r = _recipe()
+    r = recipe.ModelLayer(model="churn", version="7", digest="blake3:abc")
     path = tmp_path / "image.json"
     path.write_text(json.dumps(r.manifest("run1")))
     assert recipe.read_manifest(str(path))["artifact_digest"] == "blake3:abc"

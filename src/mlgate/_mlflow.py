@@ -208,6 +208,15 @@ class Store:
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
 
+    def _bind(self) -> None:
+        """Point MLflow's fluent API (global state) at this store before using it: another
+        Store in the same process may have pointed it elsewhere."""
+        import mlflow
+
+        self.client  # noqa: B018 - creates the client (and the embedded store's directory)
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_registry_uri(self.uri)
+
     # ------------------------------------------------------------------ registered models
     def get_model(self, name: str) -> ModelRecord:
         with _calling(f"registered model {name!r}"):
@@ -318,7 +327,7 @@ class Store:
         """Create a model version with its tags in one call (the version never lacks them)."""
         import mlflow
 
-        self.client  # noqa: B018 - binds the fluent API to this store's URI
+        self._bind()
         with _calling(f"registering {model_uri} as {name!r}"):
             mv = mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300)
         return self.get_version(name, str(mv.version))
@@ -403,7 +412,7 @@ class Store:
         """Download artifacts at ``uri`` (``runs:/``, ``models:/``, ...) to a local directory."""
         import mlflow
 
-        self.client  # noqa: B018 - binds the fluent API to this store's URI
+        self._bind()
         dst = dst or tempfile.mkdtemp(prefix="mlgate-artifacts-")
         with _calling(f"downloading {uri}"):
             return str(
@@ -413,7 +422,7 @@ class Store:
             )
 
     def load_pyfunc(self, uri: str) -> Any:
-        self.client  # noqa: B018
+        self._bind()
         return load_local_pyfunc(uri)
 
     def log_model(
@@ -438,7 +447,7 @@ class Store:
         """
         import mlflow
 
-        self.client  # noqa: B018
+        self._bind()
         active = mlflow.active_run()
         with _calling("logging the model"):
             if run_id is not None and (active is None or active.info.run_id != run_id):
@@ -517,7 +526,7 @@ class Store:
         """MLflow's ModelInfo (flavors, signature) for a model URI."""
         import mlflow.models
 
-        self.client  # noqa: B018
+        self._bind()
         with _calling(f"reading model metadata of {uri}"):
             return mlflow.models.get_model_info(uri)
 

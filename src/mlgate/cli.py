@@ -547,7 +547,8 @@ def build(ctx: click.Context, ref: str, repository: str, tag: str, base_image: s
         _echo_json(result.to_dict())
         return
     size = result.size_bytes / 1e6
-    reuse = f"{result.cached_steps}/{result.steps} steps from cache"
+    reuse = ("runtime reused" if result.runtime_reused
+             else f"runtime built, {result.cached_steps}/{result.steps} steps from cache")  # fmt: skip
     pushed = f", pushed {result.pushed_digest}" if result.pushed_digest else ""
     click.echo(f"built {result.image} ({result.image_id[:19]}, {size:.0f} MB, {reuse}, "
                f"{result.seconds:.1f} s{pushed})")  # fmt: skip

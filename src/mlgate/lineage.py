@@ -186,6 +186,7 @@ class Lineage:
     registered_at: str | None
     ci_run_url: str | None
     other_tags: dict[str, str]
+    image: dict[str, Any] | None = None  # what `mlgate build` recorded (mlgate.image)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -208,6 +209,7 @@ class Lineage:
             "registered_by": self.registered_by,
             "registered_at": self.registered_at,
             "ci_run_url": self.ci_run_url,
+            "image": self.image,
             "tags": self.other_tags,
         }
 
@@ -252,6 +254,7 @@ def lineage_from_tags(
     metrics = {k: float(v) for k, v in _loads(tags.get(Tags.METRICS)).items()}
     params = {k: str(v) for k, v in _loads(tags.get(Tags.PARAMS)).items()}
     other = {k: v for k, v in tags.items() if not k.startswith(TAG_PREFIX)}
+    image = _loads(tags.get(Tags.IMAGE)) if tags.get(Tags.IMAGE) else None
     return Lineage(
         name=name,
         version=version,
@@ -268,4 +271,5 @@ def lineage_from_tags(
         registered_at=tags.get(Tags.REGISTERED_AT),
         ci_run_url=tags.get(Tags.CI_RUN_URL),
         other_tags=other,
+        image=image if isinstance(image, dict) and image else None,
     )

@@ -74,6 +74,10 @@ def render_lineage(info: Lineage) -> str:
         )
     if info.params:
         rows.append(["params", ", ".join(f"{k}={v}" for k, v in sorted(info.params.items()))])
+    if info.image:
+        img = info.image
+        pushed = f"  pushed {img['digest']}" if img.get("digest") else ""
+        rows.append(["image", f"{img.get('image', '?')}  {str(img.get('id', ''))[:19]}{pushed}"])
     if info.registered_by:
         rows.append(["registered", f"{info.registered_at} by {info.registered_by}"])
     if info.ci_run_url:

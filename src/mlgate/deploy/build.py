@@ -3,12 +3,14 @@
 1. Resolve ``MODEL@ALIAS`` to a version once; everything after uses that version only.
 2. Download its artifacts and verify them against the digest recorded at registration
    (``IntegrityError``, exit 3, names both digests).
-3. Write the build context: Dockerfile (:mod:`~mlgate.deploy.recipe`), pinned requirements,
-   wheels (offline builds), mlgate itself, the model. File metadata is normalised (owner, mode,
-   mtime) so the same inputs give the same layers.
-4. Build without a tag; run the image once with no network to check the model loads and its
-   digest verifies inside the image; only then tag it ``REPO:TAG``. A failed build or check
-   leaves nothing under the tag.
+3. The runtime (base, Python environment, requirements, mlgate): a Dockerfile build from a
+   normalised context (owner, mode, mtime), tagged ``mlgate-runtime:<key of its inputs>``. A
+   runtime with the same key is reused as it is: a new version of a model with the same
+   requirements builds nothing but its own layer.
+4. The model layer: the model and its manifest are added to a container of the runtime, which
+   runs ``mlgate serve --manifest ... --check`` with no network (the model must load and its
+   digest verify *inside* the image), then committed with the version's labels. Only then is the
+   image tagged ``REPO:TAG``: a failed build or check leaves nothing under the tag.
 5. Optionally push; record the image on the model version (``mlgate.image`` tag).
 """
 
@@ -30,7 +32,7 @@ from typing import Any
 from mlgate import __version__
 from mlgate._mlflow import Store, VersionRecord
 from mlgate.deploy import recipe
-from mlgate.errors import DockerError, IntegrityError, UsageError
+from mlgate.errors import IntegrityError, UsageError
 from mlgate.fingerprint import MLFLOW_DOWNLOAD_FILES, fingerprint_model_artifacts
 from mlgate.lineage import Tags, compact_json
 from mlgate.registry import parse_ref, resolve
@@ -38,6 +40,8 @@ from mlgate.registry import parse_ref, resolve
 Progress = Callable[[str], None]
 
 DEFAULT_REPOSITORY = "mlgate"
+#: Runtimes (an image without a model) are tagged here by the key of what went into them.
+RUNTIME_REPOSITORY = "mlgate-runtime"
 DEFAULT_TAG = "{model}-v{version}"
 
 
@@ -54,7 +58,9 @@ class BuildResult:
     offline: bool
     verified: bool
     checked: bool
-    steps: int
+    runtime_image: str
+    runtime_reused: bool
+    steps: int  # of the runtime's Dockerfile (0 when the runtime was reused)
     cached_steps: int
     size_bytes: int
     seconds: float
@@ -179,6 +185,16 @@ def _add_mlgate(ctx: _Context, python: str) -> None:
             ctx.add_bytes(f"mlgate/{cached.as_posix()}", out.read_bytes())
 
 
+def _runtime_key(context_tar: Path, base_id: str, platform: str | None) -> str:
+    """A name for everything a runtime is made of (its build context is normalised)."""
+    import blake3
+
+    h = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    h.update_mmap(str(context_tar))
+    h.update(f"\0{base_id}\0{platform or ''}\0{__version__}".encode())
+    return h.hexdigest()[:32]
+
+
 def _resolve(store: Store, ref: str) -> VersionRecord:
     parsed = parse_ref(ref)
     if parsed.version is None and parsed.alias is None:
@@ -289,11 +305,10 @@ def build(
             mlgate_version=__version__, base_image=base,
             created=record_v.tags.get(Tags.REGISTERED_AT),
         )  # fmt: skip
-        spec = recipe.Recipe(
-            base_image=base, python=py, model=name, version=version,
-            digest=want if verify else None, labels=labels, offline=offline,
-            ca_bundle=ca_bundle is not None and not offline,
-        )  # fmt: skip
+        runtime = recipe.Runtime(base_image=base, python=py, offline=offline,
+                                 ca_bundle=ca_bundle is not None and not offline)  # fmt: skip
+        layer = recipe.ModelLayer(model=name, version=version, digest=want if verify else None,
+                                  labels=labels)  # fmt: skip
 
         wheel_dir = None
         if offline:
@@ -303,54 +318,73 @@ def build(
                 allow_download=allow_download, on_progress=on_progress,
             )  # fmt: skip
 
-        ctx = _Context(work / "context.tar")
+        ctx = _Context(work / "runtime.tar")
         try:
-            ctx.add_bytes("Dockerfile", spec.dockerfile().encode())
+            ctx.add_bytes("Dockerfile", runtime.dockerfile().encode())
             ctx.add_bytes("requirements.txt", requirements.encode())
             if wheel_dir is not None:
                 ctx.add_tree("wheels", wheel_dir, skip=frozenset({wheels.COMPLETE}))
-            if spec.ca_bundle and ca_bundle is not None:
+            if runtime.ca_bundle and ca_bundle is not None:
                 ctx.add_bytes("ca-bundle.crt", Path(ca_bundle).read_bytes())
             _add_mlgate(ctx, py)
-            # One layer for everything that differs between versions: the model and its manifest.
-            ctx.add_tree("bundle/model", model_dir, skip=MLFLOW_DOWNLOAD_FILES)
-            manifest = json.dumps(spec.manifest(record_v.run_id), indent=2, sort_keys=True)
-            ctx.add_bytes("bundle/image.json", manifest.encode())
         finally:
             ctx.close()
 
-        net = (
-            "none" if offline else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
-        )
-        _note(on_progress, f"building from {base} ({'offline' if offline else 'online'})")
-        built = engine.build(
-            str(ctx.path), network_mode=net, platform=platform, nocache=nocache,
-            on_progress=on_progress,
-        )  # fmt: skip
+        # The runtime depends on nothing but its build context, the base image and the platform:
+        # the same key means the same runtime, so a model-only rebuild skips the build entirely.
+        base_id = engine.ensure_image(base, platform=platform, on_progress=on_progress)
+        key = _runtime_key(ctx.path, base_id, platform)
+        runtime_ref = f"{RUNTIME_REPOSITORY}:{key}"
+        reused = not nocache and engine.exists(runtime_ref)
+        steps = cached = 0
+        if reused:
+            _note(on_progress, f"runtime {runtime_ref} is up to date (base, environment, "
+                               "requirements, mlgate)")  # fmt: skip
+        else:
+            net = (
+                "none"
+                if offline
+                else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
+            )
+            _note(
+                on_progress,
+                f"building the runtime from {base} ({'offline' if offline else 'online'})",
+            )
+            built = engine.build(
+                str(ctx.path), network_mode=net, platform=platform, nocache=nocache,
+                on_progress=on_progress,
+            )  # fmt: skip
+            steps, cached = built.steps, built.cached
+            engine.tag(built.image_id, RUNTIME_REPOSITORY, key)
 
-        checked = False
-        if check:
-            _note(on_progress, "checking that the model loads inside the image (no network)")
-            status, output = engine.run_once(built.image_id, [*spec.cmd(), "--check"])
-            if status != 0:
-                last = [line for line in output.strip().splitlines() if line.strip()][-3:]
-                raise DockerError(
-                    f"the built image cannot serve {name}/{version} (check exited {status}): "
-                    + " | ".join(last)
-                )
-            checked = True
-        engine.tag(built.image_id, repository, image_tag)
+        bundle = _Context(work / "bundle.tar")
+        try:
+            bundle.add_tree("model", model_dir, skip=MLFLOW_DOWNLOAD_FILES)
+            manifest = json.dumps(layer.manifest(record_v.run_id), indent=2, sort_keys=True)
+            bundle.add_bytes("image.json", manifest.encode())
+        finally:
+            bundle.close()
+        _note(on_progress, "adding the model layer" + (
+            "; checking that the model loads and verifies inside the image (no network)"
+            if check else ""))  # fmt: skip
+        image_id = engine.add_layer(
+            runtime_ref, bundle.path.read_bytes(), recipe.PREFIX, changes=layer.changes(),
+            check=layer.check_cmd() if check else None,
+            message=f"mlgate: {name} version {version} ({want or 'unverified'})",
+        )  # fmt: skip
+        engine.tag(image_id, repository, image_tag)
         image = f"{repository}:{image_tag}"
         pushed = None
         if push:
             _note(on_progress, f"pushing {image}")
             pushed = engine.push(repository, image_tag, on_progress=on_progress)
-        info = engine.inspect(built.image_id)
+        info = engine.inspect(image_id)
         result = BuildResult(
-            model=name, version=version, image=image, image_id=built.image_id, base_image=base,
-            python=py, offline=offline, verified=verified, checked=checked, steps=built.steps,
-            cached_steps=built.cached, size_bytes=info.size,
-            seconds=round(time.monotonic() - started, 2), pushed_digest=pushed, labels=labels,
+            model=name, version=version, image=image, image_id=image_id, base_image=base,
+            python=py, offline=offline, verified=verified, checked=check,
+            runtime_image=runtime_ref, runtime_reused=reused, steps=steps, cached_steps=cached,
+            size_bytes=info.size, seconds=round(time.monotonic() - started, 2),
+            pushed_digest=pushed, labels=labels,
         )  # fmt: skip
         if record:
             store.set_version_tags(name, version, {Tags.IMAGE: compact_json(result.record())})

@@ -236,20 +236,65 @@ class Engine:
             raise DockerError(f"pushing {repository}:{tag} ended without a digest")
         return digest
 
-    # ------------------------------------------------------------------ containers
-    def run_once(
-        self, image: str, command: list[str], *, timeout: float = 300, network_mode: str = "none"
-    ) -> tuple[int, str]:
-        """Run ``command`` in a throwaway container; returns (exit status, output)."""
-        with _calling(f"running a check in {image[:19]}"):
+    def ensure_image(self, ref: str, *, platform: str | None = None,
+                     on_progress: Progress | None = None) -> str:  # fmt: skip
+        """The id of image ``ref``, pulling it first when the engine does not have it."""
+        import docker.errors
+
+        try:
+            return self.inspect(ref).id
+        except NotFoundError:
+            pass
+        if on_progress:
+            on_progress(f"pulling {ref}")
+        try:
+            with _calling(f"pulling {ref}"):
+                return str(self.client.images.pull(ref, platform=platform).id)
+        except (DockerError, NotFoundError) as exc:
+            raise DockerError(
+                f"base image {ref} is not on the engine and could not be pulled ({exc.message})",
+                hint="pull or import it first, or choose another --base-image",
+            ) from None
+        except docker.errors.DockerException as exc:  # pragma: no cover - translated above
+            raise DockerError(f"pulling {ref}: {_first_line(exc)}") from None
+
+    def add_layer(
+        self,
+        image: str,
+        archive: bytes,
+        dest: str,
+        *,
+        changes: list[str],
+        check: list[str] | None = None,
+        message: str = "",
+        timeout: float = 600,
+    ) -> str:
+        """A new image: ``image`` + the tar ``archive`` unpacked at ``dest``, in one layer.
+
+        With ``check``, that command first runs in the container holding the new files (no
+        network; /tmp and $HOME on tmpfs, so nothing it writes reaches the layer) and must exit
+        0. ``changes`` are Dockerfile instructions (CMD, LABEL, ...) applied by the commit.
+        Returns the untagged image id.
+        """
+        with _calling("adding the model layer"):
             container = self.client.containers.create(
-                image, command=command, network_mode=network_mode, detach=True
-            )
+                image, command=check or ["true"], network_mode="none", detach=True,
+                tmpfs={"/tmp": "", "/home/mlgate": ""},  # noqa: S108 - inside the container
+            )  # fmt: skip
             try:
-                container.start()
-                result = container.wait(timeout=timeout)
-                logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+                if not container.put_archive(dest, archive):
+                    raise DockerError(f"the engine refused to add files at {dest}")
+                if check:
+                    container.start()
+                    status = int(container.wait(timeout=timeout).get("StatusCode", 1))
+                    if status != 0:
+                        logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+                        last = [line for line in logs.strip().splitlines() if line.strip()][-3:]
+                        raise DockerError(
+                            f"the image cannot serve its model (check exited {status}): "
+                            + config.redact(" | ".join(last))
+                        )
+                return str(container.commit(changes=changes, message=message).id)
             finally:
                 with contextlib.suppress(Exception):
                     container.remove(force=True)
-        return int(result.get("StatusCode", 1)), config.redact(logs)
