@@ -42,7 +42,9 @@ def timed(fn, repeat: int = 3) -> float:
 
 
 def cli(args: list[str], env: dict[str, str]) -> None:
-    out = subprocess.run([sys.executable, "-m", "mlgate", *args], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "mlgate", *args], env=env, capture_output=True, text=True
+    )
     if out.returncode != 0:
         raise SystemExit(f"mlgate {' '.join(args)} failed ({out.returncode}): {out.stderr}")
 
@@ -91,7 +93,9 @@ def main() -> None:
             it = iter(candidates)
             t_cli = timed(lambda: cli(["promote", name, "-v", next(it), "--to", "champion",
                                        "--policy", str(policy)], env))  # fmt: skip
-            t_lib = timed(lambda: mlgate.promote(name, next(it), to="champion", policy=policy, store=store))
+            t_lib = timed(
+                lambda: mlgate.promote(name, next(it), to="champion", policy=policy, store=store)
+            )
             h_cli = timed(lambda: cli(["history", name, "--policy", str(policy)], env))
             h_lib = timed(lambda: mlgate.history(name, policy=policy, store=store))
             s_cli = timed(lambda: cli(["status", name, "--policy", str(policy)], env))

@@ -35,7 +35,9 @@ def wait(url: str, timeout: float = 120) -> None:
     raise SystemExit(f"{url} did not become ready")
 
 
-def wrk(url: str, body: str, clients: int, seconds: int, workdir: Path) -> tuple[float, float, float, int]:
+def wrk(
+    url: str, body: str, clients: int, seconds: int, workdir: Path
+) -> tuple[float, float, float, int]:
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
@@ -72,15 +74,21 @@ def main() -> None:
 
     model, train, test = tiny_classifier()
     features = test.drop(columns="label")
-    body = json.dumps({"dataframe_split": json.loads(features.head(1).to_json(orient="split", index=False))})
+    body = json.dumps(
+        {"dataframe_split": json.loads(features.head(1).to_json(orient="split", index=False))}
+    )
     procs: list[subprocess.Popen[bytes]] = []
     with tempfile.TemporaryDirectory() as tmp, TrackingServer.temporary() as server:
         work = Path(tmp)
         store = mlgate.Store(server.uri)
         policy = work / "mlgate.toml"
         policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
-        v1 = mlgate.register(model, name="bench", train_data=train, input_example=features.head(2), store=store).number
-        v2 = mlgate.register(model, name="bench", train_data=train, input_example=features.head(2), store=store).number
+        v1 = mlgate.register(
+            model, name="bench", train_data=train, input_example=features.head(2), store=store
+        ).number
+        v2 = mlgate.register(
+            model, name="bench", train_data=train, input_example=features.head(2), store=store
+        ).number
         mlgate.promote("bench", v1, to="champion", policy=policy, store=store)
         mlgate.promote("bench", v2, to="challenger", policy=policy, store=store)
         env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri}
@@ -100,12 +108,20 @@ def main() -> None:
             urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
             for url in urls.values():
                 wait(url)
-            check = json.dumps({"dataframe_split": json.loads(features.head(50).to_json(orient="split", index=False))})
+            check = json.dumps(
+                {
+                    "dataframe_split": json.loads(
+                        features.head(50).to_json(orient="split", index=False)
+                    )
+                }
+            )
             answers = {k: requests.post(f"{u}/invocations", data=check, headers={"Content-Type": "application/json"},
                                         timeout=30).json()["predictions"] for k, u in urls.items()}  # fmt: skip
             assert answers["mlflow"] == answers["mlgate"], "mlflow and mlgate disagree"
             print(f"identical predictions on 50 rows: {answers['mlflow'] == answers['mlgate']}")
-            print(f"{'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
+            print(
+                f"{'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
+            )
             rows: dict[tuple[str, int], tuple[float, float, float, int]] = {}
             for clients in args.clients:
                 for name, url in urls.items():
@@ -114,7 +130,11 @@ def main() -> None:
                     print(f"{name:<14}{clients:>8}{r[0]:>10.0f}{r[1]:>9.2f}{r[2]:>9.2f}{r[3]:>9}")
             print()
             for clients in args.clients:
-                ml, mg, sp = rows[("mlflow", clients)], rows[("mlgate", clients)], rows[("mlgate-split", clients)]
+                ml, mg, sp = (
+                    rows[("mlflow", clients)],
+                    rows[("mlgate", clients)],
+                    rows[("mlgate-split", clients)],
+                )
                 print(f"{clients:>3} clients: mlgate/mlflow req/s {mg[0] / ml[0]:5.2f}x, p99 {mg[2]:.2f} vs "
                       f"{ml[2]:.2f} ms; split costs {100 * (1 - sp[0] / mg[0]):5.1f}% req/s")  # fmt: skip
         finally:
