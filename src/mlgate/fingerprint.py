@@ -43,7 +43,7 @@ import blake3
 import numpy as np
 
 from mlgate import config
-from mlgate.errors import FingerprintError, NotFoundError
+from mlgate.errors import FingerprintError, IntegrityError, NotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -651,6 +651,23 @@ MLFLOW_DOWNLOAD_FILES = frozenset({"registered_model_meta"})
 def fingerprint_model_artifacts(path: str | os.PathLike[str]) -> Fingerprint:
     """The digest of a downloaded model directory, however it was downloaded."""
     return fingerprint_directory(path, use_cache=False, exclude=MLFLOW_DOWNLOAD_FILES)
+
+
+def verify_model_artifacts(
+    path: str | os.PathLike[str], recorded: str, *, what: str, refusing: str
+) -> str:
+    """Re-hash a model directory; raise :class:`IntegrityError` unless it is ``recorded``.
+
+    ``what`` names the model in the message (``churn/3``), ``refusing`` says what is refused
+    (``to build``, ``to serve it``). Returns the digest found.
+    """
+    found = fingerprint_model_artifacts(path).digest
+    if found != recorded:
+        raise IntegrityError(
+            f"{what}: artifacts do not match the digest recorded at registration "
+            f"(recorded {recorded}, found {found}); refusing {refusing}"
+        )
+    return found
 
 
 def digest_manifest(entries: Iterable[Sequence[Any]]) -> str:

@@ -32,8 +32,8 @@ from typing import Any
 from mlgate import __version__
 from mlgate._mlflow import Store, VersionRecord
 from mlgate.deploy import recipe
-from mlgate.errors import IntegrityError, UsageError
-from mlgate.fingerprint import MLFLOW_DOWNLOAD_FILES, fingerprint_model_artifacts
+from mlgate.errors import UsageError
+from mlgate.fingerprint import MLFLOW_DOWNLOAD_FILES, verify_model_artifacts
 from mlgate.lineage import Tags, compact_json
 from mlgate.registry import parse_ref, resolve
 
@@ -242,7 +242,8 @@ def build(
             builds always run with none.
         full_mlflow: install the full ``mlflow`` package rather than ``mlflow-skinny``.
         verify: refuse artifacts that differ from the recorded digest (and versions with none).
-        check: run the image once, with no network, to prove the model loads before tagging.
+        check: before the model layer is committed, run ``serve --check`` in its container with
+            no network: the model must load and its digest verify inside the image.
         record: write the image to the version's ``mlgate.image`` tag.
 
     Raises:
@@ -277,12 +278,8 @@ def build(
                     "with mlgate), so its artifacts cannot be verified",
                     hint="register it with mlgate, or pass --no-verify to build it unverified",
                 )
-            found = fingerprint_model_artifacts(model_dir).digest
-            if found != want:
-                raise IntegrityError(
-                    f"{name}/{version}: artifacts do not match the digest recorded at "
-                    f"registration (recorded {want}, found {found}); refusing to build"
-                )
+            found = verify_model_artifacts(model_dir, want, what=f"{name}/{version}",
+                                           refusing="to build")  # fmt: skip
             verified = True
             _note(on_progress, f"artifacts verified: {found}")
         flavors = _flavors(model_dir)

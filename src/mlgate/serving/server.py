@@ -45,7 +45,7 @@ from mlgate._mlflow import (
     predictions_json,
 )
 from mlgate.errors import IntegrityError, MlgateError
-from mlgate.fingerprint import fingerprint_model_artifacts
+from mlgate.fingerprint import verify_model_artifacts
 from mlgate.lineage import Tags
 from mlgate.serving import control
 from mlgate.serving.fastpath import NumericSchema, parse_rows
@@ -273,12 +273,7 @@ class Follower:
         want = self.config.expect_digest
         verified = False
         if want and self.config.verify_digest:
-            now = fingerprint_model_artifacts(path).digest
-            if now != want:
-                raise IntegrityError(
-                    f"{path}: artifacts do not match the expected digest "
-                    f"(expected {want}, found {now}); refusing to serve them"
-                )
+            verify_model_artifacts(path, want, what=path, refusing="to serve them")
             verified = True
         return self._runtime(version, load_local_pyfunc(path), verified, path)
 
@@ -293,13 +288,13 @@ class Follower:
         verified = False
         want = record.tags.get(Tags.ARTIFACT_DIGEST)
         if want and self.config.verify_digest:
-            now = fingerprint_model_artifacts(local).digest
-            if now != want:
-                shutil.rmtree(local, ignore_errors=True)
-                raise IntegrityError(
-                    f"version {version}: artifacts do not match the digest recorded at "
-                    f"registration (recorded {want}, found {now}); refusing to serve it"
+            try:
+                verify_model_artifacts(
+                    local, want, what=f"version {version}", refusing="to serve it"
                 )
+            except IntegrityError:
+                shutil.rmtree(local, ignore_errors=True)
+                raise
             verified = True
         return self._runtime(version, self.store.load_pyfunc(local), verified, local)
 
