@@ -151,11 +151,17 @@ cmd_stop() {
     log "stopping dockerd (pid $pid)"
     kill "$pid"
     for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || { rm -f "$PIDFILE"; return 0; }
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.5
     done
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$PIDFILE"
+    # dockerd can leave mounts under its state (its netns file, the data-root bind mount); they
+    # would make `rm -rf` of the state directory fail with "Device or resource busy".
+    local mnt
+    for mnt in $(awk -v s="$STATE/" 'index($2, s) == 1 {print $2}' /proc/mounts | sort -r); do
+        umount "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null || true
+    done
 }
 
 cmd_env() {

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate import __version__
 from mlgate._mlflow import Store, VersionRecord
@@ -36,6 +36,9 @@ from mlgate.errors import UsageError
 from mlgate.fingerprint import MLFLOW_DOWNLOAD_FILES, verify_model_artifacts
 from mlgate.lineage import Tags, compact_json
 from mlgate.registry import parse_ref, resolve
+
+if TYPE_CHECKING:
+    from mlgate.deploy.engine import Engine
 
 Progress = Callable[[str], None]
 
@@ -204,6 +207,104 @@ def _resolve(store: Store, ref: str) -> VersionRecord:
     return resolve(store, parsed)
 
 
+def _fetch_verified(
+    store: Store, version: VersionRecord, dst: Path, verify: bool, on_progress: Progress | None
+) -> tuple[Path, str | None]:
+    """Download the version's artifacts; with ``verify``, prove they are the registered ones.
+
+    Returns the directory and the verified digest (None when not verified).
+    """
+    model_dir = Path(store.download(f"models:/{version.name}/{version.version}", dst=str(dst)))
+    if not verify:
+        return model_dir, None
+    want = version.tags.get(Tags.ARTIFACT_DIGEST)
+    if not want:
+        raise UsageError(
+            f"{version.ref} has no recorded artifact digest (it was not registered with mlgate), "
+            "so its artifacts cannot be verified",
+            hint="register it with mlgate, or pass --no-verify to build it unverified",
+        )
+    found = verify_model_artifacts(model_dir, want, what=version.ref, refusing="to build")
+    _note(on_progress, f"artifacts verified: {found}")
+    return model_dir, found
+
+
+def _pyfunc_flavor(model_dir: Path, ref: str) -> dict[str, Any]:
+    flavors = _flavors(model_dir)
+    pyfunc = flavors.get("python_function")
+    if not pyfunc:
+        raise UsageError(
+            f"{ref} has no python_function (pyfunc) flavor "
+            f"(flavors: {', '.join(sorted(flavors)) or 'none'}); an mlgate image serves pyfunc models"
+        )
+    return dict(pyfunc)
+
+
+def _runtime_context(
+    path: Path,
+    runtime: recipe.Runtime,
+    requirements: str,
+    wheel_dir: Path | None,
+    ca_bundle: str | os.PathLike[str] | None,
+) -> Path:
+    """The runtime's build context: Dockerfile, requirements, wheels, CA bundle, mlgate."""
+    from mlgate.deploy.wheelhouse import COMPLETE
+
+    ctx = _Context(path)
+    try:
+        ctx.add_bytes("Dockerfile", runtime.dockerfile().encode())
+        ctx.add_bytes("requirements.txt", requirements.encode())
+        if wheel_dir is not None:
+            ctx.add_tree("wheels", wheel_dir, skip=frozenset({COMPLETE}))
+        if runtime.ca_bundle and ca_bundle is not None:
+            ctx.add_bytes("ca-bundle.crt", Path(ca_bundle).read_bytes())
+        _add_mlgate(ctx, runtime.python)
+    finally:
+        ctx.close()
+    return path
+
+
+def _ensure_runtime(
+    engine: Engine,
+    context: Path,
+    runtime: recipe.Runtime,
+    *,
+    platform: str | None,
+    network_mode: str | None,
+    nocache: bool,
+    on_progress: Progress | None,
+) -> tuple[str, bool, int, int]:
+    """The runtime image for ``context``: reused when its key exists, else built and tagged.
+
+    A runtime depends on nothing but its build context, the base image and the platform, so the
+    same key means the same runtime. Returns (reference, reused, steps, cached steps).
+    """
+    base_id = engine.ensure_image(runtime.base_image, platform=platform, on_progress=on_progress)
+    key = _runtime_key(context, base_id, platform)
+    ref = f"{RUNTIME_REPOSITORY}:{key}"
+    if not nocache and engine.exists(ref):
+        _note(on_progress, f"runtime {ref} is up to date (base, environment, requirements, mlgate)")
+        return ref, True, 0, 0
+    mode = "offline" if runtime.offline else "online"
+    _note(on_progress, f"building the runtime from {runtime.base_image} ({mode})")
+    built = engine.build(str(context), network_mode=network_mode, platform=platform,
+                         nocache=nocache, on_progress=on_progress)  # fmt: skip
+    engine.tag(built.image_id, RUNTIME_REPOSITORY, key)
+    return ref, False, built.steps, built.cached
+
+
+def _bundle(path: Path, model_dir: Path, layer: recipe.ModelLayer, run_id: str | None) -> Path:
+    """The model layer's files: ``model/`` and ``image.json``, for /opt/mlgate."""
+    bundle = _Context(path)
+    try:
+        bundle.add_tree("model", model_dir, skip=MLFLOW_DOWNLOAD_FILES)
+        manifest = json.dumps(layer.manifest(run_id), indent=2, sort_keys=True)
+        bundle.add_bytes("image.json", manifest.encode())
+    finally:
+        bundle.close()
+    return path
+
+
 def build(
     ref: str,
     *,
@@ -268,27 +369,11 @@ def build(
     engine = Engine(docker_host)
     work = Path(tempfile.mkdtemp(prefix="mlgate-build-"))
     try:
-        model_dir = Path(store.download(f"models:/{name}/{version}", dst=str(work / "artifacts")))
-        want = record_v.tags.get(Tags.ARTIFACT_DIGEST)
-        verified = False
-        if verify:
-            if not want:
-                raise UsageError(
-                    f"{name}/{version} has no recorded artifact digest (it was not registered "
-                    "with mlgate), so its artifacts cannot be verified",
-                    hint="register it with mlgate, or pass --no-verify to build it unverified",
-                )
-            found = verify_model_artifacts(model_dir, want, what=f"{name}/{version}",
-                                           refusing="to build")  # fmt: skip
-            verified = True
-            _note(on_progress, f"artifacts verified: {found}")
-        flavors = _flavors(model_dir)
-        pyfunc = flavors.get("python_function")
-        if not pyfunc:
-            raise UsageError(
-                f"{name}/{version} has no python_function (pyfunc) flavor "
-                f"(flavors: {', '.join(sorted(flavors)) or 'none'}); an mlgate image serves pyfunc models"
-            )
+        model_dir, digest = _fetch_verified(
+            store, record_v, work / "artifacts", verify, on_progress
+        )
+        verified = digest is not None
+        pyfunc = _pyfunc_flavor(model_dir, record_v.ref)
         py = python or recipe.python_minor(
             _read(model_dir / "python_env.yaml"), pyfunc.get("python_version")
         )
@@ -304,8 +389,7 @@ def build(
         )  # fmt: skip
         runtime = recipe.Runtime(base_image=base, python=py, offline=offline,
                                  ca_bundle=ca_bundle is not None and not offline)  # fmt: skip
-        layer = recipe.ModelLayer(model=name, version=version, digest=want if verify else None,
-                                  labels=labels)  # fmt: skip
+        layer = recipe.ModelLayer(model=name, version=version, digest=digest, labels=labels)
 
         wheel_dir = None
         if offline:
@@ -315,59 +399,24 @@ def build(
                 allow_download=allow_download, on_progress=on_progress,
             )  # fmt: skip
 
-        ctx = _Context(work / "runtime.tar")
-        try:
-            ctx.add_bytes("Dockerfile", runtime.dockerfile().encode())
-            ctx.add_bytes("requirements.txt", requirements.encode())
-            if wheel_dir is not None:
-                ctx.add_tree("wheels", wheel_dir, skip=frozenset({wheels.COMPLETE}))
-            if runtime.ca_bundle and ca_bundle is not None:
-                ctx.add_bytes("ca-bundle.crt", Path(ca_bundle).read_bytes())
-            _add_mlgate(ctx, py)
-        finally:
-            ctx.close()
+        context = _runtime_context(work / "runtime.tar", runtime, requirements, wheel_dir,
+                                   ca_bundle)  # fmt: skip
+        net = (
+            "none" if offline else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
+        )
+        runtime_ref, reused, steps, cached = _ensure_runtime(
+            engine, context, runtime, platform=platform, network_mode=net, nocache=nocache,
+            on_progress=on_progress,
+        )  # fmt: skip
 
-        # The runtime depends on nothing but its build context, the base image and the platform:
-        # the same key means the same runtime, so a model-only rebuild skips the build entirely.
-        base_id = engine.ensure_image(base, platform=platform, on_progress=on_progress)
-        key = _runtime_key(ctx.path, base_id, platform)
-        runtime_ref = f"{RUNTIME_REPOSITORY}:{key}"
-        reused = not nocache and engine.exists(runtime_ref)
-        steps = cached = 0
-        if reused:
-            _note(on_progress, f"runtime {runtime_ref} is up to date (base, environment, "
-                               "requirements, mlgate)")  # fmt: skip
-        else:
-            net = (
-                "none"
-                if offline
-                else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
-            )
-            _note(
-                on_progress,
-                f"building the runtime from {base} ({'offline' if offline else 'online'})",
-            )
-            built = engine.build(
-                str(ctx.path), network_mode=net, platform=platform, nocache=nocache,
-                on_progress=on_progress,
-            )  # fmt: skip
-            steps, cached = built.steps, built.cached
-            engine.tag(built.image_id, RUNTIME_REPOSITORY, key)
-
-        bundle = _Context(work / "bundle.tar")
-        try:
-            bundle.add_tree("model", model_dir, skip=MLFLOW_DOWNLOAD_FILES)
-            manifest = json.dumps(layer.manifest(record_v.run_id), indent=2, sort_keys=True)
-            bundle.add_bytes("image.json", manifest.encode())
-        finally:
-            bundle.close()
+        bundle = _bundle(work / "bundle.tar", model_dir, layer, record_v.run_id)
         _note(on_progress, "adding the model layer" + (
             "; checking that the model loads and verifies inside the image (no network)"
             if check else ""))  # fmt: skip
         image_id = engine.add_layer(
-            runtime_ref, bundle.path.read_bytes(), recipe.PREFIX, changes=layer.changes(),
+            runtime_ref, bundle.read_bytes(), recipe.PREFIX, changes=layer.changes(),
             check=layer.check_cmd() if check else None,
-            message=f"mlgate: {name} version {version} ({want or 'unverified'})",
+            message=f"mlgate: {name} version {version} ({digest or 'unverified'})",
         )  # fmt: skip
         engine.tag(image_id, repository, image_tag)
         image = f"{repository}:{image_tag}"
