@@ -26,7 +26,7 @@ import requests
 
 import mlgate
 from mlgate.cli import main
-from mlgate.deploy.build import build, image_record
+from mlgate.deploy.build import build
 from mlgate.errors import (
     EXIT_ERROR,
     EXIT_REJECTED,
@@ -62,6 +62,13 @@ def module_env(tmp_path_factory) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLGATE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
         yield
+
+
+def image_record(store, name: str, version: str) -> dict[str, Any] | None:
+    """What `mlgate show` reports of the version's image (the mlgate.image tag)."""
+    from mlgate.registration import show
+
+    return show(f"{name}/{version}", store=store).image
 
 
 def _register(store, name: str, model, train, test, outside_git: Path) -> str:
@@ -188,11 +195,8 @@ def test_image_is_non_root_labelled_healthy_and_recorded(engine, built, served_v
     assert labels["io.mlgate.git.commit"] == tags[Tags.GIT_COMMIT]
     assert labels["io.mlgate.version"] == mlgate.__version__
     assert labels["org.opencontainers.image.title"] == name
-    rec = image_record(tags)
+    rec = image_record(store, name, v1)
     assert rec and rec["image"] == first.image and rec["id"] == first.image_id
-    from mlgate.registration import show
-
-    assert show(f"{name}/{v1}", store=store).image["id"] == first.image_id  # `mlgate show` too
     uid = served_v1.c.exec_run(["id", "-u"]).output.decode().strip()
     assert uid != "0", uid
     deadline = time.time() + 90
@@ -263,7 +267,7 @@ def test_failed_build_leaves_no_image_under_the_tag(engine, module_env, built, t
     with pytest.raises(DockerError):
         build(f"{name}/{v2}", store=store, repository=REPO, base_image=no_python, offline=True)
     assert engine.inspect(built["second"]["image"]).id == good
-    assert image_record(store.get_version(name, v2).tags)["id"] == good
+    assert image_record(store, name, v2)["id"] == good
 
 
 def test_missing_version_alias_and_no_pyfunc_are_one_line_usage_errors(
@@ -325,7 +329,7 @@ def test_tracking_server_dies_during_a_build_then_rerun_completes(
         assert Tags.IMAGE not in store.get_version(name, v).tags
         result = build(f"{name}/{v}", store=store, repository=REPO, base_image=BASE, offline=True)
         assert result.runtime_reused  # the first attempt built it; only the model layer is new
-        assert image_record(store.get_version(name, v).tags)["id"] == result.image_id
+        assert image_record(store, name, v)["id"] == result.image_id
     finally:
         server.stop()
 
@@ -383,7 +387,7 @@ def test_push_records_the_registry_digest(engine, module_env, built, registry):
     r = requests.get(f"http://{registry}/v2/mlgate-test/manifests/{name}-v{v1}", timeout=30,
                      headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})  # fmt: skip
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == result.pushed_digest
-    rec = image_record(store.get_version(name, v1).tags)
+    rec = image_record(store, name, v1)
     assert rec["digest"] == result.pushed_digest and rec["image"] == f"{repo}:{name}-v{v1}"
 
 

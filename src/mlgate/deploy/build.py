@@ -438,15 +438,3 @@ def build(
     finally:
         engine.close()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def image_record(tags: dict[str, str]) -> dict[str, Any] | None:
-    """The ``mlgate.image`` record of a version, if it was built."""
-    raw = tags.get(Tags.IMAGE)
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return {"image": raw}
-    return value if isinstance(value, dict) else {"image": raw}

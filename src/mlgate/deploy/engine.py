@@ -155,11 +155,11 @@ class Engine:
             for chunk in stream:
                 if "error" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-                    lines = [t for t in tail if t.strip()][-12:]
-                    raise DockerError(
+                    said = [t.strip() for t in tail if t.strip() and not t.startswith("Step ")]
+                    last = f" (last output: {said[-1][:300]})" if said else ""
+                    raise DockerError(  # one line: the full log went to on_progress
                         f"image build failed at {step or 'the first step'}: "
-                        f"{config.redact(_first_line(detail))}"
-                        + ("\n" + "\n".join(lines) if lines and on_progress is None else "")
+                        f"{config.redact(_first_line(detail))}{last}"
                     )
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("ID"):
