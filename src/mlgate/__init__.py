@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import (
     ConflictError,
+    DockerError,
     FingerprintError,
     GateRejected,
     IntegrityError,
@@ -79,6 +80,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "ConflictError",
     "Decision",
+    "DockerError",
     "Event",
     "Fingerprint",
     "FingerprintError",

@@ -239,8 +239,6 @@ class Engine:
     def ensure_image(self, ref: str, *, platform: str | None = None,
                      on_progress: Progress | None = None) -> str:  # fmt: skip
         """The id of image ``ref``, pulling it first when the engine does not have it."""
-        import docker.errors
-
         try:
             return self.inspect(ref).id
         except NotFoundError:
@@ -255,8 +253,6 @@ class Engine:
                 f"base image {ref} is not on the engine and could not be pulled ({exc.message})",
                 hint="pull or import it first, or choose another --base-image",
             ) from None
-        except docker.errors.DockerException as exc:  # pragma: no cover - translated above
-            raise DockerError(f"pulling {ref}: {_first_line(exc)}") from None
 
     def add_layer(
         self,
