@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlgate._mlflow import parse_scoring_request, predict
-from mlgate.serving.fastpath import NumericSchema, parse_rows
+from mlgate._mlflow import ScoringInputError, parse_scoring_request, predict
+from mlgate.serving.batching import ROWS, Batcher, Dispatcher
+from mlgate.serving.fastpath import ARRAY_SAFE, NumericSchema, array_predictor, parse_rows
 
 FEATURES = [f"f{i}" for i in range(6)]
+
+
+def _batcher(pyfunc):
+    return Batcher(pyfunc, Dispatcher(16, ThreadPoolExecutor(1)), NumericSchema.from_model(pyfunc))
 
 
 @pytest.fixture
@@ -42,8 +50,18 @@ def test_fast_path_matches_mlflow_parser(pyfunc, rows, records):
     fast = parse_rows(body.encode(), "application/json", schema)
     assert fast is not None
     slow, _ = parse_scoring_request(body.encode(), "application/json", pyfunc)
-    np.testing.assert_array_equal(predict(pyfunc, schema.frame(fast)), predict(pyfunc, slow))
+    want = predict(pyfunc, slow)
+    np.testing.assert_array_equal(predict(pyfunc, schema.frame(fast)), want)
     assert list(schema.frame(fast).dtypes) == list(slow.dtypes)
+    # What the server does with them: the array path, one combined call, cut back per request.
+    batcher = _batcher(pyfunc)
+    assert batcher.path == "array"
+    ((ok, got),) = batcher.score(ROWS, [fast])
+    assert ok
+    np.testing.assert_array_equal(got, want)
+    outcomes = batcher.score(ROWS, [[r] for r in fast])
+    assert all(ok for ok, _ in outcomes)
+    np.testing.assert_array_equal(np.concatenate([p for _, p in outcomes]), want)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +82,186 @@ def test_fast_path_steps_aside(pyfunc, body):
         parse_rows(json.dumps(body).encode(), "application/json", NumericSchema.from_model(pyfunc))
         is None
     )
+
+
+# --------------------------------------------------------------------------- the array path
+
+
+def _data(n: int = 60, seed: int = 0):
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(rng.normal(size=(n, 6)), columns=FEATURES)
+    label = (frame["f0"] + frame["f1"] > 0).astype(int)
+    return frame, label
+
+
+DOUBLES = NumericSchema(tuple(FEATURES), (np.float64,) * 6, (False,) * 6)
+
+
+def _fitted(name: str):
+    """An instance of the sklearn class ``name`` fitted on a DataFrame (a transformer in a
+    Pipeline before a LogisticRegression)."""
+    from sklearn.base import is_classifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.utils import all_estimators
+
+    classes = dict(all_estimators())
+    frame, label = _data()
+    cls = classes[name]
+    kwargs = {"random_state": 0} if "random_state" in cls().get_params() else {}
+    if name in ("MLPClassifier", "MLPRegressor"):
+        kwargs["max_iter"] = 50
+    est = cls(**kwargs)
+    if not hasattr(est, "predict"):
+        est = make_pipeline(est, LogisticRegression())
+    target = label if is_classifier(est) else frame["f0"] * 2 + frame["f2"]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings of tiny fits
+        return est.fit(frame, target)
+
+
+@pytest.mark.parametrize("name", sorted(ARRAY_SAFE))
+def test_array_path_gives_the_dataframe_predictions_for_every_listed_class(name):
+    """Each listed class predicts on the schema's ndarray exactly as on the frame."""
+    est = _fitted(name)
+    fn = array_predictor(est, "predict", DOUBLES)
+    assert fn is not None, name
+    frame, _ = _data(40, seed=1)
+    rows = frame.values.tolist()
+    np.testing.assert_array_equal(fn(DOUBLES.array(rows)), est.predict(DOUBLES.frame(rows)))
+
+
+def test_array_path_is_refused_when_the_frame_could_matter():
+    """Composites that route by column name, pandas output, subclasses, other column orders and
+    unlisted classes keep the DataFrame path."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame, label = _data()
+
+    class MyModel(LogisticRegression):
+        pass
+
+    by_name = make_pipeline(
+        ColumnTransformer([("s", StandardScaler(), ["f0", "f1"])], remainder="passthrough"),
+        LogisticRegression(),
+    ).fit(frame, label)
+    pandas_out = make_pipeline(StandardScaler(), LogisticRegression())
+    pandas_out.set_output(transform="pandas")
+    pandas_out.fit(frame, label)
+    reordered = LogisticRegression().fit(frame[FEATURES[::-1]], label)
+    for est in (by_name, pandas_out, MyModel().fit(frame, label), reordered,
+                HistGradientBoostingClassifier().fit(frame, label)):  # fmt: skip
+        assert array_predictor(est, "predict", DOUBLES) is None, type(est).__name__
+    mixed = NumericSchema(tuple(FEATURES), (np.int64,) + (np.float64,) * 5, (True,) + (False,) * 5)
+    assert array_predictor(LogisticRegression().fit(frame, label), "predict", mixed) is None
+    plain = make_pipeline(StandardScaler(), LogisticRegression()).fit(frame, label)
+    assert array_predictor(plain, "predict", DOUBLES) is not None
+
+
+def test_array_path_of_a_model_fitted_without_names():
+    """A model fitted on an ndarray has no names to check; the array path still agrees."""
+    from sklearn.linear_model import LogisticRegression
+
+    frame, label = _data()
+    est = LogisticRegression().fit(frame.values, label)
+    fn = array_predictor(est, "predict_proba", DOUBLES)
+    assert fn is not None
+    rows = frame.head(9).values.tolist()
+    np.testing.assert_array_equal(fn(DOUBLES.array(rows)), est.predict_proba(frame.head(9).values))
+
+
+# --------------------------------------------------------------------------- through MLflow
+
+
+def _rows(frame, n=11):
+    return frame[FEATURES].head(n).values.tolist()
+
+
+def test_predict_proba_models_score_with_the_method_they_were_logged_with(
+    store, model_name, make_version, classifier
+):
+    """``pyfunc_predict_fn="predict_proba"``: the fast paths call predict_proba, like pyfunc."""
+    _, _, test = classifier
+    version = make_version(log_model_kwargs={"pyfunc_predict_fn": "predict_proba"})
+    pyfunc = store.load_pyfunc(f"models:/{model_name}/{version}")
+    batcher = _batcher(pyfunc)
+    assert batcher.path == "array"
+    rows = _rows(test)
+    ((ok, got),) = batcher.score(ROWS, [rows])
+    assert ok and np.asarray(got).shape == (len(rows), 2)
+    np.testing.assert_array_equal(got, predict(pyfunc, test[FEATURES].head(11)))
+
+
+def test_mixed_dtypes_take_the_frame_path_with_pyfunc_predictions(store, model_name, make_version):
+    """An integer column among doubles: no single array, so the checked frame path; same answers."""
+    frame, label = _data(80, seed=3)
+    frame["f0"] = (frame["f0"] * 10).round().astype("int64")
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression().fit(frame, label)
+    data = frame.assign(label=label)
+    version = make_version(model, train_data=data, eval_data=data, input_example=frame.head(3))
+    pyfunc = store.load_pyfunc(f"models:/{model_name}/{version}")
+    batcher = _batcher(pyfunc)
+    assert batcher.path == "frame"
+    body = json.dumps(
+        {"dataframe_split": json.loads(frame.head(17).to_json(orient="split", index=False))}
+    )
+    fast = parse_rows(body.encode(), "application/json", batcher.schema)
+    assert fast is not None
+    slow, _ = parse_scoring_request(body.encode(), "application/json", pyfunc)
+    ((ok, got),) = batcher.score(ROWS, [fast])
+    assert ok
+    np.testing.assert_array_equal(got, predict(pyfunc, slow))
+
+
+def test_one_trip_scores_both_versions_and_isolates_a_bad_request(
+    store, model_name, make_version, classifier
+):
+    """Champion and challenger requests queued together are scored in one trip to the predict
+    thread, each version by its own model; a row sklearn refuses fails only its own request
+    (its group's combined call fails, and that group is scored request by request)."""
+    from sklearn.linear_model import LogisticRegression
+
+    _, train, test = classifier
+    v1 = make_version()
+    v2 = make_version(LogisticRegression(C=0.001).fit(train[FEATURES], train["label"]))
+    models = {v: store.load_pyfunc(f"models:/{model_name}/{v}") for v in (v1, v2)}
+
+    class CountingExecutor(ThreadPoolExecutor):
+        trips = 0
+
+        def submit(self, *args, **kwargs):
+            CountingExecutor.trips += 1
+            return super().submit(*args, **kwargs)
+
+    executor = CountingExecutor(1)
+    dispatcher = Dispatcher(256, executor)
+    batchers = {v: Batcher(m, dispatcher, NumericSchema.from_model(m)) for v, m in models.items()}
+    rows = _rows(test, 12)
+    bad = [[float("nan")] * 6]  # JSON's NaN gets past the parser; LogisticRegression refuses it
+
+    async def main():
+        calls = [batchers[v1 if i % 2 else v2].submit_rows([r]) for i, r in enumerate(rows)]
+        calls.insert(5, batchers[v1].submit_rows(bad))
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    try:
+        results = asyncio.run(main())
+    finally:
+        dispatcher.close()
+        executor.shutdown()
+    assert CountingExecutor.trips == 1  # the failed combined call is retried in the same trip
+    assert isinstance(results.pop(5), ScoringInputError)
+    for i, (row, got) in enumerate(zip(rows, results, strict=True)):
+        version = v1 if i % 2 else v2
+        np.testing.assert_array_equal(got, predict(models[version], test[FEATURES].iloc[[i]]))
+        assert np.asarray(got).shape == (1,)
+        assert test[FEATURES].iloc[i].tolist() == row
