@@ -1,10 +1,16 @@
 """Serving throughput: `mlflow models serve` vs `mlgate serve`, same model, same machine, same load.
 
-Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32]` (needs `wrk`, Debian's
-package of that name). Both servers run one worker; wrk drives single-row JSON requests with
-1, 8 and 32 connections. Checks both return identical predictions, then prints requests/s and
-p50/p99 latency, the ratios, and the cost of a champion/challenger split versus one version.
-Targets: at 32 clients mlgate >= 5x MLflow's requests/s with p99 no worse; split < 10% cost.
+Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32] [--model logistic|columns]`
+(needs `wrk`, Debian's package of that name). Both servers run one worker; wrk drives
+single-row JSON requests with 1, 8 and 32 connections. Champion and challenger are two
+different fits (C=1 and C=0.1). Checks that both servers return identical predictions, then
+prints requests/s and p50/p99 latency, the ratios, and the cost of a 50/50 champion/challenger
+split versus serving one version. Targets: at 32 clients mlgate >= 5x MLflow's requests/s with
+p99 no worse; split < 10% cost.
+
+`--model logistic` (default) is a LogisticRegression, which mlgate scores on the schema's
+ndarray; `--model columns` puts a ColumnTransformer (columns chosen by name) in front of it,
+which keeps mlgate's DataFrame path: the figures for models outside the array path.
 """
 
 from __future__ import annotations
@@ -19,20 +25,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import requests
 
 
-def wait(url: str, timeout: float = 120) -> None:
+def wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
     deadline = time.time() + timeout
-    while time.time() < deadline:
+    while time.time() < deadline and proc.poll() is None:
         try:
             if requests.get(f"{url}/ping", timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.3)
-    raise SystemExit(f"{url} did not become ready")
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+    raise SystemExit(f"{url} did not become ready; the end of {log.name}:\n{tail}")
 
 
 def wrk(
@@ -60,10 +68,25 @@ def wrk(
     return rps, pct("50"), pct("99"), int(non2xx.group(1)) if non2xx else 0
 
 
+def _model(kind: str, c: float) -> Any:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    estimator = LogisticRegression(C=c, max_iter=200)
+    if kind == "logistic":
+        return estimator
+    by_name = ColumnTransformer([("scaled", StandardScaler(), ["f0", "f1", "f2"])],
+                                remainder="passthrough")  # fmt: skip
+    return make_pipeline(by_name, estimator)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--model", choices=["logistic", "columns"], default="logistic")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -72,8 +95,10 @@ def main() -> None:
     from mlgate.serving.control import set_traffic
     from mlgate.testing import TrackingServer, free_port, tiny_classifier
 
-    model, train, test = tiny_classifier()
+    _, train, test = tiny_classifier()
     features = test.drop(columns="label")
+    champion, challenger = (_model(args.model, c).fit(train[features.columns], train["label"])
+                            for c in (1.0, 0.1))  # fmt: skip
     body = json.dumps(
         {"dataframe_split": json.loads(features.head(1).to_json(orient="split", index=False))}
     )
@@ -83,31 +108,34 @@ def main() -> None:
         store = mlgate.Store(server.uri)
         policy = work / "mlgate.toml"
         policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
-        v1 = mlgate.register(
-            model, name="bench", train_data=train, input_example=features.head(2), store=store
-        ).number
-        v2 = mlgate.register(
-            model, name="bench", train_data=train, input_example=features.head(2), store=store
-        ).number
+        v1, v2 = (
+            mlgate.register(
+                m, name="bench", train_data=train, input_example=features.head(2), store=store
+            ).number
+            for m in (champion, challenger)
+        )
         mlgate.promote("bench", v1, to="champion", policy=policy, store=store)
         mlgate.promote("bench", v2, to="challenger", policy=policy, store=store)
-        env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri}
+        # `mlflow models serve` runs `uvicorn` by name: put this interpreter's scripts first.
+        path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+        env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri, "PATH": path}
         ports = {"mlflow": free_port(), "mlgate": free_port(), "mlgate-split": free_port()}
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "models", "serve", "-m", f"models:/bench/{v1}", "--env-manager",
-             "local", "-p", str(ports["mlflow"]), "-h", "127.0.0.1", "--workers", "1"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mlgate", "serve", "bench", "--port", str(ports["mlgate"]), "--weight", "0"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        logs = {k: work / f"{k}.log" for k in ports}
+
+        def start(name: str, *args: str) -> None:
+            with logs[name].open("wb") as log:
+                procs.append(subprocess.Popen([sys.executable, "-m", *args], env=env,
+                                              stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+
+        start("mlflow", "mlflow", "models", "serve", "-m", f"models:/bench/{v1}", "--env-manager",
+              "local", "-p", str(ports["mlflow"]), "-h", "127.0.0.1", "--workers", "1")  # fmt: skip
+        start("mlgate", "mlgate", "serve", "bench", "--port", str(ports["mlgate"]), "--weight", "0")
         set_traffic(store, "bench", weight=50, reason="benchmark")
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mlgate", "serve", "bench", "--port", str(ports["mlgate-split"])],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
+        start("mlgate-split", "mlgate", "serve", "bench", "--port", str(ports["mlgate-split"]))
         try:
             urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
-            for url in urls.values():
-                wait(url)
+            for (name, url), proc in zip(urls.items(), procs, strict=True):
+                wait(url, proc, logs[name])
             check = json.dumps(
                 {
                     "dataframe_split": json.loads(
@@ -119,6 +147,9 @@ def main() -> None:
                                         timeout=30).json()["predictions"] for k, u in urls.items()}  # fmt: skip
             assert answers["mlflow"] == answers["mlgate"], "mlflow and mlgate disagree"
             print(f"identical predictions on 50 rows: {answers['mlflow'] == answers['mlgate']}")
+            serving = requests.get(f"{urls['mlgate-split']}/version", timeout=10).json()["serving"]
+            print("mlgate scoring path: " + ", ".join(
+                f"{s['role']} v{s['version']} {s['scoring']} ({s['weight']:g}%)" for s in serving))  # fmt: skip
             print(
                 f"{'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
             )
