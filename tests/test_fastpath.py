@@ -13,7 +13,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgate._mlflow import ScoringInputError, parse_scoring_request, predict
-from mlgate.serving.batching import ROWS, Batcher, Dispatcher
+from mlgate.serving.batching import (
+    INLINE_BUDGET,
+    INLINE_ROWS,
+    ROWS,
+    Batcher,
+    Dispatcher,
+    _Group,
+)
 from mlgate.serving.fastpath import ARRAY_SAFE, NumericSchema, array_predictor, parse_rows
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -265,3 +272,19 @@ def test_one_trip_scores_both_versions_and_isolates_a_bad_request(
         np.testing.assert_array_equal(got, predict(models[version], test[FEATURES].iloc[[i]]))
         assert np.asarray(got).shape == (1,)
         assert test[FEATURES].iloc[i].tolist() == row
+
+
+def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(pyfunc):
+    """Unmeasured versions, cycles expected over 1 ms and cycles of many rows go to the thread."""
+    batcher = _batcher(pyfunc)
+    dispatcher = batcher.dispatcher
+    one = _Group(batcher, ROWS, [[[0.5] * 6]])
+    assert batcher.cost is None and not dispatcher._cheap([one])
+    ((ok, _),) = batcher.score(ROWS, [[[0.5] * 6]])
+    assert ok and batcher.cost is not None and batcher.cost > 0
+    batcher.cost = INLINE_BUDGET / 4
+    assert dispatcher._cheap([one])
+    assert not dispatcher._cheap([one] * 4)  # four groups' worth: at the budget
+    assert not dispatcher._cheap([_Group(batcher, ROWS, [[[0.5] * 6] * (INLINE_ROWS + 1)])])
+    batcher.cost = INLINE_BUDGET * 2
+    assert not dispatcher._cheap([one])

@@ -42,6 +42,7 @@ Outcome = tuple[bool, Any]  # (True, predictions) or (False, the exception)
 # any version not yet measured, runs on the predict thread so that the loop keeps answering
 # /ping and enforcing timeouts.
 INLINE_BUDGET = 0.001
+INLINE_ROWS = 256
 
 
 class Batcher:
@@ -184,13 +185,15 @@ class Dispatcher:
 
     def _cheap(self, work: list[_Group]) -> bool:
         """Score on the event loop itself? Only when every group's calls have been measured and
-        together are expected to take under :data:`INLINE_BUDGET`."""
-        total = 0.0
+        together are expected to take under :data:`INLINE_BUDGET`, and the cycle is no bigger
+        than :data:`INLINE_ROWS` rows (one request with many rows runs on the thread)."""
+        total, rows = 0.0, 0
         for group in work:
             if group.batcher.cost is None:
                 return False
             total += group.batcher.cost
-        return total < INLINE_BUDGET
+            rows += sum(len(p) for p in group.payloads)
+        return total < INLINE_BUDGET and rows <= INLINE_ROWS
 
     def close(self) -> None:
         if self._worker is not None:
