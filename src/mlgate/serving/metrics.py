@@ -110,70 +110,68 @@ class Metrics:
             return out
 
     def render(self, model: str) -> str:
-        lines: list[str] = []
-        esc = _escape
+        out = _Exposition(model)
         with self._lock:
-            lines += ["# HELP mlgate_requests_total Requests answered, by version and role.",
-                      "# TYPE mlgate_requests_total counter"]  # fmt: skip
-            for v, m in sorted(self._v.items()):
+            versions = sorted(self._v.items())
+            out.family("mlgate_requests_total", "counter",
+                       "Requests answered, by version and role.")  # fmt: skip
+            for v, m in versions:
                 for role, n in sorted(m.requests.items()):
-                    lines.append(
-                        f'mlgate_requests_total{{model="{esc(model)}",version="{v}",role="{role}"}} {n}'
-                    )
-            lines += ["# HELP mlgate_errors_total Error responses, by version and status code.",
-                      "# TYPE mlgate_errors_total counter"]  # fmt: skip
-            for v, m in sorted(self._v.items()):
+                    out.sample("mlgate_requests_total", n, version=v, role=role)
+            out.family("mlgate_errors_total", "counter",
+                       "Error responses, by version and status code.")  # fmt: skip
+            for v, m in versions:
                 for code, n in sorted(m.errors.items()):
-                    lines.append(
-                        f'mlgate_errors_total{{model="{esc(model)}",version="{v}",code="{code}"}} {n}'
-                    )
-            lines += ["# HELP mlgate_request_seconds Request latency, by version.",
-                      "# TYPE mlgate_request_seconds histogram"]  # fmt: skip
-            for v, m in sorted(self._v.items()):
+                    out.sample("mlgate_errors_total", n, version=v, code=code)
+            out.family("mlgate_request_seconds", "histogram", "Request latency, by version.")
+            for v, m in versions:
                 cumulative = 0
                 for bound, n in zip([*BUCKETS, math.inf], m.buckets, strict=True):
                     cumulative += n
                     le = "+Inf" if bound == math.inf else f"{bound:g}"
-                    lines.append(
-                        f'mlgate_request_seconds_bucket{{model="{esc(model)}",version="{v}",le="{le}"}} {cumulative}'
-                    )
-                lines.append(
-                    f'mlgate_request_seconds_sum{{model="{esc(model)}",version="{v}"}} {m.latency_sum:.6f}'
-                )
-                lines.append(
-                    f'mlgate_request_seconds_count{{model="{esc(model)}",version="{v}"}} {m.latency_count}'
-                )
-            lines += ["# HELP mlgate_predictions_total Predictions by class (classification).",
-                      "# TYPE mlgate_predictions_total counter"]  # fmt: skip
-            for v, m in sorted(self._v.items()):
+                    out.sample("mlgate_request_seconds_bucket", cumulative, version=v, le=le)
+                out.sample("mlgate_request_seconds_sum", f"{m.latency_sum:.6f}", version=v)
+                out.sample("mlgate_request_seconds_count", m.latency_count, version=v)
+            out.family("mlgate_predictions_total", "counter",
+                       "Predictions by class (classification).")  # fmt: skip
+            for v, m in versions:
                 for label, n in sorted(m.classes.items()):
-                    lines.append(
-                        f'mlgate_predictions_total{{model="{esc(model)}",version="{v}",class="{esc(label)}"}} {n}'
-                    )
-            lines += ["# HELP mlgate_prediction_value Sum and count of numeric predictions (regression).",
-                      "# TYPE mlgate_prediction_value summary"]  # fmt: skip
-            for v, m in sorted(self._v.items()):
+                    out.sample("mlgate_predictions_total", n, version=v, **{"class": label})
+            out.family("mlgate_prediction_value", "summary",
+                       "Sum and count of numeric predictions (regression).")  # fmt: skip
+            for v, m in versions:
                 if m.value_count:
-                    lines.append(
-                        f'mlgate_prediction_value_sum{{model="{esc(model)}",version="{v}"}} {m.value_sum:.6g}'
-                    )
-                    lines.append(
-                        f'mlgate_prediction_value_count{{model="{esc(model)}",version="{v}"}} {m.value_count}'
-                    )
-            lines += ["# HELP mlgate_shadow_requests_total Requests scored in shadow.",
-                      "# TYPE mlgate_shadow_requests_total counter"]  # fmt: skip
+                    out.sample("mlgate_prediction_value_sum", f"{m.value_sum:.6g}", version=v)
+                    out.sample("mlgate_prediction_value_count", m.value_count, version=v)
+            out.family("mlgate_shadow_requests_total", "counter", "Requests scored in shadow.")
             for v, n in sorted(self.shadow_requests.items()):
-                lines.append(
-                    f'mlgate_shadow_requests_total{{model="{esc(model)}",version="{v}"}} {n}'
-                )
-                lines.append(f'mlgate_shadow_disagreements_total{{model="{esc(model)}",version="{v}"}} '
-                             f"{self.shadow_disagreements.get(v, 0)}")  # fmt: skip
-                lines.append(f'mlgate_shadow_errors_total{{model="{esc(model)}",version="{v}"}} '
-                             f"{self.shadow_errors.get(v, 0)}")  # fmt: skip
-            lines += ["# HELP mlgate_invalid_requests_total Requests refused before routing (4xx).",
-                      "# TYPE mlgate_invalid_requests_total counter",
-                      f'mlgate_invalid_requests_total{{model="{esc(model)}"}} {self.invalid_requests}']  # fmt: skip
-        return "\n".join(lines) + "\n"
+                out.sample("mlgate_shadow_requests_total", n, version=v)
+                out.sample("mlgate_shadow_disagreements_total",
+                           self.shadow_disagreements.get(v, 0), version=v)  # fmt: skip
+                out.sample("mlgate_shadow_errors_total", self.shadow_errors.get(v, 0), version=v)
+            out.family("mlgate_invalid_requests_total", "counter",
+                       "Requests refused before routing (4xx).")  # fmt: skip
+            out.sample("mlgate_invalid_requests_total", self.invalid_requests)
+        return out.text()
+
+
+class _Exposition:
+    """Prometheus text format lines; every sample carries the ``model`` label first."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.lines: list[str] = []
+
+    def family(self, name: str, kind: str, help_text: str) -> None:
+        self.lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+
+    def sample(self, name: str, value: object, **labels: str) -> None:
+        pairs = [("model", self.model), *labels.items()]
+        text = ",".join(f'{k}="{_escape(str(v))}"' for k, v in pairs)
+        self.lines.append(f"{name}{{{text}}} {value}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
 
 
 def _escape(value: str) -> str:
