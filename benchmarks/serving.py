@@ -23,7 +23,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -31,16 +30,13 @@ import requests
 
 
 def wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-    raise SystemExit(f"{url} did not become ready; the end of {log.name}:\n{tail}")
+    from mlgate.testing import wait_http
+
+    try:
+        wait_http(f"{url}/ping", timeout=timeout, alive=lambda: proc.poll() is None)
+    except RuntimeError as exc:
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+        raise SystemExit(f"{exc}; the end of {log.name}:\n{tail}") from None
 
 
 def wrk(

@@ -20,7 +20,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -47,8 +46,18 @@ def run(*args: str, expect: int = 0) -> str:
         print(text)
     for line in out.stderr.splitlines():
         if line.startswith(
-            ("mlgate", "registered", "train.py", "step", "rollout", "resuming", "rolled",
-             "artifacts verified", "building", "checking")
+            (
+                "mlgate",
+                "registered",
+                "train.py",
+                "step",
+                "rollout",
+                "resuming",
+                "rolled",
+                "artifacts verified",
+                "building",
+                "checking",
+            )
         ):
             print(line)
     print(f"[exit {out.returncode}]", flush=True)
@@ -88,23 +97,18 @@ def build_image(ref: str) -> None:
 def serve_and_roll_out() -> None:
     import requests
 
+    from mlgate.testing import LoadGenerator, wait_http
+
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     print(f"\n$ mlgate serve {MODEL} --port {port} --poll 0.5 &", flush=True)
     server = subprocess.Popen([sys.executable, "-m", "mlgate", "serve", MODEL, "--port", str(port), "--poll", "0.5"],
                               cwd=HERE, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    done = threading.Event()
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except requests.RequestException:
-                pass
-            if time.time() > deadline or server.poll() is not None:
-                raise SystemExit("demo: the server did not become ready")
-            time.sleep(0.3)
+        try:
+            wait_http(f"{url}/health", timeout=120, alive=lambda: server.poll() is None)
+        except RuntimeError as exc:
+            raise SystemExit(f"demo: the server did not become ready: {exc}") from None
         print(
             f"$ curl {url}/version\n{json.dumps(requests.get(f'{url}/version', timeout=5).json())}"
         )
@@ -124,24 +128,9 @@ def serve_and_roll_out() -> None:
         print(f"$ curl -X POST {url}/invocations -d '{{\"dataframe_split\": ...2 rows}}'\n"
               f"{answer.text}   (answered by version {answer.headers['X-Mlgate-Version']})")  # fmt: skip
 
-        def load() -> None:  # live traffic for the rollout to watch
-            with requests.Session() as s:
-                while not done.is_set():
-                    s.post(
-                        f"{url}/invocations",
-                        data=body,
-                        headers={"Content-Type": "application/json"},
-                        timeout=30,
-                    )
-
-        workers = [threading.Thread(target=load, daemon=True) for _ in range(3)]
-        for w in workers:
-            w.start()
-        mlgate("rollout", MODEL, "--endpoint", url, "--steps", "10,50,100", "--min-requests", "100",
-               "--min-seconds", "2", "--poll", "0.5", "--max-latency-ratio", "5")  # fmt: skip
-        done.set()
-        for w in workers:
-            w.join()
+        with LoadGenerator(url, body, clients=3):  # live traffic for the rollout to watch
+            mlgate("rollout", MODEL, "--endpoint", url, "--steps", "10,50,100", "--min-requests",
+                   "100", "--min-seconds", "2", "--poll", "0.5", "--max-latency-ratio", "5")  # fmt: skip
         time.sleep(1.5)  # one poll: the server follows the new champion
         print(
             f"$ curl {url}/version\n{json.dumps(requests.get(f'{url}/version', timeout=5).json())}"
@@ -150,7 +139,6 @@ def serve_and_roll_out() -> None:
                    if line.startswith("mlgate_requests_total")]  # fmt: skip
         print("$ curl /metrics | grep mlgate_requests_total\n" + "\n".join(metrics))
     finally:
-        done.set()
         server.terminate()
         try:
             server.wait(timeout=20)

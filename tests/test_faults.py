@@ -16,7 +16,7 @@ from conftest import write_policy
 from mlgate.errors import EXIT_CONFLICT, EXIT_ERROR
 from mlgate.lineage import Tags
 from mlgate.registry import lease_name
-from mlgate.testing import TrackingServer
+from mlgate.testing import LoadGenerator, TrackingServer
 
 KILL_SERVER_THEN_MOVE = """
 import os, signal, sys, time, urllib.request
@@ -116,8 +116,6 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
     and after the server returns the same command resumes and completes."""
     import json
 
-    import requests
-
     from mlgate.errors import TrackingServerError
     from mlgate.serving import rollout as ro
     from test_serving import FEATURES, start_server, stop
@@ -133,20 +131,7 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
     mlgate.promote("roll", v2, to="challenger", policy=policy, store=store)
     url, server = start_server(own_server.uri, "roll")
     body = json.dumps({"dataframe_records": test[FEATURES].head(2).to_dict(orient="records")})
-    done = threading.Event()
-
-    def load() -> None:
-        with requests.Session() as s:
-            while not done.is_set():
-                s.post(
-                    f"{url}/invocations",
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    timeout=30,
-                )
-
-    worker = threading.Thread(target=load)
-    worker.start()
+    load = LoadGenerator(url, body, clients=1).start()
     bounds = ro.Bounds(min_requests=20, min_seconds=1.0, max_seconds=60, max_latency_ratio=20)
 
     def kill_in_step_2(message: str) -> None:
@@ -168,6 +153,7 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
         assert result.state.status == "completed"
         assert store.version_by_alias("roll", "champion").version == v2
     finally:
-        done.set()
-        worker.join()
+        load.stop()
         stop(server)
+    # the serving process never noticed the tracking server dying: every request answered
+    assert not load.errors and load.count(200) == len(load.responses) > 0, load.errors[:3]

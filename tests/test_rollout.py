@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import pytest
-import requests
 from sklearn.linear_model import LogisticRegression
 
 import mlgate
 from mlgate.errors import GateRejected
 from mlgate.serving import rollout as ro
 from mlgate.serving.control import read_table
+from mlgate.testing import LoadGenerator
 from test_serving import FEATURES, start_server, stop
 
 FAST = ro.Bounds(
@@ -41,30 +40,11 @@ def policy(tmp_path):
     return p
 
 
-def traffic(url: str, body: str, stop_event: threading.Event) -> None:
-    with requests.Session() as s:
-        while not stop_event.is_set():
-            s.post(
-                f"{url}/invocations",
-                data=body,
-                headers={"Content-Type": "application/json"},
-                timeout=30,
-            )
-
-
 def run_with_load(url, classifier, fn):
     _, _, test = classifier
     body = json.dumps({"dataframe_records": test[FEATURES].head(2).to_dict(orient="records")})
-    done = threading.Event()
-    threads = [threading.Thread(target=traffic, args=(url, body, done)) for _ in range(3)]
-    for t in threads:
-        t.start()
-    try:
+    with LoadGenerator(url, body, clients=3):
         return fn()
-    finally:
-        done.set()
-        for t in threads:
-            t.join()
 
 
 def test_rollout_resumes_and_promotes(

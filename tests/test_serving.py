@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -19,23 +18,17 @@ from sklearn.linear_model import LogisticRegression
 import mlgate
 from mlgate.serving.control import set_traffic
 from mlgate.serving.metrics import parse_prometheus
-from mlgate.testing import TrackingServer, free_port, scoring_bodies
+from mlgate.testing import LoadGenerator, TrackingServer, free_port, scoring_bodies, wait_http
 
 FEATURES = [f"f{i}" for i in range(6)]
 
 
 def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server not ready")
+    try:
+        wait_http(f"{url}/health", timeout=timeout, alive=lambda: proc.poll() is None)
+    except RuntimeError as exc:
+        died = proc.poll() is not None and proc.stderr is not None
+        raise RuntimeError(f"{exc}: {proc.stderr.read() if died else ''}") from None
 
 
 def start_server(tracking_uri: str, model: str, *args: str) -> tuple[str, subprocess.Popen]:
@@ -220,26 +213,7 @@ def test_alias_moves_under_load_fail_no_request(
     _, _, test = classifier
     v3 = make_version()
     body = json.dumps({"dataframe_records": test[FEATURES].head(3).to_dict(orient="records")})
-    done = threading.Event()
-    results: list[tuple[int, str]] = []
-    lock = threading.Lock()
-
-    def load() -> None:
-        with requests.Session() as s:
-            while not done.is_set():
-                r = s.post(
-                    f"{server}/invocations",
-                    data=body,
-                    headers={"Content-Type": "application/json"},
-                    timeout=30,
-                )
-                with lock:
-                    results.append((r.status_code, r.headers.get("X-Mlgate-Version", "")))
-
-    threads = [threading.Thread(target=load) for _ in range(6)]
-    for t in threads:
-        t.start()
-    try:
+    with LoadGenerator(server, body, clients=6) as load:
         time.sleep(1.5)
         mlgate.promote(model_name, v3, to="champion", policy=policy, store=store)
         wait_champion(server, v3)
@@ -247,11 +221,9 @@ def test_alias_moves_under_load_fail_no_request(
         mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
         wait_champion(server, v1)
         time.sleep(1.5)
-    finally:
-        done.set()
-        for t in threads:
-            t.join()
+    results = load.responses
     codes = [c for c, _ in results]
+    assert not load.errors, load.errors[:3]
     assert len(codes) > 200 and set(codes) == {200}, {c: codes.count(c) for c in set(codes)}
     served = [v for _, v in results]
     assert served[0] == v1 and v3 in served and served[-1] == v1

@@ -229,3 +229,80 @@ def wait_http(
             last = str(exc)
         time.sleep(0.2)
     raise RuntimeError(f"{url}: not ready within {timeout:g} s ({last})")
+
+
+class LoadGenerator:
+    """Constant scoring load on a server: ``clients`` threads post ``body`` to
+    ``/invocations`` back to back (one keep-alive connection each) until the block exits::
+
+        with LoadGenerator(url, body, clients=6) as load:
+            ...  # move an alias, run a rollout
+        assert {status for status, _ in load.responses} == {200}
+
+    ``responses`` holds ``(status, X-Mlgate-Version)`` of every answer in the order they came;
+    ``errors`` the connection failures (the thread reconnects and goes on).
+    """
+
+    def __init__(self, url: str, body: str | bytes, *, clients: int = 3,
+                 content_type: str = "application/json", timeout: float = 30.0) -> None:  # fmt: skip
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.path = (parts.path.rstrip("/") or "") + "/invocations"
+        self.body = body.encode() if isinstance(body, str) else body
+        self.headers = {"Content-Type": content_type}
+        self.timeout = timeout
+        self.responses: list[tuple[int, str]] = []
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"mlgate-load-{i}", daemon=True)
+            for i in range(clients)
+        ]
+
+    def _run(self) -> None:
+        import http.client
+
+        conn: http.client.HTTPConnection | None = None
+        while not self._done.is_set():
+            try:
+                if conn is None:
+                    conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+                conn.request("POST", self.path, body=self.body, headers=self.headers)
+                resp = conn.getresponse()
+                resp.read()
+                with self._lock:
+                    self.responses.append((resp.status, resp.getheader("X-Mlgate-Version", "")))
+            except (OSError, http.client.HTTPException) as exc:
+                with self._lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                if conn is not None:
+                    conn.close()
+                conn = None
+                self._done.wait(0.05)
+        if conn is not None:
+            conn.close()
+
+    def start(self) -> LoadGenerator:
+        for t in self._threads:
+            t.start()
+        return self
+
+    def stop(self) -> None:
+        self._done.set()
+        for t in self._threads:
+            t.join(timeout=self.timeout + 5)
+
+    def __enter__(self) -> LoadGenerator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def count(self, status: int) -> int:
+        """How many answers had ``status``."""
+        with self._lock:
+            return sum(1 for s, _ in self.responses if s == status)
