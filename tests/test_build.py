@@ -391,6 +391,36 @@ def test_push_records_the_registry_digest(engine, module_env, built, registry):
     assert rec["digest"] == result.pushed_digest and rec["image"] == f"{repo}:{name}-v{v1}"
 
 
+def test_a_base_image_missing_from_the_engine_is_pulled(engine, registry):
+    """ensure_image (how a build gets its --base-image) pulls what the engine lacks from a real
+    registry, saying so; a reference no registry has is one DockerError naming it."""
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        data = b"mlgate pull test\n"
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    repo = f"{registry}/mlgate-pull-test"
+    engine.client.api.import_image_from_data(buf.getvalue(), repository=repo, tag="v1")
+    image_id = engine.inspect(f"{repo}:v1").id
+    engine.push(repo, "v1")
+    engine.remove(f"{repo}:v1")
+    assert not engine.exists(f"{repo}:v1")
+    said: list[str] = []
+    try:
+        assert engine.ensure_image(f"{repo}:v1", on_progress=said.append) == image_id
+        assert said == [f"pulling {repo}:v1"] and engine.exists(f"{repo}:v1")
+        assert engine.ensure_image(f"{repo}:v1", on_progress=said.append) == image_id
+        assert len(said) == 1  # present now: no second pull
+        with pytest.raises(DockerError, match="could not be pulled"):
+            engine.ensure_image(f"{repo}:missing")
+    finally:
+        with contextlib.suppress(MlgateError):
+            engine.remove(f"{repo}:v1")
+
+
 def test_image_can_follow_the_registry_instead(engine, built, tracking_server):
     """The same image, given `serve MODEL` and a tracking URI, serves the registry's champion
     (not the version baked in) and follows it when the alias moves."""
