@@ -46,7 +46,8 @@ INLINE_ROWS = 256
 
 
 class Batcher:
-    """How one version scores a group of queued requests (runs on the predict thread)."""
+    """How one version scores a group of queued requests (on the predict thread, or on the
+    event loop for cycles measured as cheap: see :data:`INLINE_BUDGET`)."""
 
     def __init__(self, model: Any, dispatcher: Dispatcher,
                  schema: NumericSchema | None = None) -> None:  # fmt: skip
