@@ -288,3 +288,42 @@ def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(
     assert not dispatcher._cheap([_Group(batcher, ROWS, [[[0.5] * 6] * (INLINE_ROWS + 1)])])
     batcher.cost = INLINE_BUDGET * 2
     assert not dispatcher._cheap([one])
+
+
+def test_inputs_that_cannot_be_combined_still_go_through_the_one_loop(pyfunc, classifier):
+    """A request with params, or an input that is not a DataFrame, is scored alone but in the
+    same cycle and trip as the others: a model never predicts in two threads at once."""
+    _, _, test = classifier
+    frame = test[FEATURES].head(4)
+    trips: list[int] = []
+
+    class CountingExecutor(ThreadPoolExecutor):
+        def submit(self, *args, **kwargs):
+            trips.append(1)
+            return super().submit(*args, **kwargs)
+
+    executor = CountingExecutor(1)
+    dispatcher = Dispatcher(64, executor)
+    batcher = Batcher(pyfunc, dispatcher, NumericSchema.from_model(pyfunc))
+
+    async def main():
+        return await asyncio.gather(
+            batcher.submit(frame, None),
+            batcher.submit(frame, {"threshold": 0.5}),
+            batcher.submit(frame.to_dict(orient="list"), None),  # a dict of columns
+            batcher.submit_rows(frame.values.tolist()),
+            return_exceptions=True,
+        )
+
+    try:
+        plain, with_params, as_dict, rows = asyncio.run(main())
+    finally:
+        dispatcher.close()
+        executor.shutdown()
+    assert len(trips) == 1
+    want = predict(pyfunc, frame)
+    np.testing.assert_array_equal(plain, want)
+    np.testing.assert_array_equal(rows, want)
+    # exactly what pyfunc does with them, called directly
+    np.testing.assert_array_equal(with_params, predict(pyfunc, frame, {"threshold": 0.5}))
+    np.testing.assert_array_equal(as_dict, predict(pyfunc, frame.to_dict(orient="list")))

@@ -33,6 +33,7 @@ from mlgate.serving.fastpath import NumericSchema, array_predictor
 
 ROWS = "rows"  # decoded numeric rows from the fast path (see mlgate.serving.fastpath)
 FRAME = "frame"  # a DataFrame parsed by MLflow's parser
+ALONE = "alone"  # (data, params) that cannot be combined: params, or not a DataFrame
 
 Outcome = tuple[bool, Any]  # (True, predictions) or (False, the exception)
 
@@ -77,11 +78,10 @@ class Batcher:
         """Score a parsed input (DataFrames are batched; anything else runs alone)."""
         import pandas as pd
 
+        # Through the dispatcher either way, so that a model never predicts in two threads at
+        # once (a cheap cycle on the event loop and this one on the predict thread).
         if params or not isinstance(data, pd.DataFrame):
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(
-                self.dispatcher.executor, predict, self.model, data, params
-            )
+            return await self.dispatcher.enqueue(self, ALONE, (data, params))
         return await self.dispatcher.enqueue(self, FRAME, data)
 
     async def submit_rows(self, rows: list[list[Any]]) -> Any:
@@ -101,6 +101,8 @@ class Batcher:
         """One combined call when it can be, else (or if it fails) one call per payload."""
         import pandas as pd
 
+        if kind == ALONE:
+            return [_attempt(predict, self.model, data, params) for data, params in payloads]
         build = self._build_rows if kind == ROWS else None
         run = self._run_rows if build is not None else partial(predict, self.model)
         if len(payloads) > 1 and (
@@ -116,13 +118,16 @@ class Batcher:
                 parts = None
             if parts is not None:
                 return [(True, part) for part in parts]
-        outcomes: list[Outcome] = []
-        for payload in payloads:
-            try:
-                outcomes.append((True, run(build(payload) if build is not None else payload)))
-            except Exception as exc:  # noqa: BLE001 - delivered to the one request it belongs to
-                outcomes.append((False, exc))
-        return outcomes
+        if build is None:
+            return [_attempt(run, payload) for payload in payloads]
+        return [_attempt(lambda p: run(build(p)), payload) for payload in payloads]
+
+
+def _attempt(fn: Callable[..., Any], *args: Any) -> Outcome:
+    try:
+        return True, fn(*args)
+    except Exception as exc:  # noqa: BLE001 - delivered to the one request it belongs to
+        return False, exc
 
 
 def _checked(fn: Callable[[Any], Any], data: Any) -> Any:
@@ -190,7 +195,7 @@ class Dispatcher:
         than :data:`INLINE_ROWS` rows (one request with many rows runs on the thread)."""
         total, rows = 0.0, 0
         for group in work:
-            if group.batcher.cost is None:
+            if group.batcher.cost is None or group.kind == ALONE:
                 return False
             total += group.batcher.cost
             rows += sum(len(p) for p in group.payloads)
