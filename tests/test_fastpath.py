@@ -21,7 +21,13 @@ from mlgate.serving.batching import (
     Dispatcher,
     _Group,
 )
-from mlgate.serving.fastpath import ARRAY_SAFE, NumericSchema, array_predictor, parse_rows
+from mlgate.serving.fastpath import (
+    ARRAY_SAFE,
+    NumericSchema,
+    array_predictor,
+    parse_rows,
+    thread_pools,
+)
 
 FEATURES = [f"f{i}" for i in range(6)]
 
@@ -327,3 +333,20 @@ def test_inputs_that_cannot_be_combined_still_go_through_the_one_loop(pyfunc, cl
     # exactly what pyfunc does with them, called directly
     np.testing.assert_array_equal(with_params, predict(pyfunc, frame, {"threshold": 0.5}))
     np.testing.assert_array_equal(as_dict, predict(pyfunc, frame.to_dict(orient="list")))
+
+
+def test_thread_pools_that_serving_would_start_are_named():
+    """n_jobs > 1 anywhere in the estimator (nested in a Pipeline too) is reported; 1 and None
+    are not."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    assert thread_pools(RandomForestClassifier(n_jobs=2)) == {"n_jobs": 2}
+    assert thread_pools(RandomForestClassifier(n_jobs=1)) == {}
+    assert thread_pools(make_pipeline(StandardScaler(), LogisticRegression(n_jobs=-1))) == {
+        "logisticregression__n_jobs": -1
+    }
+    assert thread_pools(make_pipeline(StandardScaler(), LogisticRegression())) == {}
+    assert thread_pools(object()) == {}

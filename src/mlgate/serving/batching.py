@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,9 @@ from functools import partial
 from typing import Any
 
 from mlgate._mlflow import predict, scoring_errors, sklearn_model
-from mlgate.serving.fastpath import NumericSchema, array_predictor
+from mlgate.serving.fastpath import NumericSchema, array_predictor, thread_pools
+
+log = logging.getLogger("mlgate.serve")
 
 ROWS = "rows"  # decoded numeric rows from the fast path (see mlgate.serving.fastpath)
 FRAME = "frame"  # a DataFrame parsed by MLflow's parser
@@ -67,6 +70,13 @@ class Batcher:
         if schema is not None:
             self._build_rows = schema.frame
             sk = sklearn_model(model)
+            if sk is not None and (pools := thread_pools(sk.estimator)):
+                log.warning(
+                    "%s starts a thread pool on every predict call (%s), which costs more than it "
+                    "saves on small batches; set n_jobs=1 before logging the model",
+                    type(sk.estimator).__name__,
+                    ", ".join(f"{k}={v}" for k, v in pools.items()),
+                )
             if sk is not None:
                 self.path, self._run_rows = "frame", partial(_checked, sk.bound())
                 array_fn = array_predictor(sk.estimator, sk.method, schema)
