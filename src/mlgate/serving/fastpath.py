@@ -18,7 +18,7 @@ import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -206,9 +206,6 @@ def array_predictor(
     fn = getattr(estimator, method, None)
     if not callable(fn):
         return None
-    # The frame's names were checked against the schema (and the schema against the fitted
-    # names above); sklearn would warn on every call that the array has none.
-    warnings.filterwarnings("ignore", message=_NO_NAMES_WARNING, category=UserWarning)
     rows = _probe_rows(schema)
     try:
         with warnings.catch_warnings():  # e.g. "fitted without feature names": not the point here
@@ -217,7 +214,12 @@ def array_predictor(
         same = bool(np.array_equal(np.asarray(by_frame), np.asarray(by_array)))
     except Exception:  # noqa: BLE001 - any doubt keeps the DataFrame path
         return None
-    return fn if same else None
+    if not same:
+        return None
+    # The frame's names were checked against the schema (and the schema against the fitted
+    # names above); sklearn would warn on every call that the array has none.
+    warnings.filterwarnings("ignore", message=_NO_NAMES_WARNING, category=UserWarning)
+    return cast("Callable[[np.ndarray], Any]", fn)
 
 
 def thread_pools(estimator: Any) -> dict[str, Any]:
