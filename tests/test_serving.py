@@ -315,7 +315,7 @@ def test_loaded_models_are_frozen_out_of_the_collectors_reach(
     tracking_uri, model_name, two_versions
 ):
     """After a load the heap is frozen: under load a full collection walked all of it every ~2 s
-    (115-125 ms, the old p99 of `mlgate serve`)."""
+    (115-127 ms, the old p99 of `mlgate serve`)."""
     import gc
 
     from mlgate.serving.server import Follower, ServeConfig

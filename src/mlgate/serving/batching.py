@@ -10,7 +10,8 @@ in one trip (on the event loop when the cycle is expected to take under
 :data:`INLINE_BUDGET`, else on the predict thread). Both versions' batches are formed at the
 same moment; with one batch loop per version they interleaved on the predict thread and cut
 each other's batches short, and a 50/50 split cost 43% of the single-version rate
-(``benchmarks/serving.py``, 32 clients; 5% with this design and the array path).
+(``benchmarks/serving.py``, 32 clients; 2-7% over four runs with this design and the
+array path).
 
 A :class:`Batcher` is one version's scoring: it builds a group into one input, predicts, and
 cuts the predictions back into per-request pieces. If a combined call fails, each request is
