@@ -287,8 +287,9 @@ class Follower:
 def freeze_heap() -> None:
     """Put everything alive now (modules, loaded models) out of the cyclic collector's reach.
 
-    Under load a full collection ran about once a second and walked the whole heap of mlflow, pandas and
-    scikit-learn: 115-127 ms with every request stalled, which was the p99 of ``mlgate serve``.
+    Under load a full collection ran about once a second and walked the whole heap of mlflow,
+    pandas and scikit-learn: 115-127 ms with every request stalled, which was the p99 of
+    ``mlgate serve``.
     Frozen objects are skipped by collections; called after a version loads (one collection
     then), and after a version is retired (unfrozen first, so what it held can be freed).
     """
