@@ -314,8 +314,8 @@ def test_server_keeps_serving_while_the_registry_is_down(tmp_path, classifier, m
 def test_loaded_models_are_frozen_out_of_the_collectors_reach(
     tracking_uri, model_name, two_versions
 ):
-    """After a load the heap is frozen: under load a full collection walked all of it about once a second
-    (115-127 ms, the old p99 of `mlgate serve`)."""
+    """After a load the heap is frozen: under load a full collection walked all of it about once
+    a second (115-127 ms, the old p99 of `mlgate serve`)."""
     import gc
 
     from mlgate.serving.server import Follower, ServeConfig
