@@ -60,8 +60,8 @@ class Batcher:
         self.schema = schema
         self.dispatcher = dispatcher
         self.cost: float | None = None  # moving average of a score() call, seconds
-        # How the fast path's rows are scored: ``build`` makes them what the model is called
-        # with, ``run`` calls it. The rows already match the input schema exactly, so MLflow's
+        # How the fast path's rows are scored: ``_build_rows`` makes them what the model is
+        # called with, ``_run_rows`` calls it. The rows already match the input schema exactly, so MLflow's
         # per-call check of it is redundant for the sklearn flavor ("frame"), and the classes
         # that compute on an ndarray anyway get one directly ("array"; see
         # mlgate.serving.fastpath). Otherwise pyfunc predict on a frame ("pyfunc").
