@@ -45,8 +45,12 @@ def model_name() -> str:
 def _isolated_cache(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Keep the fingerprint cache and the embedded store out of the user's home."""
+    """Keep the fingerprint cache and the embedded store out of the user's home, and run every
+    test as on a developer's machine (CI refuses the embedded store; tests that pin that set
+    CI themselves)."""
     monkeypatch.setenv("MLGATE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    for name in ("CI", "GITHUB_ACTIONS", "MLGATE_ALLOW_EMBEDDED"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES", os.environ.get("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     )

@@ -23,6 +23,7 @@ from mlgate.errors import (
     IntegrityError,
     LeaseHeldError,
     MlgateError,
+    NoStoreError,
     NotFoundError,
     NotPermittedError,
     PolicyError,
@@ -40,6 +41,8 @@ _LAZY: dict[str, str] = {
     "Store": "mlgate._mlflow",
     "Registration": "mlgate.registration",
     "register": "mlgate.registration",
+    "attach": "mlgate.registration",
+    "Attachment": "mlgate.registration",
     "show": "mlgate.registration",
     "Lineage": "mlgate.lineage",
     "Policy": "mlgate.policy",
@@ -61,7 +64,7 @@ if TYPE_CHECKING:
     from mlgate.lineage import Lineage
     from mlgate.policy import Policy, load_policy
     from mlgate.promotion import check, history, promote, rollback, status
-    from mlgate.registration import Registration, register, show
+    from mlgate.registration import Attachment, Registration, attach, register, show
 
 
 def __getattr__(name: str) -> Any:
@@ -78,6 +81,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "Attachment",
     "ConflictError",
     "Decision",
     "DockerError",
@@ -90,6 +94,7 @@ __all__ = [
     "LeaseHeldError",
     "Lineage",
     "MlgateError",
+    "NoStoreError",
     "NotFoundError",
     "NotPermittedError",
     "Policy",
@@ -99,6 +104,7 @@ __all__ = [
     "TrackingServerError",
     "UsageError",
     "__version__",
+    "attach",
     "check",
     "fingerprint",
     "history",

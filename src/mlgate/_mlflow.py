@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from mlgate import config
 from mlgate.errors import (
     MlgateError,
+    NoStoreError,
     NotFoundError,
     NotPermittedError,
     TrackingServerError,
@@ -112,6 +113,9 @@ def translate(exc: BaseException, what: str) -> MlgateError:
 
     if isinstance(exc, MlgateError):
         return exc
+    reason = _unreachable(exc)
+    if reason is not None:
+        return TrackingServerError(f"{what}: cannot reach the tracking server: {reason}")
     if isinstance(exc, MlflowException):
         code = _error_code(exc)
         message = config.redact(exc.message.splitlines()[0] if exc.message else str(exc))
@@ -128,6 +132,26 @@ def translate(exc: BaseException, what: str) -> MlgateError:
     return TrackingServerError(
         f"{what}: {name}: {config.redact(str(exc).splitlines()[0] if str(exc) else name)}"
     )
+
+
+def _unreachable(exc: BaseException) -> str | None:
+    """Why the server could not be reached, when ``exc`` (or what it wraps) says so.
+
+    MLflow wraps the HTTP layer's exception in an ``INTERNAL_ERROR`` whose message is hundreds
+    of characters long; the wrapped exception's type says what happened.
+    """
+    import requests
+
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            return None
+        if isinstance(seen, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout):
+            return "no answer in time"
+        if isinstance(seen, requests.exceptions.ConnectionError):
+            return "connection refused or reset"
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 @contextlib.contextmanager
@@ -195,18 +219,55 @@ class Store:
 
     @property
     def client(self) -> MlflowClient:
+        return self._connect(create=False)
+
+    def _connect(self, *, create: bool) -> MlflowClient:
+        """The client, made on first use after checking the store can be there.
+
+        Only the calls that start a model's history (logging a model, registering a version)
+        pass ``create=True``: every other call on a SQLite file that does not exist reports
+        "no tracking store" instead of leaving an empty database behind.
+        """
         if self._client is None:
             import mlflow
             from mlflow.tracking import MlflowClient
 
-            if config.is_embedded(self.uri):
-                config.home().mkdir(parents=True, exist_ok=True)
+            self._check_reachable(create=create)
             # The fluent API (log_model, register_model, log_input) follows the global URI.
             mlflow.set_tracking_uri(self.uri)
             mlflow.set_registry_uri(self.uri)
             with _calling(f"connecting to {self.display_uri}"):
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
+
+    def _check_reachable(self, *, create: bool) -> None:
+        """Fail in one line, before MLflow's retries, when the store cannot be there.
+
+        A SQLite file that does not exist is "no tracking store" unless ``create`` (so a
+        read-only command never leaves an empty database behind). An HTTP server that
+        refuses the connection fails at once (MLflow would retry for seconds, then print a
+        400-character error); 5xx answers and timeouts keep MLflow's bounded retries.
+        """
+        db = config.sqlite_path(self.uri)
+        if db is not None:
+            if db.exists():
+                return
+            if not create:
+                elsewhere = next(
+                    (p / db.name for p in db.resolve().parent.parents if (p / db.name).is_file()),
+                    None,
+                )
+                hint = (
+                    f"there is one at {elsewhere}: run from there, set MLGATE_HOME, or add an "
+                    "mlgate.toml beside it"
+                    if elsewhere is not None
+                    else "register a model first (that creates it), or point "
+                    "MLFLOW_TRACKING_URI / --tracking-uri at your tracking server"
+                )
+                raise NoStoreError(f"no tracking store at {db}", hint=hint)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            return
+        _preflight(self.uri, self.display_uri)
 
     def _bind(self) -> None:
         """Point MLflow's fluent API (global state) at this store before using it: another
@@ -327,6 +388,7 @@ class Store:
         """Create a model version with its tags in one call (the version never lacks them)."""
         import mlflow
 
+        self._connect(create=True)
         self._bind()
         with _calling(f"registering {model_uri} as {name!r}"):
             mv = mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300)
@@ -349,7 +411,7 @@ class Store:
                 return None
         location = None
         if config.is_embedded(self.uri):
-            location = config.embedded_artifact_root().as_uri()
+            location = config.embedded_artifact_root(self.uri).as_uri()
         try:
             with _calling(f"experiment {name!r}"):
                 return str(self.client.create_experiment(name, artifact_location=location))
@@ -407,6 +469,29 @@ class Store:
                     break
         return out
 
+    def logged_models(self, run_id: str) -> list[tuple[str, str]]:
+        """The models a run logged, as ``(name, "models:/m-<id>")``, oldest first."""
+        run = self.get_run(run_id)
+        safe = run_id.replace("'", "")
+        with _calling(f"logged models of run {run_id}"):
+            found = self.client.search_logged_models(
+                experiment_ids=[run.experiment_id],
+                filter_string=f"source_run_id = '{safe}'",
+                order_by=[{"field_name": "creation_timestamp", "ascending": True}],
+            )
+        return [(str(m.name), f"models:/{m.model_id}") for m in found]
+
+    def logged_model_run(self, model_id: str) -> str | None:
+        """The run that logged ``models:/m-<id>`` (None when it was logged outside a run)."""
+        with _calling(f"logged model {model_id}"):
+            found = self.client.get_logged_model(model_id)
+        return str(found.source_run_id) if found.source_run_id else None
+
+    def run_has_artifacts(self, run_id: str, path: str) -> bool:
+        """True when the run's own artifact store has files under ``path``."""
+        with _calling(f"artifacts of run {run_id}"):
+            return bool(self.client.list_artifacts(run_id, path))
+
     # ------------------------------------------------------------------ models and artifacts
     def download(self, uri: str, dst: str | None = None) -> str:
         """Download artifacts at ``uri`` (``runs:/``, ``models:/``, ...) to a local directory."""
@@ -447,6 +532,7 @@ class Store:
         """
         import mlflow
 
+        self._connect(create=True)
         self._bind()
         active = mlflow.active_run()
         with _calling("logging the model"):
@@ -467,12 +553,15 @@ class Store:
                 for dataset, context in datasets or []:
                     mlflow.log_input(dataset, context=context)
                 flavor = _flavor_module(model)
+                kwargs = dict(log_model_kwargs or {})
+                if flavor.__name__ == "mlflow.sklearn":
+                    kwargs = _skops_kwargs(model, kwargs)
                 info = flavor.log_model(
                     model,
                     name="model",
                     signature=signature,
                     input_example=input_example,
-                    **(log_model_kwargs or {}),
+                    **kwargs,
                 )
                 return str(info.model_uri), str(run.info.run_id)
 
@@ -686,6 +775,44 @@ def _first_line(text: str, limit: int = 500) -> str:
     return line[:limit]
 
 
+#: Packages whose own types mlgate trusts when it saves a model with skops: the user already
+#: runs their code to train, and their types are what every tree model holds.
+_TRUSTED_PACKAGES = ("sklearn.", "numpy.", "scipy.")
+
+
+def _skops_kwargs(model: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``log_model`` arguments that let MLflow's default (skops) format save ``model``.
+
+    skops refuses to load any type not on an allow-list, and scikit-learn's own tree types
+    (``sklearn.tree._tree.Tree``) are not on it, so forests and gradient boosting fail to log
+    unless the caller trusts them. mlgate trusts the types of scikit-learn, numpy and scipy that
+    this model holds; another package's type is named in a :class:`UsageError` that says how to
+    trust it through :func:`mlgate.register` (the caller never wrote the ``log_model`` call).
+    """
+    if "skops_trusted_types" in kwargs or kwargs.get("serialization_format", "skops") != "skops":
+        return kwargs
+    try:
+        import skops.io
+    except ImportError:  # MLflow then saves with another format: nothing to trust
+        return kwargs
+    try:
+        untrusted = list(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
+    except Exception:  # noqa: BLE001 - skops cannot save it at all: let MLflow say why
+        return kwargs
+    if not untrusted:
+        return kwargs
+    foreign = [t for t in untrusted if not t.startswith(_TRUSTED_PACKAGES)]
+    if foreign:
+        raise UsageError(
+            f"the model holds types that MLflow's skops format only loads when trusted: "
+            f"{', '.join(foreign)}",
+            hint="if you trust them, pass log_model_kwargs={'skops_trusted_types': [...]} to "
+            "mlgate.register (or serialization_format='cloudpickle'), or log the model yourself "
+            "and register its URI",
+        )
+    return {**kwargs, "skops_trusted_types": untrusted}
+
+
 def _flavor_module(model: Any) -> Any:
     """The MLflow flavor module that can log ``model``."""
     import mlflow.pyfunc
@@ -703,9 +830,43 @@ def _flavor_module(model: Any) -> Any:
     )
 
 
+_CONNECT_TIMEOUT = 2.0
+
+
+def _preflight(uri: str, display: str) -> None:
+    """One TCP connect to an http(s) tracking server: refused or unresolvable fails at once."""
+    import socket
+    import urllib.parse
+    import urllib.request
+
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return
+    if urllib.request.getproxies() and not urllib.request.proxy_bypass(parts.hostname):
+        return  # requests goes through the proxy; a direct connect proves nothing
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT).close()
+    except ConnectionRefusedError:
+        reason = "connection refused"
+    except socket.gaierror:
+        reason = f"cannot resolve host {parts.hostname!r}"
+    except TimeoutError:
+        reason = f"no answer within {_CONNECT_TIMEOUT:g} s"
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+    else:
+        return
+    raise TrackingServerError(f"cannot reach the tracking server at {display}: {reason}")
+
+
 def _resolve_uri() -> str:
-    """$MLFLOW_TRACKING_URI, else a URI the user set with mlflow.set_tracking_uri, else embedded."""
-    explicit = os.environ.get(config.TRACKING_URI_ENV, "").strip()
+    """$MLFLOW_TRACKING_URI, else a URI the user set with mlflow.set_tracking_uri, else embedded.
+
+    Raises :class:`UsageError` when the variable is set but empty, or when the embedded default
+    is refused (in CI); see :mod:`mlgate.config`.
+    """
+    explicit = config.explicit_tracking_uri()
     if explicit:
         return explicit
     try:
@@ -718,4 +879,4 @@ def _resolve_uri() -> str:
                 return str(utils.get_tracking_uri())
     except (ImportError, AttributeError):
         pass
-    return config.embedded_tracking_uri()
+    return config.embedded_default()

@@ -55,14 +55,17 @@ def _store(ctx: click.Context) -> Any:
 @click.option(
     "--tracking-uri",
     envvar="MLFLOW_TRACKING_URI",
-    help="MLflow tracking server URI [env: MLFLOW_TRACKING_URI; default: SQLite in $MLGATE_HOME "
-    "or the working directory].",
+    help="MLflow tracking server URI [env: MLFLOW_TRACKING_URI; default: mlflow.db in "
+    "$MLGATE_HOME, else beside the nearest policy file, else here; refused in CI unless "
+    "MLGATE_ALLOW_EMBEDDED=1].",
 )
 @click.pass_context
 def cli(ctx: click.Context, tracking_uri: str | None) -> None:
     """Lineage, promotion gates and guarded alias moves for MLflow models."""
     ctx.ensure_object(dict)
-    ctx.obj["tracking_uri"] = tracking_uri or None
+    if tracking_uri is not None and not tracking_uri.strip():
+        raise click.BadParameter("is empty: give a tracking URI", param_hint="--tracking-uri")
+    ctx.obj["tracking_uri"] = tracking_uri.strip() if tracking_uri else None
 
 
 # --------------------------------------------------------------------------- fingerprint
@@ -88,10 +91,23 @@ def fingerprint(paths: tuple[str, ...], as_json: bool, no_cache: bool) -> None:
 
 
 # --------------------------------------------------------------------------- register / show
+def _policy_option(f: Any) -> Any:
+    return click.option(
+        "--policy",
+        type=click.Path(dir_okay=False),
+        help="Policy file (mlgate.toml or pyproject.toml) [default: search upward from here].",
+    )(f)
+
+
 @cli.command()
 @click.option("--name", "-n", required=True, help="Registered model name.")
 @click.option("--run", "run_id", help="Run that logged the model (uses runs:/RUN/ARTIFACT_PATH).")
-@click.option("--artifact-path", default="model", show_default=True, help="Model path in the run.")
+@click.option(
+    "--artifact-path",
+    default="model",
+    show_default=True,
+    help="Name the run logged the model under (log_model(name=...)).",
+)
 @click.option("--model-uri", help="URI of a logged model (runs:/..., models:/m-...).")
 @click.option("--train", "train_path", type=click.Path(), help="Training data file or directory.")
 @click.option("--eval", "eval_path", type=click.Path(), help="Evaluation data file or directory.")
@@ -116,7 +132,9 @@ def register(
     """Register a model already logged to MLflow, recording its lineage.
 
     Give either --run (with --artifact-path) or --model-uri. The data paths are fingerprinted
-    in full and recorded with the git state, environment and artifact digest.
+    in full and recorded with the git state, environment and artifact digest. The git state is
+    the training run's (its mlflow.source.git.* tags); only when the run has none is the current
+    checkout recorded, labelled "checkout at registration time".
     """
     from mlgate.registration import register as do_register
 
@@ -144,6 +162,61 @@ def register(
 
 
 @cli.command()
+@click.argument("ref", metavar="MODEL/VERSION|MODEL@ALIAS")
+@click.option("--train", "train_path", type=click.Path(), help="Training data file or directory.")
+@click.option("--eval", "eval_path", type=click.Path(), help="Evaluation data file or directory.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite a different recorded artifact digest or data fingerprint (ledgered).",
+)
+@click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
+@_policy_option
+@click.option("--json", "as_json", is_flag=True, help="Print the lineage and what changed as JSON.")
+@click.pass_context
+def attach(
+    ctx: click.Context,
+    ref: str,
+    train_path: str | None,
+    eval_path: str | None,
+    force: bool,
+    reason: str,
+    policy: str | None,
+    as_json: bool,
+) -> None:
+    """Add mlgate's lineage to a version registered with plain MLflow (no new version).
+
+    Records the artifact digest (from the version's artifacts), data fingerprints, the
+    environment the model declares and the git state from its run's tags. Running it again
+    changes nothing; a different recorded digest is refused (exit 2) unless --force.
+    """
+    from mlgate.registration import attach as do_attach
+    from mlgate.report import render_lineage
+
+    done = do_attach(
+        ref,
+        train_data=train_path,
+        eval_data=eval_path,
+        force=force,
+        reason=reason,
+        policy=policy,
+        store=_store(ctx),
+    )
+    if as_json:
+        payload = {"changed": sorted(done.written), "replaced": done.replaced}
+        _echo_json({**payload, "lineage": done.lineage.to_dict()})
+        return
+    v = done.version
+    if done.changed:
+        click.echo(f"attached lineage to {v.name} version {v.version} ({len(done.written)} tags)")
+        for key, (old, new) in done.replaced.items():
+            click.echo(f"  forced: {key} {old} -> {new}")
+    else:
+        click.echo(f"{v.name} version {v.version} already has this lineage: nothing changed")
+    click.echo(render_lineage(done.lineage))
+
+
+@cli.command()
 @click.argument("ref", metavar="MODEL[@ALIAS|/VERSION]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
@@ -160,14 +233,6 @@ def show(ctx: click.Context, ref: str, as_json: bool) -> None:
 
 
 # --------------------------------------------------------------------------- gates and moves
-def _policy_option(f: Any) -> Any:
-    return click.option(
-        "--policy",
-        type=click.Path(dir_okay=False),
-        help="Policy file (mlgate.toml or pyproject.toml) [default: search upward from here].",
-    )(f)
-
-
 def _format_options(f: Any) -> Any:
     f = click.option("--markdown", is_flag=True, help="Print a Markdown report.")(f)
     f = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)

@@ -2,6 +2,20 @@
 
 Nothing here is computed at import time; every function reads the environment when called, so
 a notebook that sets ``MLFLOW_TRACKING_URI`` after ``import mlgate`` is honoured.
+
+The tracking URI is chosen so that a gate can never pass against the wrong registry:
+
+1. ``$MLFLOW_TRACKING_URI`` (or ``--tracking-uri``) when it has a value. Set but empty (what
+   GitHub Actions gives for a secret a fork's pull request cannot read) is an error, never
+   "use the default".
+2. Else the embedded SQLite store, ``mlflow.db`` in the *project directory*: ``$MLGATE_HOME``
+   when set, else the directory of the nearest policy file (``mlgate.toml``, or
+   ``pyproject.toml`` with ``[tool.mlgate]``) at or above the working directory, else the working
+   directory. The same walk finds the policy, so ``mlgate`` run from a subdirectory opens the
+   project's store, not a second, empty one.
+3. In CI (``CI`` or ``GITHUB_ACTIONS`` set) the embedded default is refused: a throwaway
+   database on a runner is never what a pipeline means. Ask for it explicitly with
+   ``--tracking-uri sqlite:///PATH`` or ``MLGATE_ALLOW_EMBEDDED=1``.
 """
 
 from __future__ import annotations
@@ -10,16 +24,36 @@ import os
 import re
 from pathlib import Path
 
+from mlgate.errors import NoStoreError
+
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 HOME_ENV = "MLGATE_HOME"
 CACHE_ENV = "MLGATE_CACHE_DIR"
+ALLOW_EMBEDDED_ENV = "MLGATE_ALLOW_EMBEDDED"
+CI_ENVS = ("CI", "GITHUB_ACTIONS")
 EMBEDDED_DB = "mlflow.db"
+_FALSE = ("", "0", "false", "no", "off")
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() not in _FALSE
+
+
+def in_ci() -> bool:
+    """True when a CI system says so (``CI`` or ``GITHUB_ACTIONS`` set to a true value)."""
+    return any(_flag(name) for name in CI_ENVS)
 
 
 def home() -> Path:
-    """The directory that holds the embedded store: ``$MLGATE_HOME`` or the working directory."""
+    """The project directory that holds the embedded store (see the module docstring)."""
     value = os.environ.get(HOME_ENV)
-    return Path(value).expanduser().resolve() if value else Path.cwd()
+    if value:
+        return Path(value).expanduser().resolve()
+    from mlgate.policy import find_policy
+
+    cwd = Path.cwd()
+    found = find_policy(cwd)
+    return found.parent if found is not None else cwd.resolve()
 
 
 def embedded_tracking_uri() -> str:
@@ -27,10 +61,44 @@ def embedded_tracking_uri() -> str:
     return f"sqlite:///{home() / EMBEDDED_DB}"
 
 
+def explicit_tracking_uri() -> str | None:
+    """``$MLFLOW_TRACKING_URI`` when it has a value, None when unset.
+
+    Raises:
+        NoStoreError: the variable is set but empty (or only spaces).
+    """
+    value = os.environ.get(TRACKING_URI_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise NoStoreError(
+            f"{TRACKING_URI_ENV} is set but empty, so no tracking server is configured",
+            hint="set it to your tracking server's URI, or unset it to use the embedded store "
+            "(in CI an empty value usually means a secret this run cannot read)",
+        )
+    return value.strip()
+
+
+def embedded_default() -> str:
+    """The embedded store's URI, when mlgate may fall back to it.
+
+    Raises:
+        NoStoreError: running in CI without an explicit opt-in.
+    """
+    if in_ci() and not _flag(ALLOW_EMBEDDED_ENV):
+        which = next(name for name in CI_ENVS if _flag(name))
+        raise NoStoreError(
+            f"no tracking server configured: {TRACKING_URI_ENV} is not set, and {which} is set, "
+            "so mlgate refuses its embedded SQLite default (a throwaway store on a CI runner)",
+            hint=f"set {TRACKING_URI_ENV}, pass --tracking-uri sqlite:///PATH/mlflow.db, or set "
+            f"{ALLOW_EMBEDDED_ENV}=1 to use the embedded store on purpose",
+        )
+    return embedded_tracking_uri()
+
+
 def tracking_uri() -> str:
-    """``$MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store."""
-    value = os.environ.get(TRACKING_URI_ENV, "").strip()
-    return value or embedded_tracking_uri()
+    """``$MLFLOW_TRACKING_URI`` when set, else the embedded SQLite store (see the module doc)."""
+    return explicit_tracking_uri() or embedded_default()
 
 
 def is_embedded(uri: str | None = None) -> bool:
@@ -38,9 +106,24 @@ def is_embedded(uri: str | None = None) -> bool:
     return (uri or tracking_uri()).startswith("sqlite:")
 
 
-def embedded_artifact_root() -> Path:
-    """Where runs logged through mlgate on the embedded store keep their artifacts."""
-    return home() / "mlruns"
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for in-memory or other schemes)."""
+    if not uri.startswith("sqlite:"):
+        return None
+    rest = uri[len("sqlite:") :]
+    if not rest.startswith("///"):
+        return None
+    path = rest[3:].split("?", 1)[0]
+    if not path or path == ":memory:":
+        return None
+    return Path("/" + path.lstrip("/")) if rest.startswith("////") else Path(path)
+
+
+def embedded_artifact_root(uri: str | None = None) -> Path:
+    """Where runs logged through mlgate on a SQLite store keep their artifacts: ``mlruns/``
+    beside the database file."""
+    db = sqlite_path(uri) if uri else None
+    return db.parent / "mlruns" if db is not None else home() / "mlruns"
 
 
 def cache_dir() -> Path:

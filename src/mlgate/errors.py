@@ -12,6 +12,7 @@ errors, Docker errors) are translated at their boundary module, never leaked raw
     ├── UsageError                       exit 2  bad input: arguments, paths, names
     │   ├── PolicyError                  exit 2  malformed policy file (names file and key)
     │   ├── NotFoundError                exit 2  a model, version, alias or path that does not exist
+    │   ├── NoStoreError                 exit 2  no tracking store there (never read as "absent")
     │   └── FingerprintError             exit 2  data that has no canonical encoding
     ├── GateRejected                     exit 3  a promotion gate said no (carries the decision)
     │   └── IntegrityError               exit 3  an artifact no longer matches its recorded digest
@@ -95,6 +96,15 @@ class NotFoundError(UsageError):
     """A model, version, alias, run or path does not exist."""
 
 
+class NoStoreError(UsageError):
+    """No tracking store where one was named (a SQLite file that does not exist), or no tracking
+    server configured at all (an empty ``MLFLOW_TRACKING_URI``, the embedded default in CI).
+
+    Deliberately not a :class:`NotFoundError`: code that reads "not found" as "not set yet"
+    (no champion, a first promotion) must never see a missing registry that way.
+    """
+
+
 class FingerprintError(UsageError):
     """Data that mlgate cannot encode canonically (so cannot fingerprint reproducibly)."""
 
@@ -149,6 +159,7 @@ __all__ = [
     "IntegrityError",
     "LeaseHeldError",
     "MlgateError",
+    "NoStoreError",
     "NotFoundError",
     "NotPermittedError",
     "PolicyError",

@@ -27,7 +27,16 @@ PREFIX = "mlgate.event."
 _JSON = PREFIX + "json"
 _MAX_JSON = 7900  # MLflow run tags hold 8,000 characters
 
-OUTCOMES = ("pending", "moved", "unchanged", "rejected", "conflict", "not_permitted", "failed")
+OUTCOMES = (
+    "pending",
+    "moved",
+    "unchanged",
+    "rejected",
+    "conflict",
+    "not_permitted",
+    "failed",
+    "attached",
+)
 
 
 @dataclass(frozen=True)
@@ -35,7 +44,8 @@ class Event:
     """One entry of the ledger. Every mutating call returns the event it recorded.
 
     Attributes:
-        kind: ``promote`` or ``rollback``.
+        kind: ``promote``, ``rollback`` or ``attach`` (lineage added to an existing version;
+            ``alias`` is empty and ``to_version`` is the version).
         outcome: ``moved``, ``unchanged`` (already there), ``rejected`` (a gate said no),
             ``conflict`` (alias moved / lease held), ``not_permitted``, ``failed``, or
             ``pending`` (being moved, or the mover died), or ``dry_run`` (never stored).
@@ -86,8 +96,11 @@ class Event:
 
     def line(self) -> str:
         """One human line: ``2026-… promote moved churn@champion 2 -> 3 by alice: reason``."""
-        arrow = f"{self.from_version or '-'} -> {self.to_version or '-'}"
         why = f": {self.reason}" if self.reason else ""
+        if not self.alias:  # an event about a version, not an alias move
+            what = f"{self.model}/{self.to_version or '-'}"
+            return f"{self.at} {self.kind} {self.outcome} {what} by {self.actor}{why}"
+        arrow = f"{self.from_version or '-'} -> {self.to_version or '-'}"
         return f"{self.at} {self.kind} {self.outcome} {self.model}@{self.alias} {arrow} by {self.actor}{why}"
 
 
@@ -177,7 +190,8 @@ class Ledger:
             return event
         exp = self._exp()
         assert exp is not None
-        run_name = f"{event.kind} {event.outcome} {event.model}@{event.alias} -> {event.to_version}"
+        target = f"{event.model}@{event.alias}" if event.alias else event.model
+        run_name = f"{event.kind} {event.outcome} {target} -> {event.to_version}"
         record = self.store.create_record_run(exp, run_name[:250], _tags(event), event.at_ms)
         return replace(event, record_id=record)
 

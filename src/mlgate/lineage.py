@@ -36,8 +36,11 @@ class Tags:
     ENV_REQUIREMENTS = "mlgate.env.requirements"
     ENV_PACKAGES = "mlgate.env.packages"
     ENV_PLATFORM = "mlgate.env.platform"
+    GIT_SOURCE = "mlgate.git.source"
     REGISTERED_BY = "mlgate.registered_by"
     REGISTERED_AT = "mlgate.registered_at"
+    ATTACHED_BY = "mlgate.attached_by"
+    ATTACHED_AT = "mlgate.attached_at"
     CI_RUN_URL = "mlgate.ci.run_url"
     METRICS = "mlgate.metrics"
     PARAMS = "mlgate.params"
@@ -52,6 +55,22 @@ class Tags:
     def gates(alias: str) -> str:
         """Compact JSON of the last gate decision for promotion to ``alias``."""
         return f"mlgate.gates.{alias}"
+
+
+#: Where a version's git state was read (``mlgate.git.source``).
+GIT_FROM_CHECKOUT = "checkout"  # the checkout that logged the model, in the same call
+GIT_FROM_RUN = "run"  # the training run's own mlflow.source.git.* tags
+GIT_FROM_REGISTRATION = "checkout-at-registration"  # fallback: not necessarily the training code
+GIT_SOURCE_TEXT = {
+    GIT_FROM_CHECKOUT: "the checkout that logged the model",
+    GIT_FROM_RUN: "the training run's MLflow git tags",
+    GIT_FROM_REGISTRATION: "checkout at registration time, not the training run",
+}
+
+#: The tags MLflow writes on a run started from a file in a git repository.
+RUN_GIT_COMMIT = "mlflow.source.git.commit"
+RUN_GIT_BRANCH = "mlflow.source.git.branch"
+RUN_GIT_REPO = "mlflow.source.git.repoURL"
 
 
 @dataclass(frozen=True)
@@ -103,6 +122,23 @@ def git_state(path: str | os.PathLike[str] | None = None) -> GitState:
     )
 
 
+def git_from_run(tags: dict[str, str]) -> GitState | None:
+    """The git state MLflow recorded on a run (``mlflow.source.git.*``), None when it has none.
+
+    MLflow does not record whether the tree was dirty, so ``dirty`` is unknown (None).
+    """
+    commit = (tags.get(RUN_GIT_COMMIT) or "").strip()
+    if not commit:
+        return None
+    remote = tags.get(RUN_GIT_REPO) or None
+    return GitState(
+        commit=commit,
+        branch=tags.get(RUN_GIT_BRANCH) or None,
+        dirty=None,
+        remote=config.redact(remote) if remote else None,
+    )
+
+
 def actor() -> str:
     """Who is acting: the CI system's user when in CI, else the OS user."""
     for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "BUILD_USER_ID"):
@@ -144,7 +180,7 @@ def environment(model_dir: str | os.PathLike[str] | None = None) -> Environment:
     from mlgate.fingerprint import fingerprint_file
 
     packages: dict[str, str] = {}
-    for dist in ("mlflow", "scikit-learn", "pandas", "numpy", "mlgate"):
+    for dist in _KEY_PACKAGES:
         try:
             packages[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
@@ -159,6 +195,40 @@ def environment(model_dir: str | os.PathLike[str] | None = None) -> Environment:
         platform=f"{platform.system()}-{platform.machine()}",
         packages=packages,
         requirements_digest=req_digest,
+    )
+
+
+_KEY_PACKAGES = ("mlflow", "scikit-learn", "pandas", "numpy", "mlgate")
+
+
+def model_environment(model_dir: str | os.PathLike[str]) -> Environment:
+    """The environment a logged model declares (its ``python_env.yaml`` and
+    ``requirements.txt``), for a version whose training environment was not recorded."""
+    import re
+
+    from mlgate.fingerprint import fingerprint_file
+
+    root = Path(model_dir)
+    python = ""
+    env_file = root / "python_env.yaml"
+    if env_file.is_file():
+        found = re.search(r"^python:\s*['\"]?([\d.]+)", env_file.read_text("utf-8"), re.M)
+        python = found.group(1) if found else ""
+    packages: dict[str, str] = {}
+    req = root / "requirements.txt"
+    if req.is_file():
+        for line in req.read_text("utf-8").splitlines():
+            name, sep, version = line.strip().partition("==")
+            key = name.strip().lower().replace("_", "-")
+            if sep and key in _KEY_PACKAGES:
+                packages[key] = version.strip()
+    return Environment(
+        python=python,
+        platform="",
+        packages=packages,
+        requirements_digest=fingerprint_file(req, use_cache=False).digest
+        if req.is_file()
+        else None,
     )
 
 
@@ -187,6 +257,13 @@ class Lineage:
     ci_run_url: str | None
     other_tags: dict[str, str]
     image: dict[str, Any] | None = None  # what `mlgate build` recorded (mlgate.image)
+    #: How the git state was read (one of ``GIT_SOURCE_TEXT``), None when not said.
+    git_source: str | None = None
+    #: Fields read from the MLflow run because mlgate recorded none ("git", "metrics",
+    #: "params"); every other field is what mlgate recorded on the version.
+    from_run: tuple[str, ...] = ()
+    attached_by: str | None = None
+    attached_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -200,7 +277,11 @@ class Lineage:
                 "branch": self.git.branch,
                 "dirty": self.git.dirty,
                 "remote": self.git.remote,
+                "source": self.git_source,
             },
+            "from_run": list(self.from_run),
+            "attached_by": self.attached_by,
+            "attached_at": self.attached_at,
             "data": self.data,
             "artifact_digest": self.artifact_digest,
             "environment": self.environment,
@@ -272,4 +353,30 @@ def lineage_from_tags(
         ci_run_url=tags.get(Tags.CI_RUN_URL),
         other_tags=other,
         image=image if isinstance(image, dict) and image else None,
+        git_source=tags.get(Tags.GIT_SOURCE) or None,
+        attached_by=tags.get(Tags.ATTACHED_BY),
+        attached_at=tags.get(Tags.ATTACHED_AT),
     )
+
+
+def with_run_facts(
+    info: Lineage, run_tags: dict[str, str], metrics: dict[str, float], params: dict[str, str]
+) -> Lineage:
+    """``info`` completed with what MLflow recorded on the version's run, for every field mlgate
+    did not record itself (a version registered with plain MLflow); ``from_run`` names them."""
+    from dataclasses import replace
+
+    filled: dict[str, Any] = {}
+    if not info.git.present:
+        git = git_from_run(run_tags)
+        if git is not None:
+            filled["git"] = git
+            filled["git_source"] = GIT_FROM_RUN
+    if not info.metrics and metrics:
+        filled["metrics"] = dict(metrics)
+    if not info.params and params:
+        filled["params"] = dict(params)
+    if not filled:
+        return info
+    names = tuple(k for k in ("git", "metrics", "params") if k in filled)
+    return replace(info, from_run=names, **filled)

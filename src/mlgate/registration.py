@@ -6,11 +6,20 @@ environment, and creates the model version *with* all of that as ``mlgate.*`` ta
 call, so no version ever exists without its lineage. The data sets are also logged as MLflow
 dataset inputs of the run (with a truncated fingerprint as MLflow's digest) so the MLflow UI
 shows them.
+
+The git state is the training code's: the checkout that logs the model when ``register`` logs
+it, else the training run's own ``mlflow.source.git.*`` tags; only when the run has none is the
+current checkout recorded, labelled as such (``mlgate.git.source``).
+
+``attach()`` adds the same lineage to a version registered with plain MLflow, without creating a
+new one; ``show()`` reads it back, completed with what MLflow recorded on the run.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import math
+import numbers
 import os
 import shutil
 from collections.abc import Mapping
@@ -96,6 +105,164 @@ def _limit_json(values: Mapping[str, Any], limit: int = 5000) -> str:
     return compact_json(kept)
 
 
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise UsageError("a registered model name is required (name=...)")
+    bad = sorted({ch for ch in name if ch in "/:@"})
+    if bad:
+        raise UsageError(
+            f"bad model name {name!r}: names cannot contain {' or '.join(repr(c) for c in bad)}",
+            hint="mlgate refers to versions as MODEL/VERSION and MODEL@ALIAS",
+        )
+    return name
+
+
+def _check_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    """Metrics as finite floats; anything else is a :class:`UsageError` naming the metric."""
+    out: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        if not isinstance(key, str) or not key.strip():
+            raise UsageError(f"metric name {key!r}: a metric needs a non-empty name")
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise UsageError(f"metric {key!r}: {value!r} is not a number ({type(value).__name__})")
+        number = float(value)
+        if not math.isfinite(number):
+            raise UsageError(
+                f"metric {key!r} is {number}: only finite numbers can be recorded and gated"
+            )
+        out[key] = number
+    return out
+
+
+def _check_fitted(model: Any) -> None:
+    """A scikit-learn estimator must be fitted before it is logged (MLflow would save it)."""
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+    except ImportError:  # pragma: no cover - scikit-learn is a dependency
+        return
+    if not isinstance(model, BaseEstimator):
+        return
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise UsageError(
+            f"this {type(model).__name__} is not fitted",
+            hint="call fit(...) before mlgate.register",
+        ) from None
+    except TypeError:  # not an estimator check_is_fitted understands: let MLflow decide
+        return
+
+
+def _logged_model_uri(store: Store, run_id: str, artifact_path: str) -> str:
+    """``runs:/RUN/PATH`` as the URI of the model the run logged under that name.
+
+    MLflow 3 keeps a logged model's files outside the run's artifacts; given ``runs:/`` it warns
+    that the run "has no artifacts" and then falls back to the logged model. mlgate resolves the
+    name itself, and a name the run did not log is an error that lists what it did log.
+    """
+    logged = store.logged_models(run_id)
+    for name, uri in reversed(logged):  # the newest model of that name
+        if name == artifact_path:
+            return uri
+    if store.run_has_artifacts(run_id, artifact_path):  # a model saved as plain run artifacts
+        return f"runs:/{run_id}/{artifact_path}"
+    names = ", ".join(f"{name} ({uri})" for name, uri in logged)
+    raise NotFoundError(
+        f"run {run_id} has no model at {artifact_path!r}",
+        hint=f"it logged: {names}; pass --artifact-path NAME" if logged else "it logged no model",
+    )
+
+
+def _source_run(store: Store, model_uri: str, run_id: str | None) -> tuple[str, str | None]:
+    """The model URI to register and the run that logged it (None when there is none)."""
+    if model_uri.startswith("runs:/"):
+        rest = model_uri[len("runs:/") :]
+        uri_run, _, path = rest.partition("/")
+        if not uri_run or not path.strip("/"):
+            raise UsageError(f"bad model URI {model_uri!r}", hint="use runs:/RUN_ID/MODEL_NAME")
+        if run_id and run_id != uri_run:
+            raise UsageError(f"run_id {run_id} does not match the model URI {model_uri}")
+        store.get_run(uri_run)  # NotFoundError early for a bad run id
+        return _logged_model_uri(store, uri_run, path.strip("/")), uri_run
+    logged = lineage_model_id(model_uri)
+    if logged and not run_id:
+        run_id = store.logged_model_run(logged)
+    if run_id:
+        store.get_run(run_id)
+    return model_uri, run_id
+
+
+def lineage_model_id(uri: str) -> str | None:
+    """``m-<id>`` for a ``models:/m-<id>`` URI of a logged model."""
+    rest = uri[len("models:/") :] if uri.startswith("models:/") else ""
+    return rest if rest.startswith("m-") and "/" not in rest else None
+
+
+def _git_lineage(
+    store: Store, run_id: str | None, code_path: Any, *, logged_here: bool
+) -> tuple[lineage.GitState, str]:
+    """The training code's git state, and where it was read (``lineage.GIT_SOURCE_TEXT``)."""
+    if logged_here:
+        return lineage.git_state(code_path), lineage.GIT_FROM_CHECKOUT
+    if run_id:
+        from_run = lineage.git_from_run(store.get_run(run_id).tags)
+        if from_run is not None:
+            return from_run, lineage.GIT_FROM_RUN
+    return lineage.git_state(code_path), lineage.GIT_FROM_REGISTRATION
+
+
+def _git_tags(git: lineage.GitState, source: str) -> dict[str, str]:
+    tags = {Tags.GIT_COMMIT: git.commit, Tags.GIT_SOURCE: source}
+    if git.present:
+        if git.dirty is not None:
+            tags[Tags.GIT_DIRTY] = "true" if git.dirty else "false"
+        if git.branch:
+            tags[Tags.GIT_BRANCH] = git.branch
+        if git.remote:
+            tags[Tags.GIT_REMOTE] = git.remote
+    return tags
+
+
+def _env_tags(env: lineage.Environment) -> dict[str, str]:
+    tags = {Tags.ENV_PYTHON: env.python, Tags.ENV_PACKAGES: compact_json(env.packages)}
+    if env.platform:
+        tags[Tags.ENV_PLATFORM] = env.platform
+    if env.requirements_digest:
+        tags[Tags.ENV_REQUIREMENTS] = env.requirements_digest
+    return {k: v for k, v in tags.items() if v}
+
+
+def _fingerprint_all(
+    inputs: Mapping[str, DataLike],
+) -> tuple[dict[str, Fingerprint], dict[str, str | None]]:
+    fps: dict[str, Fingerprint] = {}
+    sources: dict[str, str | None] = {}
+    for role, data in inputs.items():
+        if data is not None:
+            fps[role], sources[role] = _fingerprint_input(role, data)
+    return fps, sources
+
+
+def _artifact_facts(
+    store: Store, model_uri: str, *, declared_env: bool
+) -> tuple[Fingerprint, lineage.Environment]:
+    """The artifact digest of ``model_uri`` as the registry serves it, and the environment:
+    this interpreter's (``register``), or what the model declares (``attach``)."""
+    local = store.download(model_uri)
+    try:
+        artifact = fingerprint_model_artifacts(local)
+        env = lineage.model_environment(local) if declared_env else lineage.environment(local)
+    finally:
+        shutil.rmtree(local, ignore_errors=True)
+    return artifact, env
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
 def register(
     model: Any,
     *,
@@ -118,49 +285,48 @@ def register(
 
     Args:
         model: a fitted scikit-learn estimator or ``mlflow.pyfunc.PythonModel`` (logged for you),
-            or the URI of a model already logged (``runs:/<run>/model``, ``models:/m-...``).
-        name: the registered model name.
+            or the URI of a model already logged (``runs:/<run>/<name>``, ``models:/m-...``).
+        name: the registered model name (no ``/``, ``:`` or ``@``).
         train_data: training data (DataFrame, array, or path to a file/directory).
         eval_data: evaluation data (same forms).
         target: the label column in ``train_data``/``eval_data`` DataFrames (for MLflow's UI).
         params: parameters to log on the run and record on the version.
         metrics: metrics to log on the run and record on the version (these are what metric
-            gates compare; they should be computed on ``eval_data``).
+            gates compare; they should be computed on ``eval_data``). Finite numbers only.
         input_example: logged with the model; a signature is inferred from it when the model
             is logged here and ``signature`` is not given.
         signature: an ``mlflow.models.ModelSignature`` for the logged model.
         run_id: the run to log into (default: the active run, else a new run).
         experiment: experiment for a new run (default ``mlgate``).
         tags: extra version tags (must not start with ``mlgate.``).
-        code_path: where to read the git state (default: the working directory).
+        code_path: where to read the git state when the model is logged here (default: the
+            working directory). A model given by URI takes its run's git tags instead.
         log_model_kwargs: extra arguments for the flavor's ``log_model`` when mlgate logs the
-            model (e.g. ``{"skops_trusted_types": [...]}`` for scikit-learn tree models).
-        store: the tracking server to use (default: see :class:`mlgate.Store`).
+            model. scikit-learn's own types (trees) are trusted for skops automatically.
+        store: the tracking server (default: see :class:`mlgate.Store`). Registering is what
+            creates a SQLite store that does not exist yet.
 
     Returns:
         A :class:`Registration` with the new version and the recorded lineage.
 
     Raises:
-        UsageError: bad arguments. NotFoundError: a data path or run does not exist.
-        TrackingServerError / NotPermittedError: the server failed or refused.
+        UsageError: bad arguments (name, metrics, an unfitted estimator). NotFoundError: a data
+            path, run or logged model does not exist. TrackingServerError / NotPermittedError:
+            the server failed or refused.
     """
-    if not name or not str(name).strip():
-        raise UsageError("a registered model name is required (name=...)")
-    if any(ch in name for ch in "/:"):
-        raise UsageError(f"bad model name {name!r}: names cannot contain '/' or ':'")
+    name = _check_name(name)
+    clean_metrics = _check_metrics(metrics)
     for key in tags or {}:
         if key.startswith(lineage.TAG_PREFIX):
             raise UsageError(f"tag {key!r}: the 'mlgate.' prefix is reserved for lineage")
+    logged_here = not isinstance(model, str)
+    if logged_here:
+        _check_fitted(model)
     store = store or Store()
 
     # Fingerprint first: a bad data path fails before anything is written to the server.
-    fps: dict[str, Fingerprint] = {}
-    sources: dict[str, str | None] = {}
     inputs = {"train": train_data, "eval": eval_data}
-    for role, data in inputs.items():
-        if data is not None:
-            fps[role], sources[role] = _fingerprint_input(role, data)
-
+    fps, sources = _fingerprint_all(inputs)
     datasets = []
     for role, data in inputs.items():
         if data is not None:
@@ -168,21 +334,8 @@ def register(
             if ds is not None:
                 datasets.append((ds, "training" if role == "train" else "evaluation"))
 
-    git = lineage.git_state(code_path)
-    run_tags = {"mlgate.git.commit": git.commit}
-    if isinstance(model, str):
-        model_uri = model
-        if model_uri.startswith("runs:/"):
-            run_id = run_id or model_uri[len("runs:/") :].split("/", 1)[0]
-        if run_id:
-            store.get_run(run_id)  # NotFoundError early for a bad run id
-            store.log_run_extras(
-                run_id,
-                params=dict(params or {}),
-                metrics={k: float(v) for k, v in (metrics or {}).items()},
-                datasets=datasets,
-            )
-    else:
+    if logged_here:
+        git, git_source = _git_lineage(store, None, code_path, logged_here=True)
         if signature is None and input_example is not None and hasattr(model, "predict"):
             signature = store.infer_signature(input_example, model.predict(input_example))
         model_uri, run_id = store.log_model(
@@ -192,49 +345,39 @@ def register(
             input_example=input_example,
             signature=signature,
             params=dict(params or {}),
-            metrics={k: float(v) for k, v in (metrics or {}).items()},
+            metrics=clean_metrics,
             datasets=datasets,
-            run_tags=run_tags,
+            run_tags={Tags.GIT_COMMIT: git.commit},
             log_model_kwargs=dict(log_model_kwargs or {}),
         )
+    else:
+        model_uri, run_id = _source_run(store, str(model), run_id)
+        git, git_source = _git_lineage(store, run_id, code_path, logged_here=False)
+        if run_id:
+            store.log_run_extras(
+                run_id, params=dict(params or {}), metrics=clean_metrics, datasets=datasets
+            )
 
-    # Hash the artifacts exactly as the registry will serve them.
-    local = store.download(model_uri)
-    try:
-        artifact = fingerprint_model_artifacts(local)
-        env = lineage.environment(local)
-    finally:
-        shutil.rmtree(local, ignore_errors=True)
-
+    artifact, env = _artifact_facts(store, model_uri, declared_env=False)
     run_metrics: dict[str, float] = {}
     run_params: dict[str, str] = {}
     if run_id:
         run = store.get_run(run_id)
         run_metrics, run_params = dict(run.metrics), dict(run.params)
-    run_metrics.update({k: float(v) for k, v in (metrics or {}).items()})
+    run_metrics.update(clean_metrics)
     run_params.update({k: str(v) for k, v in (params or {}).items()})
 
     version_tags: dict[str, str] = {
         Tags.MLGATE_VERSION: __version__,
-        Tags.GIT_COMMIT: git.commit,
+        **_git_tags(git, git_source),
         Tags.ARTIFACT_DIGEST: artifact.digest,
         Tags.ARTIFACT_FILES: str(artifact.files),
-        Tags.ENV_PYTHON: env.python,
-        Tags.ENV_PLATFORM: env.platform,
-        Tags.ENV_PACKAGES: compact_json(env.packages),
+        **_env_tags(env),
         Tags.REGISTERED_BY: lineage.actor(),
-        Tags.REGISTERED_AT: _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        Tags.REGISTERED_AT: _now(),
         Tags.METRICS: _limit_json(run_metrics),
         Tags.PARAMS: _limit_json(run_params),
     }
-    if git.present:
-        version_tags[Tags.GIT_DIRTY] = "true" if git.dirty else "false"
-        if git.branch:
-            version_tags[Tags.GIT_BRANCH] = git.branch
-        if git.remote:
-            version_tags[Tags.GIT_REMOTE] = git.remote
-    if env.requirements_digest:
-        version_tags[Tags.ENV_REQUIREMENTS] = env.requirements_digest
     ci = lineage.ci_run_url()
     if ci:
         version_tags[Tags.CI_RUN_URL] = ci
@@ -247,24 +390,178 @@ def register(
         version=version,
         model_uri=model_uri,
         run_id=run_id,
-        lineage=lineage.lineage_from_tags(
-            version.name,
-            version.version,
-            version.tags,
-            run_id=version.run_id,
-            source=version.source,
-            aliases=version.aliases,
-        ),
+        lineage=_lineage(version),
         data=fps,
     )
 
 
+def _lineage(v: VersionRecord) -> lineage.Lineage:
+    return lineage.lineage_from_tags(
+        v.name, v.version, v.tags, run_id=v.run_id, source=v.source, aliases=v.aliases
+    )
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """What ``attach`` did: the tags it wrote (empty when the version already had them all)."""
+
+    version: VersionRecord
+    lineage: lineage.Lineage
+    written: dict[str, str]
+    replaced: dict[str, tuple[str, str]]
+    event: Any = None  # the ledger event, when something was written
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.written)
+
+
+#: Recorded facts that ``attach`` never overwrites with a different value unless forced.
+_GUARDED = (
+    Tags.ARTIFACT_DIGEST,
+    Tags.data("train", "fingerprint"),
+    Tags.data("eval", "fingerprint"),
+)
+
+
+def _group(key: str) -> str:
+    """Tags that describe one fact together: the artifact, or one data role."""
+    if key.startswith("mlgate.artifact."):
+        return "artifact"
+    if key.startswith("mlgate.data."):
+        return ".".join(key.split(".")[:3])
+    return key
+
+
+def attach(
+    ref: str,
+    *,
+    train_data: DataLike | None = None,
+    eval_data: DataLike | None = None,
+    force: bool = False,
+    reason: str = "",
+    policy: Any = None,
+    store: Store | None = None,
+) -> Attachment:
+    """Add mlgate's lineage to an existing version (e.g. one registered with plain MLflow).
+
+    Computes the artifact digest from the version's artifacts, fingerprints the given data,
+    reads the environment from the model's ``python_env.yaml``/``requirements.txt`` and the git
+    state from its run's ``mlflow.source.git.*`` tags, and writes them as ``mlgate.*`` tags on the
+    same version. Idempotent: tags that already hold the value are left alone, and a second call
+    writes nothing. A recorded artifact digest or data fingerprint with a *different* value is
+    never overwritten unless ``force``; every call that writes is recorded in the ledger.
+
+    Args:
+        ref: ``MODEL/VERSION`` or ``MODEL@ALIAS``.
+        train_data, eval_data: data to fingerprint (DataFrame, array or path).
+        force: overwrite a different recorded digest (recorded in the ledger, with ``reason``).
+        reason: why; stored in the ledger event.
+        policy: a policy (or its path) naming the ledger experiment (default: search upward).
+
+    Raises:
+        NotFoundError: the version or a data path does not exist. UsageError: the version
+            records a different digest and ``force`` is not set.
+    """
+    from mlgate.ledger import Ledger, new_event
+    from mlgate.promotion import resolve_policy
+    from mlgate.registry import parse_ref, resolve
+
+    parsed = parse_ref(ref)
+    if parsed.version is None and parsed.alias is None:
+        raise UsageError(
+            f"say which version of {ref!r} to attach to (MODEL/VERSION or MODEL@ALIAS)"
+        )
+    store = store or Store()
+    v = resolve(store, parsed)
+    fps, sources = _fingerprint_all({"train": train_data, "eval": eval_data})
+    artifact, env = _artifact_facts(store, f"models:/{v.name}/{v.version}", declared_env=True)
+
+    wanted: dict[str, str] = {
+        Tags.ARTIFACT_DIGEST: artifact.digest,
+        Tags.ARTIFACT_FILES: str(artifact.files),
+        **_env_tags(env),
+    }
+    run = store.get_run(v.run_id) if v.run_id else None
+    if Tags.GIT_COMMIT not in v.tags:
+        git = lineage.git_from_run(run.tags) if run else None
+        if git is not None:
+            wanted.update(_git_tags(git, lineage.GIT_FROM_RUN))
+    if run is not None:
+        if Tags.METRICS not in v.tags:
+            wanted[Tags.METRICS] = _limit_json(run.metrics)
+        if Tags.PARAMS not in v.tags:
+            wanted[Tags.PARAMS] = _limit_json(run.params)
+    for role, fp in fps.items():
+        wanted.update(_data_tags(role, fp, sources[role]))
+
+    replaced = {
+        key: (v.tags[key], value)
+        for key, value in wanted.items()
+        if key in _GUARDED and v.tags.get(key) not in (None, value)
+    }
+    if replaced and not force:
+        key, (old, new) = next(iter(replaced.items()))
+        raise UsageError(
+            f"{v.ref} records {key} = {old}, but its artifacts/data now give {new}: refusing to "
+            "overwrite recorded lineage",
+            hint="if the recorded value is wrong, run again with --force (recorded in the ledger)",
+        )
+    # Attach adds what is missing; recorded facts stay as they are, except a guarded group
+    # (the artifact, one data role) that --force replaces as a whole.
+    forced = {_group(k) for k in replaced}
+    written = {
+        k: val
+        for k, val in wanted.items()
+        if k not in v.tags or (_group(k) in forced and v.tags[k] != val)
+    }
+    if not written:
+        return Attachment(version=v, lineage=_lineage(v), written={}, replaced={})
+    written.update({Tags.ATTACHED_BY: lineage.actor(), Tags.ATTACHED_AT: _now()})
+    if Tags.MLGATE_VERSION not in v.tags:
+        written[Tags.MLGATE_VERSION] = __version__
+    store.set_version_tags(v.name, v.version, written)
+
+    pol = resolve_policy(policy, required=False)
+    changes = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in replaced.items())
+    message = f"attached lineage to version {v.version} ({len(written)} tags)" + (
+        f"; forced: {changes}" if replaced else ""
+    )
+    event = Ledger(store, pol.ledger_experiment).append(
+        new_event(
+            "attach",
+            "attached",
+            v.name,
+            "",
+            from_version=None,
+            to_version=v.version,
+            reason=reason,
+            message=message,
+        )
+    )
+    now = store.get_version(v.name, v.version)
+    return Attachment(
+        version=now, lineage=_lineage(now), written=written, replaced=replaced, event=event
+    )
+
+
 def show(ref: str, *, store: Store | None = None) -> lineage.Lineage:
-    """The lineage recorded for ``MODEL``, ``MODEL@ALIAS`` or ``MODEL/VERSION``."""
+    """The lineage recorded for ``MODEL``, ``MODEL@ALIAS`` or ``MODEL/VERSION``.
+
+    Fields mlgate did not record (a version registered with plain MLflow) are read from the
+    version's run where MLflow recorded them (git tags, params, metrics) and named in
+    ``Lineage.from_run``.
+    """
     from mlgate.registry import resolve
 
     store = store or Store()
     v = resolve(store, ref)
-    return lineage.lineage_from_tags(
-        v.name, v.version, v.tags, run_id=v.run_id, source=v.source, aliases=v.aliases
-    )
+    info = _lineage(v)
+    needs_run = not info.git.present or not info.metrics or not info.params
+    if v.run_id and needs_run:
+        try:
+            run = store.get_run(v.run_id)
+        except NotFoundError:  # the run was deleted: show what the version holds
+            return info
+        info = lineage.with_run_facts(info, run.tags, run.metrics, run.params)
+    return info

@@ -8,7 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mlgate.lineage import Lineage
+from mlgate.lineage import GIT_SOURCE_TEXT, Lineage
+
+_FROM_RUN = "  [read from the MLflow run; not recorded by mlgate]"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -42,8 +44,14 @@ def render_lineage(info: Lineage) -> str:
         git_line = f"{git.commit[:12]} ({state})" + (f" on {git.branch}" if git.branch else "")
         if git.remote:
             git_line += f"  {git.remote}"
-    else:
+        if info.git_source in GIT_SOURCE_TEXT:
+            git_line += f"  ({GIT_SOURCE_TEXT[info.git_source]})"
+    elif info.git_source == "checkout-at-registration" or info.registered_by:
         git_line = "none (not in a git repository)"
+    else:
+        git_line = "not recorded (neither mlgate nor the MLflow run recorded a commit)"
+    if "git" in info.from_run:
+        git_line += _FROM_RUN
     rows: list[list[Any]] = [
         ["model", f"{info.name} version {info.version}"],
         ["aliases", ", ".join(info.aliases) or "-"],
@@ -69,17 +77,19 @@ def render_lineage(info: Lineage) -> str:
     if env.get("requirements"):
         rows.append(["requirements", env["requirements"]])
     if info.metrics:
-        rows.append(
-            ["metrics", ", ".join(f"{k}={_num(v)}" for k, v in sorted(info.metrics.items()))]
-        )
+        text = ", ".join(f"{k}={_num(v)}" for k, v in sorted(info.metrics.items()))
+        rows.append(["metrics", text + (_FROM_RUN if "metrics" in info.from_run else "")])
     if info.params:
-        rows.append(["params", ", ".join(f"{k}={v}" for k, v in sorted(info.params.items()))])
+        text = ", ".join(f"{k}={v}" for k, v in sorted(info.params.items()))
+        rows.append(["params", text + (_FROM_RUN if "params" in info.from_run else "")])
     if info.image:
         img = info.image
         pushed = f"  pushed {img['digest']}" if img.get("digest") else ""
         rows.append(["image", f"{img.get('image', '?')}  {str(img.get('id', ''))[:19]}{pushed}"])
     if info.registered_by:
         rows.append(["registered", f"{info.registered_at} by {info.registered_by}"])
+    if info.attached_by:
+        rows.append(["attached", f"{info.attached_at} by {info.attached_by} (mlgate attach)"])
     if info.ci_run_url:
         rows.append(["ci run", info.ci_run_url])
     width = max(len(r[0]) for r in rows)
