@@ -27,7 +27,12 @@ HERE = Path(__file__).resolve().parent
 MODEL = "example-classifier"
 # The demo is about the embedded store, so it asks for it explicitly: in CI (CI or
 # GITHUB_ACTIONS set) mlgate refuses the embedded default unless told MLGATE_ALLOW_EMBEDDED=1.
-ENV = {**os.environ, "MLGATE_HOME": str(HERE), "MLGATE_ALLOW_EMBEDDED": "1", "PYTHONWARNINGS": "ignore"}
+ENV = {
+    **os.environ,
+    "MLGATE_HOME": str(HERE),
+    "MLGATE_ALLOW_EMBEDDED": "1",
+    "PYTHONWARNINGS": "ignore",
+}
 ENV.pop("MLFLOW_TRACKING_URI", None)
 
 

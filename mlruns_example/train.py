@@ -24,7 +24,6 @@ from sklearn.preprocessing import StandardScaler
 
 import mlgate
 
-TRUSTED = ["sklearn.tree._tree.Tree"]
 MODEL_NAME = os.environ.get("MLGATE_EXAMPLE_MODEL", "example-classifier")
 
 
@@ -87,8 +86,6 @@ def register(args, model, train_path, metrics, test):
         metrics=metrics,
         input_example=test[data.FEATURES].head(3),
         experiment="mlgate-example",
-        # MLflow saves scikit-learn models with skops, which loads only types it is told to trust.
-        log_model_kwargs={"skops_trusted_types": TRUSTED} if args.model == "forest" else None,
     )
 
 

@@ -360,3 +360,21 @@ def test_unfitted_estimator_is_a_usage_error(store, model_name):
     with pytest.raises(UsageError, match="LogisticRegression is not fitted"):
         mlgate.register(LogisticRegression(), name=model_name, store=store)
     assert not store.model_exists(model_name)
+
+
+def test_attach_on_a_relative_sqlite_store_is_ledgered(workdir, classifier, capsys, monkeypatch):
+    """A relative sqlite:/// URI works for writers that create the ledger (attach is recorded)."""
+    _forget_tracking_uri(monkeypatch)
+    model, train, test = classifier
+    mlgate.register(model, name="rel", train_data=train, store=mlgate.Store("sqlite:///rel.db"))
+    test.to_csv(workdir / "eval.csv", index=False)
+    uri = ["--tracking-uri", "sqlite:///rel.db"]
+    code, out, err = _cli(capsys, *uri, "attach", "rel/1", "--eval", "eval.csv", "-m", "backfill")
+    assert code == 0, err
+    assert "attached lineage to rel version 1" in out
+    code, out, err = _cli(capsys, *uri, "history", "rel", "--json")
+    events = json.loads(out)
+    assert [(e["kind"], e["outcome"], e["reason"]) for e in events] == [
+        ("attach", "attached", "backfill")
+    ]
+    assert (workdir / "mlruns").is_dir()

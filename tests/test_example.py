@@ -189,6 +189,7 @@ def test_notebook_runs_end_to_end(example_copy, tmp_path, monkeypatch):
 def test_demo_tells_the_whole_story(example_copy):
     """`make demo`'s script runs every step on a fresh embedded store and leaves no process behind."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["CI"] = "true"  # as in CI, where only the demo's explicit opt-in allows the embedded store
     env["DOCKER_HOST"] = f"unix://{example_copy}/no-docker.sock"  # the build step: see test_build
     out = subprocess.run([sys.executable, "demo.py"], cwd=example_copy, env=env, capture_output=True, text=True,
                          timeout=900)  # fmt: skip

@@ -123,7 +123,7 @@ def embedded_artifact_root(uri: str | None = None) -> Path:
     """Where runs logged through mlgate on a SQLite store keep their artifacts: ``mlruns/``
     beside the database file."""
     db = sqlite_path(uri) if uri else None
-    return db.parent / "mlruns" if db is not None else home() / "mlruns"
+    return db.resolve().parent / "mlruns" if db is not None else home() / "mlruns"
 
 
 def cache_dir() -> Path:

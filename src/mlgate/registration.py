@@ -520,17 +520,18 @@ def attach(
     written.update({Tags.ATTACHED_BY: lineage.actor(), Tags.ATTACHED_AT: _now()})
     if Tags.MLGATE_VERSION not in v.tags:
         written[Tags.MLGATE_VERSION] = __version__
-    store.set_version_tags(v.name, v.version, written)
-
     pol = resolve_policy(policy, required=False)
     changes = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in replaced.items())
     message = f"attached lineage to version {v.version} ({len(written)} tags)" + (
         f"; forced: {changes}" if replaced else ""
     )
-    event = Ledger(store, pol.ledger_experiment).append(
+    # Recorded before the tags are written and settled after, like an alias move, so no write
+    # of lineage is ever missing from the ledger (an interrupted one stays "pending").
+    ledger = Ledger(store, pol.ledger_experiment)
+    pending = ledger.append(
         new_event(
             "attach",
-            "attached",
+            "pending",
             v.name,
             "",
             from_version=None,
@@ -539,6 +540,8 @@ def attach(
             message=message,
         )
     )
+    store.set_version_tags(v.name, v.version, written)
+    event = ledger.settle(pending, "attached")
     now = store.get_version(v.name, v.version)
     return Attachment(
         version=now, lineage=_lineage(now), written=written, replaced=replaced, event=event

@@ -40,11 +40,11 @@ def render_lineage(info: Lineage) -> str:
     """A readable summary of a version's lineage."""
     git = info.git
     if git.present:
-        state = "dirty" if git.dirty else "clean" if git.dirty is not None else "unknown"
+        state = "dirty" if git.dirty else "clean" if git.dirty is not None else "dirty: unknown"
         git_line = f"{git.commit[:12]} ({state})" + (f" on {git.branch}" if git.branch else "")
         if git.remote:
             git_line += f"  {git.remote}"
-        if info.git_source in GIT_SOURCE_TEXT:
+        if info.git_source in GIT_SOURCE_TEXT and "git" not in info.from_run:
             git_line += f"  ({GIT_SOURCE_TEXT[info.git_source]})"
     elif info.git_source == "checkout-at-registration" or info.registered_by:
         git_line = "none (not in a git repository)"
@@ -71,9 +71,8 @@ def render_lineage(info: Lineage) -> str:
     if env.get("python"):
         pk = env.get("packages") or {}
         pk_text = " ".join(f"{k}={v}" for k, v in sorted(pk.items()))
-        rows.append(
-            ["environment", f"python {env['python']} {env.get('platform') or ''} {pk_text}".strip()]
-        )
+        parts = [f"python {env['python']}", env.get("platform") or "", pk_text]
+        rows.append(["environment", " ".join(p for p in parts if p)])
     if env.get("requirements"):
         rows.append(["requirements", env["requirements"]])
     if info.metrics:
