@@ -50,6 +50,8 @@ _LAZY: dict[str, str] = {
     "Decision": "mlgate.gates",
     "GateResult": "mlgate.gates",
     "Event": "mlgate.ledger",
+    "export": "mlgate.deploy.export",
+    "ExportOptions": "mlgate.deploy.export",
     "check": "mlgate.promotion",
     "promote": "mlgate.promotion",
     "rollback": "mlgate.promotion",
@@ -59,6 +61,7 @@ _LAZY: dict[str, str] = {
 
 if TYPE_CHECKING:
     from mlgate._mlflow import Store
+    from mlgate.deploy.export import ExportOptions, export
     from mlgate.gates import Decision, GateResult
     from mlgate.ledger import Event
     from mlgate.lineage import Lineage
@@ -86,6 +89,7 @@ __all__ = [
     "Decision",
     "DockerError",
     "Event",
+    "ExportOptions",
     "Fingerprint",
     "FingerprintError",
     "GateRejected",
@@ -106,6 +110,7 @@ __all__ = [
     "__version__",
     "attach",
     "check",
+    "export",
     "fingerprint",
     "history",
     "load_policy",

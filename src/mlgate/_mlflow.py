@@ -326,6 +326,12 @@ class Store:
         with _calling(f"model version {name}/{version}"):
             return _version_record(self.client.get_model_version(name, str(version)))
 
+    def artifact_location(self, name: str, version: str) -> str:
+        """Where the version's files really are (``s3://…``, ``mlflow-artifacts:/…``, a path),
+        as opposed to its ``models:/`` source."""
+        with _calling(f"artifact location of {name}/{version}"):
+            return str(self.client.get_model_version_download_uri(name, str(version)))
+
     def version_by_alias(self, name: str, alias: str) -> VersionRecord | None:
         """The version behind ``name@alias``; None when the alias is not set.
 

@@ -706,6 +706,159 @@ def rollout(ctx: click.Context, model: str, endpoints: tuple[str, ...], steps: s
     click.echo(result.message)
 
 
+# --------------------------------------------------------------------------- export
+EXPORT_TARGETS = ("k8s", "kserve", "seldon")  # mlgate.deploy.export.TARGETS (tested equal)
+
+
+def _storage_map(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    out = []
+    for item in values:
+        prefix, sep, uri = item.partition("=")
+        if not sep or not prefix or not uri:
+            raise click.BadParameter(f"{item!r}: expected PREFIX=URI", param_hint="--storage-map")
+        out.append((prefix, uri))
+    return tuple(out)
+
+
+@cli.command("export")
+@click.argument("target", type=click.Choice(EXPORT_TARGETS))
+@click.argument("model")
+@click.option(
+    "--output",
+    "-o",
+    "output",
+    type=click.Path(file_okay=False),
+    help="Write one YAML file per resource into this directory [default: stdout].",
+)
+@click.option("--namespace", "-n", default="default", show_default=True, help="Namespace.")
+@click.option("--name", help="Resource name [default: the model name, made DNS-safe].")
+@click.option(
+    "--replicas",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Replicas (the autoscaler's minimum).",
+)
+@click.option(
+    "--max-replicas",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="The autoscaler's maximum.",
+)
+@click.option("--cpu", default="250m", show_default=True, help="CPU request.")
+@click.option("--memory", default="512Mi", show_default=True, help="Memory request.")
+@click.option("--cpu-limit", default="1", show_default=True, help="CPU limit ('' for none).")
+@click.option("--memory-limit", default="1Gi", show_default=True, help="Memory limit.")
+@click.option(
+    "--image",
+    help="k8s: the image that runs `mlgate serve` [default: the "
+    "champion's image recorded by `mlgate build`].",
+)
+@click.option(
+    "--image-repository",
+    help="Replace the repository of recorded image references, "
+    "e.g. registry.example.com/team/models.",
+)
+@click.option("--service-account", help="Service account of the pods.")
+@click.option(
+    "--tracking-secret",
+    default="mlflow-tracking",
+    show_default=True,
+    help="Secret whose keys (MLFLOW_TRACKING_URI, ..._USERNAME, ..._PASSWORD) become "
+    "the server's environment.",
+)
+@click.option(
+    "--pinned",
+    is_flag=True,
+    help="k8s: one Deployment per served version (its baked-in "
+    "model) instead of replicas that follow the registry.",
+)
+@click.option(
+    "--mode",
+    "kserve_mode",
+    default="image",
+    show_default=True,
+    type=click.Choice(["image", "native"]),
+    help="kserve: run the mlgate image, or KServe's MLflow runtime on the artifacts.",
+)
+@click.option(
+    "--storage-map",
+    "storage_map",
+    multiple=True,
+    metavar="PREFIX=URI",
+    help="Rewrite artifact locations for the cluster, e.g. "
+    "mlflow-artifacts:/=s3://bucket/mlartifacts/ (repeatable; first match wins).",
+)
+@_policy_option
+@click.pass_context
+def export(
+    ctx: click.Context,
+    target: str,
+    model: str,
+    output: str | None,
+    namespace: str,
+    name: str | None,
+    replicas: int,
+    max_replicas: int,
+    cpu: str,
+    memory: str,
+    cpu_limit: str,
+    memory_limit: str,
+    image: str | None,
+    image_repository: str | None,
+    service_account: str | None,
+    tracking_secret: str,
+    pinned: bool,
+    kserve_mode: str,
+    storage_map: tuple[str, ...],
+    policy: str | None,
+) -> None:
+    """Print Kubernetes, KServe or Seldon manifests for MODEL from the registry's state.
+
+    Reads the registry once (champion, challenger, traffic weight and mode, the images `mlgate
+    build` recorded, artifact locations). The same state always gives the same YAML, so the
+    output can be committed to a GitOps repository.
+
+    \b
+    k8s      Deployment (replicas follow the registry), Service, HPA, PodDisruptionBudget
+    kserve   InferenceService; the challenger is the canary at its weight
+    seldon   a Model per served version and an Experiment with their weights
+    """
+    from mlgate.deploy.export import ExportOptions
+    from mlgate.deploy.export import export as do_export
+    from mlgate.promotion import resolve_policy
+
+    mp = resolve_policy(policy, required=False).for_model(model)
+    options = ExportOptions(
+        namespace=namespace,
+        name=name,
+        replicas=replicas,
+        max_replicas=max_replicas,
+        cpu=cpu,
+        memory=memory,
+        cpu_limit=cpu_limit or None,
+        memory_limit=memory_limit,
+        image=image,
+        image_repository=image_repository,
+        service_account=service_account,
+        tracking_secret=tracking_secret,
+        pinned=pinned,
+        kserve_mode=kserve_mode,
+        storage_map=_storage_map(storage_map),
+        champion_alias=mp.champion_alias,
+        challenger_alias=mp.challenger_alias,
+    )
+    result = do_export(target, model, options=options, store=_store(ctx))
+    for note in result.notes:
+        click.echo(f"mlgate: {note}", err=True)
+    if output is None:
+        click.echo(result.yaml(), nl=False)
+        return
+    for path in result.write(output):
+        click.echo(str(path))
+
+
 # --------------------------------------------------------------------------- entry point
 def _quiet_mlflow() -> None:
     """Keep stdout for mlgate's own output (JSON must parse): MLflow prints run URLs there and

@@ -1,4 +1,4 @@
-"""``mlgate build``: a registered model version as a reproducible pyfunc container image.
+"""``mlgate build`` and ``mlgate export``: from the registry to images and cluster manifests.
 
 * :mod:`mlgate.deploy.recipe` — what goes into the image: the Dockerfile, the pinned
   requirements, labels and tag (pure; no Docker, no MLflow).
@@ -8,4 +8,6 @@
   that the build itself needs no network (``--offline`` / ``--wheelhouse``).
 * :mod:`mlgate.deploy.build` — the use case: resolve once, verify the artifact digest, build,
   check the model loads inside the image, tag, push, record the image on the model version.
+* :mod:`mlgate.deploy.export` — Kubernetes, KServe and Seldon manifests from one read of the
+  registry (aliases, traffic, recorded images, artifact locations); pure, deterministic rendering.
 """

@@ -1,0 +1,610 @@
+"""Kubernetes, KServe and Seldon manifests from the registry's state: ``mlgate export``.
+
+The registry stays the source of truth: ``promote``, ``traffic`` and ``rollout`` change it, and
+``export`` turns one read of it (champion, challenger, traffic mode and weight, the images
+``mlgate build`` recorded, the versions' artifact locations) into manifests. Rendering is pure
+and deterministic (no timestamps, a fixed key order), so the same registry state gives
+byte-identical YAML and a GitOps repository (Argo CD, Flux) sees only real changes.
+
+Targets:
+
+- ``k8s``: a Deployment running ``mlgate serve MODEL`` in the champion's image, so every
+  replica follows the registry (one ``mlgate traffic`` reaches all within a poll), with a
+  Service, a HorizontalPodAutoscaler and a PodDisruptionBudget; or, ``pinned``, one Deployment
+  and Service per served version, each running the model baked into its image.
+- ``kserve``: a ``serving.kserve.io/v1beta1`` InferenceService. ``image`` mode runs the version's
+  mlgate image; ``native`` mode lets KServe's MLflow runtime (MLServer, protocol v2) load the
+  version's artifacts from their real storage URI. A challenger with a weight is the canary
+  (``canaryTrafficPercent``, Knative/Serverless deployment mode).
+- ``seldon``: Seldon Core v2 ``Model`` resources and an ``Experiment`` whose candidates carry
+  the champion's and challenger's weights (shadow mode: a ``mirror``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlgate._mlflow import Store
+from mlgate.errors import UsageError
+from mlgate.lineage import Tags
+
+TARGETS = ("k8s", "kserve", "seldon")
+KSERVE_MODES = ("image", "native")
+#: Storage URI schemes KServe's storage initializer (and Seldon's rclone) can read.
+STORAGE_SCHEMES = (
+    "s3://",
+    "gs://",
+    "hdfs://",
+    "webhdfs://",
+    "https://",
+    "http://",
+    "pvc://",
+    "hf://",
+    "oci://",
+    "az://",
+)
+PORT = 8080
+UID = 10001
+#: The pod's writable scratch (an emptyDir): a path inside the container, not on this host.
+TMP = "/tmp"  # noqa: S108
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a pod, the Service is the only way in  # the non-root user of an mlgate image (mlgate.deploy.recipe.UID)
+
+
+@dataclass(frozen=True)
+class Served:
+    """One served version: its role, number, recorded image and real artifact location."""
+
+    role: str
+    version: str
+    image: str | None
+    artifacts: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the registry says serves, read once."""
+
+    model: str
+    champion: Served
+    challenger: Served | None
+    mode: str  # split | shadow
+    weight: float  # the challenger's percent
+
+    @property
+    def serving(self) -> tuple[Served, ...]:
+        return (self.champion,) if self.challenger is None else (self.champion, self.challenger)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """How the manifests are shaped. Every field has a documented default."""
+
+    namespace: str = "default"
+    name: str | None = None  # resource name; default: the model name made DNS-safe
+    replicas: int = 2
+    max_replicas: int = 5
+    cpu: str = "250m"
+    memory: str = "512Mi"
+    cpu_limit: str | None = "1"
+    memory_limit: str = "1Gi"
+    image: str | None = None  # the image for k8s follow mode (default: the champion's)
+    image_repository: str | None = None  # rewrites the repository of recorded image refs
+    service_account: str | None = None
+    tracking_secret: str = "mlflow-tracking"  # noqa: S105 - the Secret's name, not a secret
+    pinned: bool = False  # k8s: one Deployment per version instead of following the registry
+    kserve_mode: str = "image"
+    storage_map: tuple[tuple[str, str], ...] = ()
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+
+
+@dataclass(frozen=True)
+class Export:
+    """The rendered manifests: parsed documents and their YAML."""
+
+    target: str
+    snapshot: Snapshot
+    documents: tuple[dict[str, Any], ...]
+    notes: tuple[str, ...]
+
+    def yaml(self) -> str:
+        return to_yaml(self.documents)
+
+    def write(self, directory: str | Path) -> list[Path]:
+        """One file per document, ``<kind>-<name>.yaml``, in ``directory`` (created)."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for doc in self.documents:
+            path = out / f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
+            path.write_text(to_yaml([doc]), encoding="utf-8")
+            paths.append(path)
+        return paths
+
+
+def to_yaml(documents: Sequence[dict[str, Any]]) -> str:
+    """Deterministic multi-document YAML (key order as built, never sorted or timestamped)."""
+    import yaml  # type: ignore[import-untyped]
+
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc]
+        def ignore_aliases(self, data: Any) -> bool:  # shared dicts: written out, no &id001
+            return True
+
+    return str(
+        yaml.dump_all(list(documents), Dumper=Dumper, sort_keys=False, default_flow_style=False)
+    )
+
+
+# --------------------------------------------------------------------------- reading
+def read_snapshot(store: Store, model: str, options: ExportOptions, *, artifacts: bool) -> Snapshot:
+    """One read of the registry: aliases, traffic, and each served version's image/artifacts."""
+    import json
+
+    from mlgate.serving.control import TRAFFIC_TAG, parse_traffic
+
+    info = store.get_model(model)
+    champion = info.aliases.get(options.champion_alias)
+    if champion is None:
+        raise UsageError(
+            f"{model} has no {options.champion_alias} (@{options.champion_alias} is not set): "
+            "nothing to export",
+            hint=f"promote a version first: mlgate promote {model}/N --to {options.champion_alias}",
+        )
+    challenger = info.aliases.get(options.challenger_alias)
+
+    def served(role: str, version: str) -> Served:
+        v = store.get_version(model, version)
+        image = None
+        raw = v.tags.get(Tags.IMAGE)
+        if raw:
+            try:
+                image = _image_ref(json.loads(raw))
+            except (ValueError, TypeError, AttributeError):
+                image = None
+        location = store.artifact_location(model, version) if artifacts else None
+        return Served(role=role, version=version, image=image, artifacts=location)
+
+    traffic = parse_traffic(info.tags.get(TRAFFIC_TAG))
+    return Snapshot(
+        model=model,
+        champion=served("champion", champion),
+        challenger=served("challenger", challenger)
+        if challenger and challenger != champion
+        else None,
+        mode=traffic.mode,
+        weight=traffic.challenger_weight,
+    )
+
+
+def _image_ref(record: dict[str, Any]) -> str | None:
+    image = record.get("image")
+    if not isinstance(image, str) or not image:
+        return None
+    digest = record.get("digest")
+    return (
+        f"{image}@{digest}" if isinstance(digest, str) and digest.startswith("sha256:") else image
+    )
+
+
+def export(
+    target: str,
+    model: str,
+    *,
+    options: ExportOptions | None = None,
+    store: Store | None = None,
+) -> Export:
+    """Read the registry once and render ``target``'s manifests for ``model``.
+
+    Raises:
+        UsageError: an unknown target or option, no champion, a version without the image or
+            storage location the target needs, a weight the target cannot express.
+        NotFoundError: the model does not exist.
+    """
+    opts = options or ExportOptions()
+    if target not in TARGETS:
+        raise UsageError(
+            f"unknown export target {target!r}", hint=f"use one of {', '.join(TARGETS)}"
+        )
+    _check_options(opts)
+    store = store or Store()
+    needs_artifacts = target == "seldon" or (target == "kserve" and opts.kserve_mode == "native")
+    snap = read_snapshot(store, model, opts, artifacts=needs_artifacts)
+    return render(target, snap, opts)
+
+
+def render(target: str, snap: Snapshot, options: ExportOptions) -> Export:
+    """Pure: the manifests of ``target`` for a snapshot."""
+    renderers = {"k8s": _k8s, "kserve": _kserve, "seldon": _seldon}
+    docs, notes = renderers[target](snap, options)
+    return Export(target=target, snapshot=snap, documents=tuple(docs), notes=tuple(notes))
+
+
+def _check_options(o: ExportOptions) -> None:
+    if o.kserve_mode not in KSERVE_MODES:
+        raise UsageError(
+            f"KServe mode must be one of {', '.join(KSERVE_MODES)}, got {o.kserve_mode!r}"
+        )
+    if o.replicas < 1 or o.max_replicas < o.replicas:
+        raise UsageError(
+            f"replicas {o.replicas}..{o.max_replicas}: need 1 <= replicas <= max replicas"
+        )
+    for what, value in (
+        ("namespace", o.namespace),
+        ("name", o.name),
+        ("service account", o.service_account),
+        ("tracking secret", o.tracking_secret),
+    ):
+        if value is not None and not _DNS.fullmatch(value):
+            raise UsageError(
+                f"{what} {value!r} is not a valid Kubernetes name",
+                hint="lowercase letters, digits and '-', at most 63 characters",
+            )
+
+
+# --------------------------------------------------------------------------- shared pieces
+_DNS = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+def dns_name(text: str) -> str:
+    """A model name as a Kubernetes resource name (RFC 1123 label)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].rstrip("-")
+    if not name:
+        raise UsageError(f"cannot make a Kubernetes name from {text!r}", hint="pass --name")
+    return name
+
+
+def _label(text: str) -> str:
+    """A label value: at most 63 characters of [A-Za-z0-9-_.], alphanumeric at both ends."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.")
+
+
+def _weights(snap: Snapshot) -> str:
+    if snap.challenger is None:
+        return f"champion v{snap.champion.version} 100%"
+    return (
+        f"champion v{snap.champion.version}, challenger v{snap.challenger.version} "
+        f"{snap.weight:g}% ({snap.mode})"
+    )
+
+
+def _meta(
+    name: str, snap: Snapshot, o: ExportOptions, extra: dict[str, str] | None = None
+) -> dict[str, Any]:
+    annotations = {
+        "mlgate.io/model": snap.model,
+        "mlgate.io/champion-version": snap.champion.version,
+        "mlgate.io/traffic": _weights(snap),
+    }
+    if snap.challenger is not None:
+        annotations["mlgate.io/challenger-version"] = snap.challenger.version
+    return {
+        "name": name,
+        "namespace": o.namespace,
+        "labels": _labels(name, snap),
+        "annotations": {**annotations, **(extra or {})},
+    }
+
+
+def _labels(name: str, snap: Snapshot) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/managed-by": "mlgate",
+        "mlgate.io/model": _label(snap.model),
+    }
+
+
+def _image(served: Served, o: ExportOptions, *, explicit: str | None = None) -> str:
+    image = explicit or served.image
+    if image is None:
+        raise UsageError(
+            f"version {served.version} ({served.role}) has no image recorded by `mlgate build`",
+            hint=f"run mlgate build MODEL/{served.version} --push (or pass --image)",
+        )
+    if o.image_repository and explicit is None:
+        tail = image.rsplit("/", 1)[-1]
+        name_tag = tail.split("@", 1)[0]
+        tag = name_tag.split(":", 1)[1] if ":" in name_tag else "latest"
+        digest = f"@{image.split('@', 1)[1]}" if "@" in image else ""
+        image = f"{o.image_repository}:{tag}{digest}"
+    return image
+
+
+def _resources(o: ExportOptions) -> dict[str, Any]:
+    limits: dict[str, str] = {"memory": o.memory_limit}
+    if o.cpu_limit:
+        limits = {"cpu": o.cpu_limit, **limits}
+    return {"requests": {"cpu": o.cpu, "memory": o.memory}, "limits": limits}
+
+
+def _security() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": UID,
+        "runAsGroup": UID,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _probe(path: str, delay: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT},
+        "initialDelaySeconds": delay,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+
+
+def _container(
+    image: str, o: ExportOptions, *, args: list[str] | None, tracking: bool, name: str = "mlgate"
+) -> dict[str, Any]:
+    c: dict[str, Any] = {"name": name, "image": image}
+    if args:
+        c["args"] = args
+    c["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+    # The root filesystem is read-only: downloads, caches and HOME go to the /tmp emptyDir.
+    env = [
+        {"name": "HOME", "value": TMP},
+        {"name": "MLGATE_CACHE_DIR", "value": f"{TMP}/mlgate-cache"},
+    ]
+    c["env"] = env
+    if tracking:  # credentials come from a Secret, never inline
+        c["envFrom"] = [{"secretRef": {"name": o.tracking_secret}}]
+    c["resources"] = _resources(o)
+    c["livenessProbe"] = _probe("/ping", 10)
+    c["readinessProbe"] = _probe("/health", 5)
+    c["securityContext"] = _security()
+    c["volumeMounts"] = [{"name": "tmp", "mountPath": TMP}]
+    return c
+
+
+def _pod_spec(container: dict[str, Any], o: ExportOptions) -> dict[str, Any]:
+    spec: dict[str, Any] = {}
+    if o.service_account:
+        spec["serviceAccountName"] = o.service_account
+    spec["automountServiceAccountToken"] = False
+    spec["securityContext"] = {
+        "runAsNonRoot": True,
+        "fsGroup": UID,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    spec["containers"] = [container]
+    spec["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    return spec
+
+
+# --------------------------------------------------------------------------- k8s
+def _k8s(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
+    base = o.name or dns_name(snap.model)
+    if not o.pinned:
+        image = _image(snap.champion, o, explicit=o.image)
+        args = [
+            "serve",
+            snap.model,
+            "--host",
+            ALL_INTERFACES,
+            "--port",
+            str(PORT),
+            "--champion-alias",
+            o.champion_alias,
+            "--challenger-alias",
+            o.challenger_alias,
+        ]
+        container = _container(image, o, args=args, tracking=True)
+        notes = [
+            f"every replica of {base} follows the registry: `mlgate traffic` and alias moves "
+            "apply within one poll, no re-export needed for weights"
+        ]
+        return _workload(base, snap, o, container), notes
+    docs: list[dict[str, Any]] = []
+    for served in snap.serving:
+        name = f"{base}-v{served.version}"[:63].rstrip("-")
+        container = _container(_image(served, o), o, args=None, tracking=False)
+        docs += _workload(name, snap, o, container, role=served)
+    notes = [
+        f"pinned: one Deployment per version; plain Services do not split traffic by weight: "
+        f"route {_weights(snap)} with your ingress or service mesh"
+    ]
+    return docs, notes
+
+
+def _workload(
+    name: str,
+    snap: Snapshot,
+    o: ExportOptions,
+    container: dict[str, Any],
+    role: Served | None = None,
+) -> list[dict[str, Any]]:
+    selector = {"app.kubernetes.io/name": name}
+    extra = {"mlgate.io/serves": f"{role.role} v{role.version}"} if role else None
+    meta = _meta(name, snap, o, extra)
+    pod_annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(PORT),
+        "prometheus.io/path": "/metrics",
+    }
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": meta,
+        "spec": {
+            "replicas": o.replicas,
+            "selector": {"matchLabels": selector},
+            "strategy": {
+                "type": "RollingUpdate",
+                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
+            },
+            "template": {
+                "metadata": {"labels": meta["labels"], "annotations": pod_annotations},
+                "spec": _pod_spec(container, o),
+            },
+        },
+    }
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": meta,
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }
+    hpa = {
+        "apiVersion": "autoscaling/v2",
+        "kind": "HorizontalPodAutoscaler",
+        "metadata": meta,
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": o.replicas,
+            "maxReplicas": o.max_replicas,
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {
+                        "name": "cpu",
+                        "target": {"type": "Utilization", "averageUtilization": 70},
+                    },
+                }
+            ],
+        },
+    }
+    pdb = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": meta,
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": selector}},
+    }
+    return [deployment, service, hpa, pdb]
+
+
+# --------------------------------------------------------------------------- storage URIs
+def storage_uri(served: Served, o: ExportOptions) -> str:
+    """The version's artifact location as a URI KServe/Seldon can read, via ``storage_map``."""
+    location = served.artifacts or ""
+    for prefix, replacement in o.storage_map:
+        if location.startswith(prefix):
+            location = replacement + location[len(prefix) :]
+            break
+    if not location.startswith(STORAGE_SCHEMES):
+        raise UsageError(
+            f"version {served.version} ({served.role}): artifact location {location!r} cannot be "
+            "read by the cluster's storage initializer",
+            hint="map it with --storage-map PREFIX=URI, e.g. "
+            "--storage-map mlflow-artifacts:/=s3://my-mlflow-bucket/ (schemes: "
+            + ", ".join(s.rstrip(":/") for s in STORAGE_SCHEMES)
+            + ")",
+        )
+    return location
+
+
+# --------------------------------------------------------------------------- kserve
+def _kserve(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
+    name = o.name or dns_name(snap.model)
+    canary = snap.challenger is not None and snap.weight > 0
+    if canary and snap.mode == "shadow":
+        raise UsageError(
+            f"{snap.model} is in shadow mode ({snap.weight:g}%): a KServe InferenceService cannot "
+            "mirror traffic",
+            hint="use `mlgate export seldon` (mirror), or `mlgate traffic --mode split`",
+        )
+    if canary and snap.weight != int(snap.weight):
+        raise UsageError(
+            f"challenger weight {snap.weight:g}% is not a whole percent: KServe's "
+            "canaryTrafficPercent is an integer",
+            hint=f"set a whole percent: mlgate traffic {snap.model} --weight {round(snap.weight)}",
+        )
+    latest = snap.challenger if canary and snap.challenger is not None else snap.champion
+    predictor: dict[str, Any] = {"minReplicas": o.replicas, "maxReplicas": o.max_replicas}
+    if o.service_account:
+        predictor["serviceAccountName"] = o.service_account
+    if o.kserve_mode == "native":
+        predictor["model"] = {
+            "modelFormat": {"name": "mlflow"},  # no version: the MLServer runtime lists "1"/"2"
+            "protocolVersion": "v2",
+            "storageUri": storage_uri(latest, o),
+            "resources": _resources(o),
+        }
+    else:
+        container = _container(
+            _image(latest, o), o, args=None, tracking=False, name="kserve-container"
+        )
+        predictor["containers"] = [container]
+        predictor["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    extra: dict[str, str] = {}
+    notes = []
+    if canary:
+        predictor["canaryTrafficPercent"] = int(snap.weight)
+        extra["serving.kserve.io/deploymentMode"] = "Serverless"
+        notes.append(
+            f"canary: the predictor is challenger v{latest.version} at {int(snap.weight)}%; KServe "
+            f"sends the rest to the previously rolled-out revision (apply the champion v"
+            f"{snap.champion.version} export first on a new cluster). canaryTrafficPercent needs "
+            "the Serverless (Knative) deployment mode"
+        )
+    doc = {
+        "apiVersion": "serving.kserve.io/v1beta1",
+        "kind": "InferenceService",
+        "metadata": _meta(name, snap, o, {**extra, "mlgate.io/predictor-version": latest.version}),
+        "spec": {"predictor": predictor},
+    }
+    return [doc], notes
+
+
+# --------------------------------------------------------------------------- seldon
+def _seldon(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
+    base = o.name or dns_name(snap.model)
+    docs: list[dict[str, Any]] = []
+    names: dict[str, str] = {}
+    for served in snap.serving:
+        name = f"{base}-v{served.version}"[:63].rstrip("-")
+        names[served.role] = name
+        docs.append(
+            {
+                "apiVersion": "mlops.seldon.io/v1alpha1",
+                "kind": "Model",
+                "metadata": _meta(
+                    name, snap, o, {"mlgate.io/serves": f"{served.role} v{served.version}"}
+                ),
+                "spec": {
+                    "storageUri": storage_uri(served, o),
+                    "requirements": ["mlflow"],
+                    "replicas": o.replicas,
+                },
+            }
+        )
+    if snap.challenger is None or snap.weight <= 0:
+        return docs, ["no challenger traffic: the champion's Model alone serves; no Experiment"]
+    champ, chall = names["champion"], names["challenger"]
+    spec: dict[str, Any] = {"default": champ}
+    if snap.mode == "shadow":
+        if snap.weight != int(snap.weight):
+            raise UsageError(
+                f"shadow percent {snap.weight:g} is not a whole percent: Seldon's mirror percent is "
+                "an integer"
+            )
+        spec["candidates"] = [{"name": champ, "weight": 100}]
+        spec["mirror"] = {"name": chall, "percent": int(snap.weight)}
+    else:
+        exact = (10**k for k in range(4) if snap.weight * 10**k == int(snap.weight * 10**k))
+        scale = next(exact, 1000)
+        chall_w = round(snap.weight * scale)
+        spec["candidates"] = [
+            {"name": champ, "weight": 100 * scale - chall_w},
+            {"name": chall, "weight": chall_w},
+        ]
+    docs.append(
+        {
+            "apiVersion": "mlops.seldon.io/v1alpha1",
+            "kind": "Experiment",
+            "metadata": _meta(base, snap, o),
+            "spec": spec,
+        }
+    )
+    return docs, ["Seldon Core v2 is under the Business Source License 1.1 (MLServer: Apache-2.0)"]
