@@ -23,6 +23,7 @@ from mlgate.errors import (
     ConflictError,
     GateRejected,
     TrackingServerError,
+    UsageError,
 )
 from mlgate.lineage import Tags
 
@@ -360,3 +361,19 @@ def test_logged_metrics_from_other_eval_data_refuse_comparison(
     other = make_version(metrics={"accuracy": 0.95}, eval_data=test.iloc[:50])
     decision = mlgate.check(model_name, other, to="champion", policy=policy, store=store)
     assert not decision.passed and "different evaluation data" in decision.results[0].reason
+
+
+def test_status_after_a_traffic_change_raises_no_false_alarm(
+    store, model_name, make_version, eval_policy
+):
+    """A traffic change is not an alias move: status shows the promotion and no outside-move note."""
+    from mlgate.serving.control import set_traffic
+
+    v1, v2 = make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=eval_policy, store=store)
+    set_traffic(store, model_name, weight=50)
+    st = mlgate.status(model_name, policy=eval_policy, store=store)
+    assert st.notes == ()
+    challenger = next(a for a in st.aliases if a.alias == "challenger")
+    assert challenger.last_move.kind == "promote" and challenger.last_move.to_version == v2

@@ -448,6 +448,22 @@ class Status:
         }
 
 
+#: Event kinds that move an alias. Traffic and rollout events name the challenger alias too, but
+#: their from/to are traffic settings ("split:50%"), not versions.
+ALIAS_MOVES = ("promote", "rollback")
+
+
+def _last_alias_move(ledger: Ledger, model: str, alias: str) -> Event | None:
+    """The newest ``moved`` event that moved ``alias`` (traffic changes are not alias moves)."""
+    page = 20
+    moves = ledger.events(model, alias=alias, outcome="moved", limit=page)
+    last = next((e for e in moves if e.kind in ALIAS_MOVES), None)
+    if last is None and len(moves) == page:  # a long run of traffic changes: read them all
+        moves = ledger.events(model, alias=alias, outcome="moved")
+        last = next((e for e in moves if e.kind in ALIAS_MOVES), None)
+    return last
+
+
 def status(model: str, *, policy: PolicyLike = None, store: Store | None = None) -> Status:
     """Aliases and their versions, and when and why each last moved."""
     from mlgate.registry import lease_name
@@ -460,8 +476,7 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     aliases = []
     notes = []
     for alias, version in sorted(info.aliases.items()):
-        moves = ledger.events(name, alias=alias, outcome="moved", limit=1)
-        last = moves[0] if moves else None
+        last = _last_alias_move(ledger, name, alias)
         if last is None:
             notes.append(f"{alias} was set outside mlgate (no ledger event)")
         elif last.to_version != version:
