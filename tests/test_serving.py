@@ -329,3 +329,23 @@ def test_loaded_models_are_frozen_out_of_the_collectors_reach(
     finally:
         follower.stop()
         gc.unfreeze()
+
+
+def test_traffic_without_a_challenger_is_refused_unless_forced(
+    tracking_uri, store, model_name, make_version, tmp_path, capsys
+):
+    """`traffic --weight 50` with no challenger: exit 2 and nothing written; --force sets it."""
+    from mlgate.cli import main
+    from mlgate.serving.control import read_table
+
+    policy = tmp_path / "p.toml"
+    policy.write_text("[default.gates]\nchampion = []\n")
+    mlgate.promote(model_name, make_version(), to="champion", policy=policy, store=store)
+    capsys.readouterr()
+    assert main(["traffic", model_name, "--weight", "50", "--policy", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert "challenger" in err and "--force" in err and err.count("\n") == 1
+    assert read_table(store, model_name).traffic.challenger_weight == 0
+    assert main(["traffic", model_name, "--weight", "0", "--policy", str(policy)]) == 0
+    assert main(["traffic", model_name, "-w", "50", "--force", "--policy", str(policy)]) == 0
+    assert read_table(store, model_name).traffic.challenger_weight == 50

@@ -561,19 +561,41 @@ def build(ctx: click.Context, ref: str, repository: str, tag: str, base_image: s
 @click.option("--mode", default="split", show_default=True, type=click.Choice(["split", "shadow"]),
               help="split: challenger answers its share; shadow: it only scores copies.")  # fmt: skip
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
+@click.option(
+    "--force", is_flag=True, help="Set a weight above 0 even though no challenger is set."
+)
 @_policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the ledger event as JSON.")
 @click.pass_context
-def traffic(ctx: click.Context, model: str, weight: float, mode: str, reason: str, policy: str | None,
-            as_json: bool) -> None:  # fmt: skip
-    """Set how much traffic the challenger gets; every `mlgate serve` follows within a poll."""
+def traffic(
+    ctx: click.Context,
+    model: str,
+    weight: float,
+    mode: str,
+    reason: str,
+    force: bool,
+    policy: str | None,
+    as_json: bool,
+) -> None:
+    """Set how much traffic the challenger gets; every `mlgate serve` follows within a poll.
+
+    A weight above 0 with no challenger set is refused (exit 2) unless --force.
+    """
     from mlgate.promotion import resolve_policy
     from mlgate.serving.control import set_traffic
 
     pol = resolve_policy(policy, required=False)
     mp = pol.for_model(model)
-    event = set_traffic(_store(ctx), model, weight=weight, mode=mode, reason=reason,
-                        ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+    event = set_traffic(
+        _store(ctx),
+        model,
+        weight=weight,
+        mode=mode,
+        reason=reason,
+        ledger_experiment=pol.ledger_experiment,
+        alias=mp.challenger_alias,
+        force=force,
+    )
     if as_json:
         _echo_json(event.to_dict())
     else:
