@@ -422,19 +422,44 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
                    "the default command of an `mlgate build` image.")  # fmt: skip
 @click.option("--check", "check_only", is_flag=True,
               help="Load (and verify) the model, print what would serve, and exit.")  # fmt: skip
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Keep polling while the model, --pin version or champion alias does not exist yet.",
+)
 @click.pass_context
-def serve(ctx: click.Context, model: str, host: str, port: int, poll_interval: float,
-          weight: float | None, mode: str | None, pin: str | None, champion_alias: str,
-          challenger_alias: str, max_body_mb: float, timeout: float, no_verify: bool,
-          model_dir: str | None, model_version: str | None, expect_digest: str | None,
-          manifest: str | None, check_only: bool) -> None:  # fmt: skip
+def serve(
+    ctx: click.Context,
+    model: str,
+    host: str,
+    port: int,
+    poll_interval: float,
+    weight: float | None,
+    mode: str | None,
+    pin: str | None,
+    champion_alias: str,
+    challenger_alias: str,
+    max_body_mb: float,
+    timeout: float,
+    no_verify: bool,
+    model_dir: str | None,
+    model_version: str | None,
+    expect_digest: str | None,
+    manifest: str | None,
+    check_only: bool,
+    wait: bool,
+) -> None:
     """Serve the champion and challenger of MODEL, following the registry.
 
     Speaks MLflow's scoring protocol on /invocations; /ping, /health, /version, /metrics.
     With --model-dir, serves one local model directory with no registry (the image entrypoint).
+
+    The port is bound first: one already in use exits 2 before anything loads. A model, --pin
+    version or champion alias that does not exist exits 2 at the first poll (unless --wait);
+    an unreachable tracking server is waited for.
     """
     from mlgate.serving.routing import Traffic
-    from mlgate.serving.server import ServeConfig
+    from mlgate.serving.server import ServeConfig, listen
     from mlgate.serving.server import check as check_config
     from mlgate.serving.server import serve as run
 
@@ -463,19 +488,28 @@ def serve(ctx: click.Context, model: str, host: str, port: int, poll_interval: f
     if weight is not None or mode is not None:
         traffic = Traffic(mode=mode or "split", challenger_weight=weight or 0.0)
     config = ServeConfig(
-        model=model, tracking_uri=ctx.obj.get("tracking_uri"), champion_alias=champion_alias,
-        challenger_alias=challenger_alias, poll_interval=poll_interval, traffic=traffic,
-        pin=model_version if model_dir else pin, max_body_bytes=int(max_body_mb * 1024 * 1024),
-        timeout=timeout, verify_digest=not no_verify, model_dir=model_dir,
+        model=model,
+        tracking_uri=ctx.obj.get("tracking_uri"),
+        champion_alias=champion_alias,
+        challenger_alias=challenger_alias,
+        poll_interval=poll_interval,
+        traffic=traffic,
+        pin=model_version if model_dir else pin,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        timeout=timeout,
+        verify_digest=not no_verify,
+        model_dir=model_dir,
         expect_digest=expect_digest,
-    )  # fmt: skip
+        wait=wait,
+    )
     if check_only:
         runtime = check_config(config)
         _echo_json({"model": model, "version": runtime.version, "verified": runtime.verified,
                     "ok": True})  # fmt: skip
         return
+    sock = listen(host, port)
     click.echo(f"mlgate serving {model} on http://{host}:{port} (Ctrl-C to stop)", err=True)
-    run(config, host=host, port=port)
+    run(config, sock=sock)
 
 
 # --------------------------------------------------------------------------- build
