@@ -141,3 +141,35 @@ def test_register_and_show_via_cli(tracking_uri, model_name, classifier, tmp_pat
 def test_bad_pairs(bad, capsys):
     """KEY=VALUE options reject malformed values with exit 2."""
     assert main(["register", "--name", "x", "--run", "r", bad, "novalue"]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["check", "m/1", "--to", "champion"],
+        ["promote", "m/1", "--to", "champion"],
+        ["rollback", "m"],
+        ["history", "m"],
+    ],
+)
+def test_json_with_markdown_is_a_usage_error(command, workdir, monkeypatch, capsys):
+    """--json with --markdown: exit 2 naming both flags, before any store is contacted."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    assert main([*command, "--json", "--markdown"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "--json" in err and "--markdown" in err and "Traceback" not in err
+
+
+def test_rollback_names_its_version_option_version(capsys):
+    """`rollback --help` offers --version (a version number); the old --to is hidden."""
+    assert main(["rollback", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--version" in out and "--to" not in out
+
+
+def test_check_and_promote_take_target(capsys):
+    """`check` and `promote` have the --target option that evaluation errors suggest."""
+    for command in ("check", "promote"):
+        assert main([command, "--help"]) == 0
+        assert "--target" in capsys.readouterr().out

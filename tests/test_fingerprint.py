@@ -311,3 +311,17 @@ def test_nan_payloads_in_large_multi_block_columns():
     c = a.copy()
     c[4_500_000] += 1
     assert fingerprint(pd.DataFrame({"x": c})) != fingerprint(pd.DataFrame({"x": a}))
+
+
+@pytest.mark.skipif(not Path("/proc/version").is_file(), reason="needs Linux procfs")
+def test_file_whose_size_reads_zero_is_hashed_by_content():
+    """A file whose size reads 0 but has content (procfs) hashes its bytes, never from the cache."""
+    p = Path("/proc/version")
+    content = p.read_bytes()
+    assert p.stat().st_size == 0 and content
+    first = fingerprint_file(p)
+    assert first.digest == "blake3:" + blake3.blake3(content).hexdigest()
+    assert first.size_bytes == len(content)
+    second = fingerprint_file(p)
+    assert not second.cached and second.digest == first.digest
+    assert fingerprint(p).digest == first.digest

@@ -23,6 +23,7 @@ from mlgate.errors import (
     ConflictError,
     GateRejected,
     TrackingServerError,
+    UsageError,
 )
 from mlgate.lineage import Tags
 
@@ -360,3 +361,102 @@ def test_logged_metrics_from_other_eval_data_refuse_comparison(
     other = make_version(metrics={"accuracy": 0.95}, eval_data=test.iloc[:50])
     decision = mlgate.check(model_name, other, to="champion", policy=policy, store=store)
     assert not decision.passed and "different evaluation data" in decision.results[0].reason
+
+
+NO_TARGET_POLICY = """
+[[default.gates.champion]]
+type = "metric"
+metric = "accuracy"
+min = 0.6
+"""
+
+
+def test_target_option_names_the_evaluation_target(
+    store, model_name, make_version, classifier, tmp_path, capsys
+):
+    """`check --eval-data F --target COL` evaluates on F; without a target the error names --target."""
+    _, _, test = classifier
+    data = tmp_path / "rows.csv"
+    test.to_csv(data, index=False)
+    policy = write_policy(tmp_path, NO_TARGET_POLICY)
+    v1 = make_version()
+    base = ["check", f"{model_name}/{v1}", "--to", "champion", "--policy", str(policy)]
+    capsys.readouterr()
+    assert main([*base, "--eval-data", str(data)]) == EXIT_USAGE
+    assert "--target" in capsys.readouterr().err
+    assert main([*base, "--eval-data", str(data), "--target", "label", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["evaluation"]["target"] == "label" and report["evaluation"]["rows"] == len(test)
+    event = mlgate.promote(
+        model_name, v1, to="champion", policy=policy, eval_data=data, target="label", store=store
+    )
+    assert event.outcome == "moved"
+
+
+def test_rollback_version_option_and_hidden_to(store, model_name, make_version, eval_policy):
+    """`rollback --version N` returns to N; the old spelling `--to N` still works."""
+    v1, v2 = make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
+    mlgate.promote(model_name, v2, to="champion", policy=eval_policy, store=store)
+    assert main(["rollback", model_name, "--version", v1, "--policy", str(eval_policy)]) == 0
+    assert store.version_by_alias(model_name, "champion").version == v1
+    assert main(["rollback", model_name, "--to", v2, "--policy", str(eval_policy)]) == 0
+    assert store.version_by_alias(model_name, "champion").version == v2
+    rc = main(["rollback", model_name, "--to", v1, "--version", v2, "--policy", str(eval_policy)])
+    assert rc == EXIT_USAGE
+
+
+def test_rollback_hint_names_the_version_option(store, model_name, make_version, eval_policy):
+    """A champion set outside mlgate cannot be rolled back by the ledger; the hint says --version."""
+    v1 = make_version()
+    store.set_alias(model_name, "champion", v1)
+    with pytest.raises(UsageError) as err:
+        mlgate.rollback(model_name, policy=eval_policy, store=store)
+    assert "--version VERSION" in str(err.value)
+
+
+def test_status_after_a_traffic_change_raises_no_false_alarm(
+    store, model_name, make_version, eval_policy
+):
+    """A traffic change is not an alias move: status shows the promotion and no outside-move note."""
+    from mlgate.serving.control import set_traffic
+
+    v1, v2 = make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=eval_policy, store=store)
+    set_traffic(store, model_name, weight=50)
+    st = mlgate.status(model_name, policy=eval_policy, store=store)
+    assert st.notes == ()
+    challenger = next(a for a in st.aliases if a.alias == "challenger")
+    assert challenger.last_move.kind == "promote" and challenger.last_move.to_version == v2
+
+
+def test_successful_promote_prints_its_gates_or_one_line_when_quiet(
+    store, model_name, make_version, eval_policy, capsys
+):
+    """A passing `promote` prints the gate table; with --quiet exactly one summary line."""
+    v1, v2 = make_version(), make_version()
+    capsys.readouterr()
+    assert (
+        main(["promote", model_name, "-v", v1, "--to", "champion", "--policy", str(eval_policy)])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "PASSED" in out and "metric:accuracy" in out and "no_regression:accuracy" in out
+    assert "moved" in out
+    rc = main(
+        [
+            "promote",
+            model_name,
+            "-v",
+            v2,
+            "--to",
+            "champion",
+            "--quiet",
+            "--policy",
+            str(eval_policy),
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "moved" in out and f"{v1} -> {v2}" in out

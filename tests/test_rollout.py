@@ -118,6 +118,20 @@ def test_abort_and_status(store, model_name, make_version, policy, capsys):
                         ro.RolloutState(champion=v1, challenger=v2, steps=[5, 100]).to_json())  # fmt: skip
     capsys.readouterr()
     assert main(["rollout", model_name, "--abort", "-m", "pager", "--policy", str(policy)]) == 0
-    assert main(["rollout", model_name, "--status"]) == 0
+    assert main(["rollout", model_name, "--status", "--json"]) == 0
     assert json.loads(capsys.readouterr().out.split("\n", 1)[1])["status"] == "aborted"
+    assert main(["rollout", model_name, "--status"]) == 0
+    assert f"rollout of {model_name} version {v2}: aborted" in capsys.readouterr().out
     assert main(["rollout", model_name, "--abort", "--policy", str(policy)]) == 2
+
+
+def test_rollout_status_without_a_rollout_says_so(store, model_name, make_version, capsys):
+    """`rollout --status` with no rollout prints a sentence; --json prints null."""
+    from mlgate.cli import main
+
+    make_version()
+    capsys.readouterr()
+    assert main(["rollout", model_name, "--status"]) == 0
+    assert capsys.readouterr().out == f"{model_name}: no rollout has been started\n"
+    assert main(["rollout", model_name, "--status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) is None

@@ -329,3 +329,147 @@ def test_loaded_models_are_frozen_out_of_the_collectors_reach(
     finally:
         follower.stop()
         gc.unfreeze()
+
+
+def run_serve(tracking_uri: str, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    return subprocess.run(
+        [sys.executable, "-m", "mlgate", "serve", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("mlgate: error:")]
+
+
+def test_serving_a_model_that_does_not_exist_exits_2(tracking_uri, model_name):
+    """No such model: exit 2 after the first poll with one line naming it and --wait."""
+    out = run_serve(tracking_uri, model_name, "--port", str(free_port()), "--poll", "0.5")
+    assert out.returncode == 2, out.stderr
+    lines = error_lines(out.stderr)
+    assert len(lines) == 1 and model_name in lines[0] and "--wait" in lines[0]
+
+
+def test_serving_a_missing_pinned_version_or_unset_alias_exits_2(
+    tracking_uri, model_name, make_version
+):
+    """A pinned version that does not exist, or no champion yet: exit 2, one line."""
+    make_version()
+    out = run_serve(tracking_uri, model_name, "--port", str(free_port()), "--pin", "99")
+    assert out.returncode == 2, out.stderr
+    assert len(error_lines(out.stderr)) == 1 and "99" in error_lines(out.stderr)[0]
+    out = run_serve(tracking_uri, model_name, "--port", str(free_port()))
+    assert out.returncode == 2, out.stderr
+    assert "champion" in error_lines(out.stderr)[0]
+
+
+def test_wait_serves_a_model_registered_later(
+    tracking_uri, store, model_name, make_version, tmp_path
+):
+    """With --wait a model that does not exist yet is waited for, then served."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlgate",
+            "serve",
+            model_name,
+            "--port",
+            str(port),
+            "--poll",
+            "0.5",
+            "--wait",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", status=503, alive=lambda: proc.poll() is None)
+        time.sleep(2)
+        assert proc.poll() is None
+        policy = tmp_path / "p.toml"
+        policy.write_text("[default.gates]\nchampion = []\n")
+        v1 = make_version()
+        mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+        wait_ready(url, proc)
+        served = requests.get(f"{url}/version", timeout=5).json()["serving"]
+        assert [s["version"] for s in served] == [v1]
+    finally:
+        stop(proc)
+
+
+def test_unreachable_registry_is_waited_for_and_said(tmp_path):
+    """Registry unreachable at start: the server stays up, /health says so, the log says waiting."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlgate", "serve", "anything", "--port", str(port), "--poll", "0.5"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http(f"{url}/health", status=503, alive=lambda: proc.poll() is None)
+        deadline = time.time() + 30
+        while requests.get(f"{url}/health", timeout=5).json()["registry"]["error"] is None:
+            assert time.time() < deadline
+            time.sleep(0.3)
+        health = requests.get(f"{url}/health", timeout=5).json()
+        assert health["registry"]["reachable"] is False
+        time.sleep(2)
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "waiting" in err and "cannot reach" in err
+
+
+def test_port_in_use_is_one_line_exit_2_before_loading(tracking_uri, model_name, two_versions):
+    """A port already taken: exit 2, '127.0.0.1:PORT is already in use', no model loaded."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = run_serve(tracking_uri, model_name, "--port", str(port))
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [
+        f"mlgate: error: 127.0.0.1:{port} is already in use (stop what listens there, "
+        "or choose another --port)"
+    ]
+
+
+def test_traffic_without_a_challenger_is_refused_unless_forced(
+    tracking_uri, store, model_name, make_version, tmp_path, capsys
+):
+    """`traffic --weight 50` with no challenger: exit 2 and nothing written; --force sets it."""
+    from mlgate.cli import main
+    from mlgate.serving.control import read_table
+
+    policy = tmp_path / "p.toml"
+    policy.write_text("[default.gates]\nchampion = []\n")
+    mlgate.promote(model_name, make_version(), to="champion", policy=policy, store=store)
+    capsys.readouterr()
+    assert main(["traffic", model_name, "--weight", "50", "--policy", str(policy)]) == 2
+    err = capsys.readouterr().err
+    assert "challenger" in err and "--force" in err and err.count("\n") == 1
+    assert read_table(store, model_name).traffic.challenger_weight == 0
+    assert main(["traffic", model_name, "--weight", "0", "--policy", str(policy)]) == 0
+    assert main(["traffic", model_name, "-w", "50", "--force", "--policy", str(policy)]) == 0
+    assert read_table(store, model_name).traffic.challenger_weight == 50

@@ -239,6 +239,21 @@ def _format_options(f: Any) -> Any:
     return f
 
 
+def _one_format(as_json: bool, markdown: bool, quiet: bool = False) -> None:
+    """Refuse output flags that contradict each other (before anything is contacted)."""
+    flags = {"--json": as_json, "--markdown": markdown, "--quiet": quiet}
+    chosen = [flag for flag, on in flags.items() if on]
+    if len(chosen) > 1:
+        raise click.UsageError(f"{' and '.join(chosen)} cannot be combined: choose one")
+
+
+def _target_option(f: Any) -> Any:
+    return click.option(
+        "--target",
+        help="Target column of the evaluation data [default: the policy's evaluation.target].",
+    )(f)
+
+
 def _github_outputs(values: dict[str, str]) -> None:
     """Append step outputs for GitHub Actions when $GITHUB_OUTPUT is set (multi-line safe)."""
     path = os.environ.get("GITHUB_OUTPUT")
@@ -262,7 +277,9 @@ def _step_summary(markdown: str) -> None:
             fh.write(markdown + "\n")
 
 
-def _emit_decision(decision: Any, event: Any, as_json: bool, markdown: bool) -> None:
+def _emit_decision(
+    decision: Any, event: Any, as_json: bool, markdown: bool, *, quiet: bool = False
+) -> None:
     from mlgate.report import markdown_decision, render_decision, render_event
 
     md = markdown_decision(decision, event)
@@ -285,7 +302,7 @@ def _emit_decision(decision: Any, event: Any, as_json: bool, markdown: bool) -> 
         _echo_json(data)
     elif markdown:
         click.echo(md)
-    else:
+    elif not quiet:  # the error line says which gates failed
         click.echo(render_decision(decision))
         if event is not None:
             click.echo(render_event(event))
@@ -312,11 +329,21 @@ def _expected(value: str | None) -> Any:
     type=click.Path(dir_okay=False),
     help="Score candidate and champion on this file.",
 )
+@_target_option
 @_policy_option
 @_format_options
 @click.pass_context
-def check(ctx: click.Context, model: str, version: str | None, to: str, eval_data: str | None,
-          policy: str | None, as_json: bool, markdown: bool) -> None:  # fmt: skip
+def check(
+    ctx: click.Context,
+    model: str,
+    version: str | None,
+    to: str,
+    eval_data: str | None,
+    target: str | None,
+    policy: str | None,
+    as_json: bool,
+    markdown: bool,
+) -> None:
     """Run the promotion gates for a version and report. Never changes anything.
 
     Exit 0 when every gate passes, 3 when one rejects.
@@ -324,8 +351,15 @@ def check(ctx: click.Context, model: str, version: str | None, to: str, eval_dat
     from mlgate.errors import GateRejected
     from mlgate.promotion import check as do_check
 
+    _one_format(as_json, markdown)
     decision = do_check(
-        model, version, to=to, policy=policy, eval_data=eval_data, store=_store(ctx)
+        model,
+        version,
+        to=to,
+        policy=policy,
+        eval_data=eval_data,
+        target=target,
+        store=_store(ctx),
     )
     _emit_decision(decision, None, as_json, markdown)
     if not decision.passed:
@@ -344,37 +378,66 @@ def check(ctx: click.Context, model: str, version: str | None, to: str, eval_dat
     type=click.Path(dir_okay=False),
     help="Score candidate and champion on this file.",
 )
+@_target_option
 @click.option("--lease-ttl", type=float, help="Seconds the promotion lease may be held.")
 @click.option(
     "--dry-run", is_flag=True, help="Run the gates and show what would happen; change nothing."
 )
+@click.option(
+    "--quiet", "-q", is_flag=True, help="Print one summary line instead of the gate table."
+)
 @_policy_option
 @_format_options
 @click.pass_context
-def promote(ctx: click.Context, model: str, version: str | None, to: str, expected: str | None,
-            reason: str, eval_data: str | None, lease_ttl: float | None, dry_run: bool,
-            policy: str | None, as_json: bool, markdown: bool) -> None:  # fmt: skip
+def promote(
+    ctx: click.Context,
+    model: str,
+    version: str | None,
+    to: str,
+    expected: str | None,
+    reason: str,
+    eval_data: str | None,
+    target: str | None,
+    lease_ttl: float | None,
+    dry_run: bool,
+    quiet: bool,
+    policy: str | None,
+    as_json: bool,
+    markdown: bool,
+) -> None:
     """Check the gates, then move the alias to the version, guarded and recorded.
 
     The alias moves only if it still points where it did when the check started (or at
-    --expected). Exit 3 when a gate rejects, 4 on a conflict.
+    --expected). Prints the gate table and the move (one line with --quiet). Exit 3 when a gate
+    rejects, 4 on a conflict.
     """
     from mlgate.errors import GateRejected
     from mlgate.promotion import promote as do_promote
 
+    _one_format(as_json, markdown, quiet)
     try:
-        event = do_promote(model, version, to=to, expected=_expected(expected), reason=reason,
-                           policy=policy, eval_data=eval_data, dry_run=dry_run,
-                           lease_ttl=lease_ttl, store=_store(ctx))  # fmt: skip
+        event = do_promote(
+            model,
+            version,
+            to=to,
+            expected=_expected(expected),
+            reason=reason,
+            policy=policy,
+            eval_data=eval_data,
+            target=target,
+            dry_run=dry_run,
+            lease_ttl=lease_ttl,
+            store=_store(ctx),
+        )
     except GateRejected as exc:
         if exc.decision is not None:
-            _emit_decision(exc.decision, exc.event, as_json, markdown)
+            _emit_decision(exc.decision, exc.event, as_json, markdown, quiet=quiet)
         raise
-    _emit_event(event, as_json, markdown)
+    _emit_event(event, as_json, markdown, gates=not quiet)
 
 
-def _emit_event(event: Any, as_json: bool, markdown: bool) -> None:
-    from mlgate.report import markdown_events, render_event
+def _emit_event(event: Any, as_json: bool, markdown: bool, *, gates: bool = False) -> None:
+    from mlgate.report import markdown_events, render_event, render_promotion
 
     _github_outputs({"outcome": event.outcome, "model": event.model, "alias": event.alias,
                      "version": event.to_version or "", "previous": event.from_version or ""})  # fmt: skip
@@ -383,6 +446,8 @@ def _emit_event(event: Any, as_json: bool, markdown: bool) -> None:
         _echo_json(event.to_dict())
     elif markdown:
         click.echo(markdown_events([event]))
+    elif gates:
+        click.echo(render_promotion(event))
     else:
         click.echo(render_event(event))
 
@@ -391,7 +456,16 @@ def _emit_event(event: Any, as_json: bool, markdown: bool) -> None:
 @click.argument("model")
 @click.option("--alias", help="Alias to roll back [default: the policy's champion alias].")
 @click.option(
-    "--to", "to_version", help="Version to return to [default: the one before, per the ledger]."
+    "--version",
+    "-v",
+    "to_version",
+    help="Version number to return to [default: the one before, per the ledger].",
+)
+@click.option(
+    "--to",
+    "old_to",
+    hidden=True,
+    help="Old spelling of --version (elsewhere --to names an alias).",
 )
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
 @click.option("--lease-ttl", type=float, help="Seconds the promotion lease may be held.")
@@ -399,14 +473,37 @@ def _emit_event(event: Any, as_json: bool, markdown: bool) -> None:
 @_policy_option
 @_format_options
 @click.pass_context
-def rollback(ctx: click.Context, model: str, alias: str | None, to_version: str | None, reason: str,
-             lease_ttl: float | None, dry_run: bool, policy: str | None, as_json: bool,
-             markdown: bool) -> None:  # fmt: skip
+def rollback(
+    ctx: click.Context,
+    model: str,
+    alias: str | None,
+    to_version: str | None,
+    old_to: str | None,
+    reason: str,
+    lease_ttl: float | None,
+    dry_run: bool,
+    policy: str | None,
+    as_json: bool,
+    markdown: bool,
+) -> None:
     """Move the champion back to the version it held before (guarded, recorded)."""
     from mlgate.promotion import rollback as do_rollback
 
-    event = do_rollback(model, alias=alias, to_version=to_version, reason=reason, policy=policy,
-                        dry_run=dry_run, lease_ttl=lease_ttl, store=_store(ctx))  # fmt: skip
+    _one_format(as_json, markdown)
+    if old_to is not None:
+        if to_version is not None and to_version != old_to:
+            raise click.UsageError("--to is the old spelling of --version: give one of them")
+        to_version = old_to
+    event = do_rollback(
+        model,
+        alias=alias,
+        to_version=to_version,
+        reason=reason,
+        policy=policy,
+        dry_run=dry_run,
+        lease_ttl=lease_ttl,
+        store=_store(ctx),
+    )
     _emit_event(event, as_json, markdown)
 
 
@@ -423,6 +520,7 @@ def history(ctx: click.Context, model: str, alias: str | None, limit: int | None
     from mlgate.promotion import history as do_history
     from mlgate.report import markdown_events, render_events
 
+    _one_format(as_json, markdown)
     events = do_history(model, alias=alias, limit=limit, policy=policy, store=_store(ctx))
     if as_json:
         _echo_json([e.to_dict() for e in events])
@@ -487,19 +585,44 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
                    "the default command of an `mlgate build` image.")  # fmt: skip
 @click.option("--check", "check_only", is_flag=True,
               help="Load (and verify) the model, print what would serve, and exit.")  # fmt: skip
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Keep polling while the model, --pin version or champion alias does not exist yet.",
+)
 @click.pass_context
-def serve(ctx: click.Context, model: str, host: str, port: int, poll_interval: float,
-          weight: float | None, mode: str | None, pin: str | None, champion_alias: str,
-          challenger_alias: str, max_body_mb: float, timeout: float, no_verify: bool,
-          model_dir: str | None, model_version: str | None, expect_digest: str | None,
-          manifest: str | None, check_only: bool) -> None:  # fmt: skip
+def serve(
+    ctx: click.Context,
+    model: str,
+    host: str,
+    port: int,
+    poll_interval: float,
+    weight: float | None,
+    mode: str | None,
+    pin: str | None,
+    champion_alias: str,
+    challenger_alias: str,
+    max_body_mb: float,
+    timeout: float,
+    no_verify: bool,
+    model_dir: str | None,
+    model_version: str | None,
+    expect_digest: str | None,
+    manifest: str | None,
+    check_only: bool,
+    wait: bool,
+) -> None:
     """Serve the champion and challenger of MODEL, following the registry.
 
     Speaks MLflow's scoring protocol on /invocations; /ping, /health, /version, /metrics.
     With --model-dir, serves one local model directory with no registry (the image entrypoint).
+
+    The port is bound first: one already in use exits 2 before anything loads. A model, --pin
+    version or champion alias that does not exist exits 2 at the first poll (unless --wait);
+    an unreachable tracking server is waited for.
     """
     from mlgate.serving.routing import Traffic
-    from mlgate.serving.server import ServeConfig
+    from mlgate.serving.server import ServeConfig, listen
     from mlgate.serving.server import check as check_config
     from mlgate.serving.server import serve as run
 
@@ -528,19 +651,28 @@ def serve(ctx: click.Context, model: str, host: str, port: int, poll_interval: f
     if weight is not None or mode is not None:
         traffic = Traffic(mode=mode or "split", challenger_weight=weight or 0.0)
     config = ServeConfig(
-        model=model, tracking_uri=ctx.obj.get("tracking_uri"), champion_alias=champion_alias,
-        challenger_alias=challenger_alias, poll_interval=poll_interval, traffic=traffic,
-        pin=model_version if model_dir else pin, max_body_bytes=int(max_body_mb * 1024 * 1024),
-        timeout=timeout, verify_digest=not no_verify, model_dir=model_dir,
+        model=model,
+        tracking_uri=ctx.obj.get("tracking_uri"),
+        champion_alias=champion_alias,
+        challenger_alias=challenger_alias,
+        poll_interval=poll_interval,
+        traffic=traffic,
+        pin=model_version if model_dir else pin,
+        max_body_bytes=int(max_body_mb * 1024 * 1024),
+        timeout=timeout,
+        verify_digest=not no_verify,
+        model_dir=model_dir,
         expect_digest=expect_digest,
-    )  # fmt: skip
+        wait=wait,
+    )
     if check_only:
         runtime = check_config(config)
         _echo_json({"model": model, "version": runtime.version, "verified": runtime.verified,
                     "ok": True})  # fmt: skip
         return
+    sock = listen(host, port)
     click.echo(f"mlgate serving {model} on http://{host}:{port} (Ctrl-C to stop)", err=True)
-    run(config, host=host, port=port)
+    run(config, sock=sock)
 
 
 # --------------------------------------------------------------------------- build
@@ -626,19 +758,41 @@ def build(ctx: click.Context, ref: str, repository: str, tag: str, base_image: s
 @click.option("--mode", default="split", show_default=True, type=click.Choice(["split", "shadow"]),
               help="split: challenger answers its share; shadow: it only scores copies.")  # fmt: skip
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
+@click.option(
+    "--force", is_flag=True, help="Set a weight above 0 even though no challenger is set."
+)
 @_policy_option
 @click.option("--json", "as_json", is_flag=True, help="Print the ledger event as JSON.")
 @click.pass_context
-def traffic(ctx: click.Context, model: str, weight: float, mode: str, reason: str, policy: str | None,
-            as_json: bool) -> None:  # fmt: skip
-    """Set how much traffic the challenger gets; every `mlgate serve` follows within a poll."""
+def traffic(
+    ctx: click.Context,
+    model: str,
+    weight: float,
+    mode: str,
+    reason: str,
+    force: bool,
+    policy: str | None,
+    as_json: bool,
+) -> None:
+    """Set how much traffic the challenger gets; every `mlgate serve` follows within a poll.
+
+    A weight above 0 with no challenger set is refused (exit 2) unless --force.
+    """
     from mlgate.promotion import resolve_policy
     from mlgate.serving.control import set_traffic
 
     pol = resolve_policy(policy, required=False)
     mp = pol.for_model(model)
-    event = set_traffic(_store(ctx), model, weight=weight, mode=mode, reason=reason,
-                        ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+    event = set_traffic(
+        _store(ctx),
+        model,
+        weight=weight,
+        mode=mode,
+        reason=reason,
+        ledger_experiment=pol.ledger_experiment,
+        alias=mp.challenger_alias,
+        force=force,
+    )
     if as_json:
         _echo_json(event.to_dict())
     else:
@@ -668,15 +822,30 @@ def traffic(ctx: click.Context, model: str, weight: float, mode: str, reason: st
 @click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
               help="Seconds between metric reads.")  # fmt: skip
 @click.option("--status", "show_status", is_flag=True, help="Show the rollout state and exit.")
+@click.option("--json", "as_json", is_flag=True, help="With --status: print the state as JSON.")
 @click.option(
     "--abort", "do_abort", is_flag=True, help="Stop the running rollout: challenger to 0%."
 )
 @click.option("--reason", "-m", default="", help="Why (for --abort); recorded in the ledger.")
 @_policy_option
 @click.pass_context
-def rollout(ctx: click.Context, model: str, endpoints: tuple[str, ...], steps: str, min_requests: int,
-            min_seconds: float, max_seconds: float, max_error_delta: float, max_latency_ratio: float,
-            poll: float, show_status: bool, do_abort: bool, reason: str, policy: str | None) -> None:  # fmt: skip
+def rollout(
+    ctx: click.Context,
+    model: str,
+    endpoints: tuple[str, ...],
+    steps: str,
+    min_requests: int,
+    min_seconds: float,
+    max_seconds: float,
+    max_error_delta: float,
+    max_latency_ratio: float,
+    poll: float,
+    show_status: bool,
+    as_json: bool,
+    do_abort: bool,
+    reason: str,
+    policy: str | None,
+) -> None:
     """Shift traffic to the challenger step by step on live metrics; promote or roll back.
 
     Resumes a rollout interrupted half-way (its state is in the registry). Exit 3 when a step
@@ -684,10 +853,17 @@ def rollout(ctx: click.Context, model: str, endpoints: tuple[str, ...], steps: s
     """
     from mlgate.serving import rollout as ro
 
+    if as_json and not show_status:
+        raise click.UsageError("--json applies to --status only")
     store = _store(ctx)
     if show_status:
+        from mlgate.report import render_rollout
+
         state = ro.read_state(store, model)
-        _echo_json(None if state is None else json.loads(state.to_json()))
+        if as_json:
+            _echo_json(None if state is None else json.loads(state.to_json()))
+        else:
+            click.echo(render_rollout(model, state))
         return
     if do_abort:
         state = ro.abort(model, reason=reason, policy=policy, store=store)

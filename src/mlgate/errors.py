@@ -38,7 +38,8 @@ EXIT_NOT_PERMITTED = 5
 EXIT_CODES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_ERROR: "unexpected error, or the tracking server could not be reached",
-    EXIT_USAGE: "bad usage or input: arguments, policy file, missing model/version/alias/path",
+    EXIT_USAGE: "bad usage or input: arguments, policy file, missing model/version/alias/path, "
+    "a port already in use",
     EXIT_REJECTED: "a gate rejected the promotion (or an artifact failed its digest check)",
     EXIT_CONFLICT: "conflict: the alias moved since the check started, or the lease is held",
     EXIT_NOT_PERMITTED: "not permitted: the tracking server refused the credentials",

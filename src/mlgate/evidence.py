@@ -106,6 +106,7 @@ def collect(
     *,
     champion: VersionRecord | None,
     eval_data: Any = None,
+    target: str | None = None,
     base_dir: str | None = None,
 ) -> tuple[Evidence, dict[str, Any] | None]:
     """Build the :class:`Evidence` for ``candidate`` against ``champion`` (already resolved).
@@ -126,7 +127,11 @@ def collect(
 
         versions = [candidate] + ([champion] if champion is not None else [])
         evaluation = evaluate(
-            store, versions, data, target=policy.evaluation.target, task=policy.evaluation.task
+            store,
+            versions,
+            data,
+            target=target or policy.evaluation.target,
+            task=policy.evaluation.task,
         )
         summary = evaluation.summary()
 

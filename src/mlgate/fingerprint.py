@@ -15,6 +15,8 @@ in row 50,000 goes unseen. mlgate hashes *everything*, with BLAKE3 over a canoni
 * **File**: plain BLAKE3 of the bytes, memory-mapped and multi-threaded, so the value equals what
   ``b3sum`` prints. A cache keyed by (device, inode, size, mtime_ns, ctime_ns) makes re-hashing an
   unchanged file cost a ``stat``; it lives in SQLite (WAL) and is safe for concurrent processes.
+  A file whose size reads 0 is always read (procfs and some FUSE files report 0 and have
+  content) and never cached.
 * **Directory**: a sorted manifest of relative POSIX paths and per-file hashes (Merkle style),
   hashed again. Empty directories do not count (artifact stores have no directories).
 
@@ -539,19 +541,34 @@ def _same_file_state(a: os.stat_result, b: os.stat_result) -> bool:
     return _Cache._key(a) == _Cache._key(b)
 
 
-def _hash_file(path: Path, st: os.stat_result, cache: _Cache | None) -> tuple[str, bool]:
+def _hash_file(path: Path, st: os.stat_result, cache: _Cache | None) -> tuple[str, bool, int]:
+    """(digest, from the cache, bytes hashed) of a regular file."""
+    if not st.st_size:
+        # A size of 0 is not proof of no content: procfs, sysfs and some FUSE files report 0
+        # and yield bytes. Read what is there, and keep such files out of the cache, whose
+        # key (size, times) cannot tell their states apart.
+        return _hash_unsized(path)
     if cache is not None:
         hit = cache.get(st)
         if hit is not None:
-            return hit, True
+            return hit, True, st.st_size
     h = _hasher()
-    if st.st_size:
-        h.update_mmap(str(path))
+    h.update_mmap(str(path))
     digest = _finish(h)
     # Only cache a digest of a file that did not change while it was read.
     if cache is not None and _same_file_state(st, path.stat()):
         cache.put(st, digest)
-    return digest, False
+    return digest, False, st.st_size
+
+
+def _hash_unsized(path: Path) -> tuple[str, bool, int]:
+    h = _hasher()
+    size = 0
+    with path.open("rb") as fh:
+        while chunk := fh.read(_STEP):
+            h.update(chunk)
+            size += len(chunk)
+    return _finish(h), False, size
 
 
 def fingerprint_file(path: str | os.PathLike[str], *, use_cache: bool = True) -> Fingerprint:
@@ -567,15 +584,13 @@ def fingerprint_file(path: str | os.PathLike[str], *, use_cache: bool = True) ->
         raise FingerprintError(f"{p} is not a regular file")
     cache = _Cache() if use_cache else None
     try:
-        digest, cached = _hash_file(p, st, cache)
+        digest, cached, size = _hash_file(p, st, cache)
     except OSError as exc:
         raise FingerprintError(f"cannot read {p}: {exc.strerror or exc}") from None
     finally:
         if cache is not None:
             cache.close()
-    return Fingerprint(
-        digest=digest, kind="file", size_bytes=st.st_size, source=str(p), cached=cached
-    )
+    return Fingerprint(digest=digest, kind="file", size_bytes=size, source=str(p), cached=cached)
 
 
 def _walk(root: Path) -> Iterator[tuple[str, Path]]:
@@ -610,8 +625,8 @@ def directory_manifest(
                 target = str(full.readlink())
                 entries.append((rel, "link:" + target, 0))
             elif stat.S_ISREG(st.st_mode):
-                digest, _ = _hash_file(full, st, cache)
-                entries.append((rel, digest, st.st_size))
+                digest, _, size = _hash_file(full, st, cache)
+                entries.append((rel, digest, size))
     except OSError as exc:
         raise FingerprintError(f"cannot read {root}: {exc.strerror or exc}") from None
     finally:

@@ -118,12 +118,21 @@ def _decide(
     candidate: VersionRecord,
     alias: str,
     eval_data: Any,
+    target: str | None = None,
 ) -> Decision:
     specs = _specs(pol, mp, alias)
     champion = store.version_by_alias(candidate.name, mp.champion_alias)
     base = str(Path(pol.path).parent) if pol.path else None
     evidence, summary = collect(
-        store, mp, alias, candidate, specs, champion=champion, eval_data=eval_data, base_dir=base
+        store,
+        mp,
+        alias,
+        candidate,
+        specs,
+        champion=champion,
+        eval_data=eval_data,
+        target=target,
+        base_dir=base,
     )
     return Decision(
         model=candidate.name,
@@ -145,6 +154,7 @@ def check(
     to: str,
     policy: PolicyLike = None,
     eval_data: Any = None,
+    target: str | None = None,
     store: Store | None = None,
 ) -> Decision:
     """Run the policy's gates for promoting ``model`` ``version`` to alias ``to``. Changes nothing.
@@ -156,13 +166,15 @@ def check(
         policy: a :class:`~mlgate.policy.Policy`, a path, or None to search upward for one.
         eval_data: a DataFrame or path to score candidate and champion on (overrides the
             policy's ``evaluation.data``).
+        target: the evaluation data's target column (overrides the policy's
+            ``evaluation.target``).
         store: the tracking server (default: see :class:`mlgate.Store`).
     """
     store = store or Store()
     validate_alias(to)
     pol = resolve_policy(policy, required=True)
     candidate = _candidate(store, model, version)
-    return _decide(store, pol, pol.for_model(candidate.name), candidate, to, eval_data)
+    return _decide(store, pol, pol.for_model(candidate.name), candidate, to, eval_data, target)
 
 
 def _evidence_tag(decision: Decision) -> str:
@@ -261,6 +273,7 @@ def promote(
     reason: str = "",
     policy: PolicyLike = None,
     eval_data: Any = None,
+    target: str | None = None,
     dry_run: bool = False,
     lease_ttl: float | None = None,
     store: Store | None = None,
@@ -272,6 +285,7 @@ def promote(
             number, None for "must not be set", or (default) wherever it pointed when the
             check started.
         reason: why; stored in the ledger event.
+        eval_data, target: as for :func:`check`.
         dry_run: run the gates and report, change nothing, record nothing.
         lease_ttl: seconds the lease may be held (default: the policy's ``lease_ttl``).
 
@@ -310,7 +324,7 @@ def promote(
         ev = event("unchanged", f"version {candidate.version} already holds {to}")
         return ev if dry_run else ledger.append(ev)
 
-    decision = _decide(store, pol, mp, candidate, to, eval_data)
+    decision = _decide(store, pol, mp, candidate, to, eval_data, target)
     if not decision.passed:
         ev = event("rejected", decision.summary(), decision)
         if not dry_run:
@@ -377,7 +391,7 @@ def rollback(
         if origin is None:
             raise UsageError(
                 f"the ledger has no promotion of version {current.version} to {name}@{alias}",
-                hint="pass --to VERSION to say where to roll back to",
+                hint="pass --version VERSION to say where to roll back to",
             )
         if origin.from_version is None:
             raise UsageError(
@@ -448,6 +462,22 @@ class Status:
         }
 
 
+#: Event kinds that move an alias. Traffic and rollout events name the challenger alias too, but
+#: their from/to are traffic settings ("split:50%"), not versions.
+ALIAS_MOVES = ("promote", "rollback")
+
+
+def _last_alias_move(ledger: Ledger, model: str, alias: str) -> Event | None:
+    """The newest ``moved`` event that moved ``alias`` (traffic changes are not alias moves)."""
+    page = 20
+    moves = ledger.events(model, alias=alias, outcome="moved", limit=page)
+    last = next((e for e in moves if e.kind in ALIAS_MOVES), None)
+    if last is None and len(moves) == page:  # a long run of traffic changes: read them all
+        moves = ledger.events(model, alias=alias, outcome="moved")
+        last = next((e for e in moves if e.kind in ALIAS_MOVES), None)
+    return last
+
+
 def status(model: str, *, policy: PolicyLike = None, store: Store | None = None) -> Status:
     """Aliases and their versions, and when and why each last moved."""
     from mlgate.registry import lease_name
@@ -460,8 +490,7 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     aliases = []
     notes = []
     for alias, version in sorted(info.aliases.items()):
-        moves = ledger.events(name, alias=alias, outcome="moved", limit=1)
-        last = moves[0] if moves else None
+        last = _last_alias_move(ledger, name, alias)
         if last is None:
             notes.append(f"{alias} was set outside mlgate (no ledger event)")
         elif last.to_version != version:

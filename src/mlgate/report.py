@@ -225,6 +225,50 @@ def render_event(event: Any) -> str:
             f"{event.from_version or '-'} -> {event.to_version}{cleared}")  # fmt: skip
 
 
+def render_promotion(event: Any) -> str:
+    """A promotion that passed its gates, for a terminal: the gate table, then the move."""
+    if event.outcome not in ("moved", "dry_run"):
+        return render_event(event)  # unchanged: no gates ran
+    lines = [f"PASSED: {event.model} version {event.to_version} -> {event.alias}"]
+    rows = [
+        [
+            "ok" if g.get("passed") else "FAIL",
+            g.get("name"),
+            _observed(g.get("observed")),
+            g.get("expected"),
+            g.get("reason"),
+        ]
+        for g in event.gates
+    ]
+    if rows:
+        lines.append(table(["result", "gate", "observed", "expected", "reason"], rows))
+    else:
+        lines.append("no gates are configured for this alias (ungated by policy)")
+    lines.append(render_event(event))
+    return "\n".join(lines)
+
+
+def render_rollout(model: str, state: Any) -> str:
+    """A rollout's state in words (``state`` None: no rollout was ever started)."""
+    if state is None:
+        return f"{model}: no rollout has been started"
+    steps = " -> ".join(f"{s:g}%" for s in state.steps)
+    if state.status == "running":
+        where = f"running, at step {min(state.step + 1, len(state.steps))} of {len(state.steps)}"
+    else:
+        where = f"{state.status.replace('_', ' ')} after {state.step} of {len(state.steps)} steps"
+    lines = [
+        f"rollout of {model} version {state.challenger}: {where} "
+        f"(champion {state.champion}; steps {steps}; started {state.started_at or '-'})"
+    ]
+    for r in state.results:
+        verdict = "passed" if r.get("ok") else "failed"
+        lines.append(
+            f"  step {r.get('step')} at {r.get('weight', 0):g}%: {verdict}: {r.get('detail', '')}"
+        )
+    return "\n".join(lines)
+
+
 def render_status(status: Any) -> str:
     lines = [f"model {status.model}  (latest version {status.latest_version or '-'})"]
     rows = []

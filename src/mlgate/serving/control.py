@@ -51,8 +51,14 @@ def set_traffic(
     ledger_experiment: str = "mlgate-ledger",
     alias: str = "challenger",
     kind: str = "traffic",
+    force: bool = False,
 ) -> Event:
-    """Set the challenger's share of traffic (percent) and the mode; recorded in the ledger."""
+    """Set the challenger's share of traffic (percent) and the mode; recorded in the ledger.
+
+    A weight above 0 while ``alias`` is not set would route that share nowhere (the champion
+    answers it), so it is refused unless ``force`` (e.g. to stage the weight before a
+    challenger is promoted).
+    """
     if mode not in MODES:
         raise UsageError(f"traffic mode must be one of {', '.join(MODES)}, got {mode!r}")
     if not 0.0 <= weight <= 100.0:
@@ -61,6 +67,11 @@ def set_traffic(
     ledger = Ledger(store, ledger_experiment)
     with leased(store, model):
         info = store.get_model(model)
+        if weight > 0 and alias not in info.aliases and not force:
+            raise UsageError(
+                f"{model}@{alias} is not set, so no challenger would get the {weight:g}%: "
+                f"promote a challenger first, or pass --force to set the weight anyway"
+            )
         old = parse_traffic(info.tags.get(TRAFFIC_TAG))
         store.set_model_tag(model, TRAFFIC_TAG, compact_json(new.to_dict()))
     event = new_event(kind, "moved", model, alias,

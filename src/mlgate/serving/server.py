@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import logging
 import random
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -44,7 +46,7 @@ from mlgate._mlflow import (
     parse_scoring_request,
     predictions_json,
 )
-from mlgate.errors import IntegrityError, MlgateError
+from mlgate.errors import IntegrityError, MlgateError, NotFoundError, UsageError
 from mlgate.fingerprint import verify_model_artifacts
 from mlgate.lineage import Tags
 from mlgate.serving import control
@@ -77,6 +79,9 @@ class ServeConfig:
     timeout: float = 30.0
     max_batch: int = 256
     verify_digest: bool = True
+    # Keep polling while the model, pinned version or champion alias does not exist yet; without
+    # it the first poll that finds nothing to serve ends the server (``Follower.fatal``).
+    wait: bool = False
 
 
 # --------------------------------------------------------------------------- state and follower
@@ -131,6 +136,10 @@ class Follower:
         self._dispatcher = Dispatcher(config.max_batch, self._executor)
         self._lock = threading.Lock()
         self._last_load_error: MlgateError | None = None
+        #: Why the server must stop: nothing to serve at the first poll (and no ``wait``).
+        self.fatal: MlgateError | None = None
+        #: Called (from the follower thread) when :attr:`fatal` is set.
+        self.on_fatal: Callable[[], None] | None = None
 
     @property
     def store(self) -> Store:
@@ -184,9 +193,13 @@ class Follower:
         if c.model_dir is not None:
             return RoutingTable(champion=c.pin or "local", challenger=None)
         if c.pin is not None:
+            if self.state is None:
+                self.store.get_version(c.model, c.pin)  # NotFoundError: nothing to serve
             return RoutingTable(champion=c.pin, challenger=None)
         table = control.read_table(self.store, c.model, champion_alias=c.champion_alias,
                                    challenger_alias=c.challenger_alias)  # fmt: skip
+        if table.champion is None and self.state is None:
+            raise NotFoundError(f"{c.model}@{c.champion_alias} is not set")
         if c.traffic is not None:
             table = replace(table, traffic=c.traffic)
         return table
@@ -258,10 +271,30 @@ class Follower:
     def poll_once(self) -> None:
         try:
             self.refresh()
+        except (
+            NotFoundError
+        ) as exc:  # the registry answered: the model, version or alias is not there
+            self.status.registry_ok = True
+            self.status.last_poll = time.time()
+            self.status.last_error = str(exc)
+            if self.state is not None:
+                log.warning("%s; still serving what is loaded", exc)
+            elif self.config.wait:
+                log.warning("%s; waiting for it (--wait)", exc)
+            else:
+                self.fatal = NotFoundError(
+                    f"{exc}: nothing to serve", hint="pass --wait to wait for it"
+                )
+                self._stop.set()
+                if self.on_fatal is not None:
+                    self.on_fatal()
         except MlgateError as exc:
             self.status.registry_ok = False
             self.status.last_error = str(exc)
-            log.warning("registry poll failed, still serving what is loaded: %s", exc)
+            if self.state is None:
+                log.warning("cannot reach the tracking server (%s); waiting for it", exc)
+            else:
+                log.warning("registry poll failed, still serving what is loaded: %s", exc)
 
     def start(self) -> None:
         if self.local and self.state is not None:
@@ -507,18 +540,75 @@ def check(config: ServeConfig) -> Runtime:
         follower.stop()
 
 
-def serve(config: ServeConfig, *, host: str = "127.0.0.1", port: int = 8080) -> None:
+def listen(host: str, port: int) -> socket.socket:
+    """Bind ``host:port`` now, so a taken port is known before any model is loaded.
+
+    Raises:
+        UsageError: the address is already in use, or cannot be bound (exit 2).
+    """
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise UsageError(f"cannot listen on {where}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        # As uvicorn does: lets a restart reuse a port in TIME_WAIT, never one with a listener.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise UsageError(
+                f"{where} is already in use (stop what listens there, or choose another --port)"
+            ) from None
+        raise UsageError(f"cannot listen on {where}: {exc.strerror or exc}") from None
+    return sock
+
+
+def serve(
+    config: ServeConfig,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    sock: socket.socket | None = None,
+) -> None:
     """Run the server until interrupted (blocking).
 
-    A local model directory is loaded before the port opens; if it cannot load (or fails its
-    digest) this raises and nothing listens.
+    The address is bound first (``sock``, from :func:`listen`, or ``host:port``), so a port in
+    use fails before anything loads. A local model directory is then loaded before requests are
+    answered; if it cannot load (or fails its digest) this raises. Following the registry, a
+    model, pinned version or champion alias that does not exist at the first answered poll
+    raises :class:`NotFoundError` (unless ``config.wait``); an unreachable registry is waited for.
     """
     import uvicorn
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    follower = Follower(config)
-    if follower.local:
-        follower.load_now()
-    app = create_app(config, follower)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_keep_alive=30, limit_concurrency=2048)  # fmt: skip
+    sock = sock or listen(host, port)
+    try:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+        )
+        follower = Follower(config)
+        if follower.local:
+            follower.load_now()
+        app = create_app(config, follower)
+        server = uvicorn.Server(
+            uvicorn.Config(
+                app,
+                log_level="warning",
+                access_log=False,
+                timeout_keep_alive=30,
+                limit_concurrency=2048,
+            )
+        )
+
+        def stop_serving() -> None:
+            server.should_exit = True
+
+        follower.on_fatal = stop_serving
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    if follower.fatal is not None:
+        raise follower.fatal
