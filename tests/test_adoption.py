@@ -16,6 +16,7 @@ from conftest import write_policy
 from mlgate.cli import main
 from mlgate.errors import EXIT_ERROR, EXIT_USAGE, UsageError
 from mlgate.lineage import Tags
+from mlgate.testing import free_port
 
 TRAIN_SCRIPT = textwrap.dedent(
     """
@@ -118,8 +119,9 @@ def test_ci_refuses_the_embedded_default_unless_asked(workdir, monkeypatch, caps
         ["rollback", "m"],
         ["attach", "m/1"],
         ["serve", "m", "--check"],
+        ["serve", "m", "--port", str(free_port())],
     ],
-    ids=lambda a: a[0],
+    ids=lambda a: "-".join(a[:1] + a[2:3]),
 )
 def test_commands_that_need_a_store_never_create_one(workdir, monkeypatch, capsys, args):
     """A command run where no store exists says "no tracking store at ..." (exit 2), creating none."""

@@ -46,7 +46,7 @@ from mlgate._mlflow import (
     parse_scoring_request,
     predictions_json,
 )
-from mlgate.errors import IntegrityError, MlgateError, NotFoundError, UsageError
+from mlgate.errors import IntegrityError, MlgateError, NoStoreError, NotFoundError, UsageError
 from mlgate.fingerprint import verify_model_artifacts
 from mlgate.lineage import Tags
 from mlgate.serving import control
@@ -271,9 +271,9 @@ class Follower:
     def poll_once(self) -> None:
         try:
             self.refresh()
-        except (
-            NotFoundError
-        ) as exc:  # the registry answered: the model, version or alias is not there
+        # The registry answered (or there is none to ask): the model, version, alias or the
+        # store itself is not there. Only an unreachable server is worth waiting for.
+        except (NotFoundError, NoStoreError) as exc:
             self.status.registry_ok = True
             self.status.last_poll = time.time()
             self.status.last_error = str(exc)
