@@ -171,7 +171,7 @@ def _version_record(mv: Any) -> VersionRecord:
         version=str(mv.version),
         run_id=mv.run_id or None,
         source=mv.source or "",
-        model_id=getattr(mv, "model_id", None) or _logged_model_id(mv.source or ""),
+        model_id=getattr(mv, "model_id", None) or logged_model_id(mv.source or ""),
         status=str(mv.status),
         created_ms=int(mv.creation_timestamp or 0),
         tags=dict(mv.tags or {}),
@@ -179,7 +179,7 @@ def _version_record(mv: Any) -> VersionRecord:
     )
 
 
-def _logged_model_id(source: str) -> str | None:
+def logged_model_id(source: str) -> str | None:
     """MLflow 3 versions made from a logged model have source ``models:/m-<id>``."""
     if source.startswith("models:/m-") and "/" not in source[len("models:/") :]:
         return source[len("models:/") :]

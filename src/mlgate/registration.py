@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgate import __version__, lineage
-from mlgate._mlflow import Store, VersionRecord
+from mlgate._mlflow import Store, VersionRecord, logged_model_id
 from mlgate.errors import NotFoundError, UsageError
 from mlgate.fingerprint import Fingerprint, fingerprint, fingerprint_model_artifacts
 from mlgate.lineage import Tags, compact_json
@@ -186,18 +186,12 @@ def _source_run(store: Store, model_uri: str, run_id: str | None) -> tuple[str, 
             raise UsageError(f"run_id {run_id} does not match the model URI {model_uri}")
         store.get_run(uri_run)  # NotFoundError early for a bad run id
         return _logged_model_uri(store, uri_run, path.strip("/")), uri_run
-    logged = lineage_model_id(model_uri)
+    logged = logged_model_id(model_uri)
     if logged and not run_id:
         run_id = store.logged_model_run(logged)
     if run_id:
         store.get_run(run_id)
     return model_uri, run_id
-
-
-def lineage_model_id(uri: str) -> str | None:
-    """``m-<id>`` for a ``models:/m-<id>`` URI of a logged model."""
-    rest = uri[len("models:/") :] if uri.startswith("models:/") else ""
-    return rest if rest.startswith("m-") and "/" not in rest else None
 
 
 def _git_lineage(
