@@ -661,7 +661,6 @@ def test_make_reports_mlgate_exit_code_and_meaning(
         f"MODEL={model_name}",
         f"VERSION={good}",
         "TO=champion",
-        "ARGS=--expected 999",
         f"ARGS=--expected 999 --policy {champion_policy}",
         env=env,
         cwd=tmp_path,
