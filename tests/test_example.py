@@ -487,6 +487,40 @@ def test_action_outputs_on_every_exit(
     assert rc == 1 and out["exit-code"] == "1" and out["outcome"] == "error" and "exit 1" in summary
 
 
+def test_action_outputs_when_not_permitted(tmp_path, champion_policy):
+    """Refused credentials (exit 5) still set every output and the step summary."""
+    from mlgate.testing import TrackingServer
+
+    ini = tmp_path / "auth.ini"
+    ini.write_text(
+        "[mlflow]\ndefault_permission = READ\n"
+        f"database_uri = sqlite:///{tmp_path / 'auth.db'}\nadmin_username = admin\n"
+        "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+    )
+    server_env = {
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "k",
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": "Adm1n-pass-2f9c",
+    }
+    with TrackingServer(
+        tmp_path / "server", extra_args=["--app-name", "basic-auth"], env=server_env
+    ) as server:
+        env = runner_env(
+            MLFLOW_TRACKING_URI=server.uri,
+            MLFLOW_TRACKING_USERNAME="admin",
+            MLFLOW_TRACKING_PASSWORD="wrong",
+        )
+        args = f"churn --version 1 --to champion --policy {champion_policy}"
+        rc, out, summary, _ = run_action(
+            {"command": "promote", "args": args}, env, tmp_path / "run"
+        )
+    assert rc == 5 and set(ACTION_KEYS) <= set(out)
+    assert (
+        out["exit-code"] == "5" and out["outcome"] == "not_permitted" and out["decision"] == "none"
+    )
+    assert "exit 5" in out["report"] and "exit 5" in summary
+
+
 def test_action_keeps_spaces_and_expands_nothing(
     tracking_uri, tmp_path, store, make_version, model_name, champion_policy
 ):
