@@ -487,6 +487,53 @@ def test_action_outputs_on_every_exit(
     assert rc == 1 and out["exit-code"] == "1" and out["outcome"] == "error" and "exit 1" in summary
 
 
+def test_cli_sets_github_outputs_on_every_exit(
+    tracking_uri, tmp_path, monkeypatch, make_version, model_name, champion_policy
+):
+    """In a plain `run:` step, mlgate check/promote/rollback set decision, outcome, version,
+    report and exit-code (and the summary) on failures too; other commands set none."""
+    from mlgate.cli import main
+
+    version = make_version(metrics={"accuracy": 0.9})
+    pol = ["--policy", str(champion_policy)]
+    runs = [
+        (
+            4,
+            ["promote", model_name, "-v", version, "--to", "champion", "--expected", "7", *pol],
+            {"decision": "none", "outcome": "conflict", "version": version},
+        ),
+        (
+            2,
+            ["rollback", model_name, *pol],
+            {"decision": "none", "outcome": "error", "version": ""},
+        ),
+        (
+            0,
+            ["promote", model_name, "-v", version, "--to", "champion", *pol],
+            {"decision": "passed", "outcome": "moved", "version": version},
+        ),
+        (
+            0,
+            ["promote", model_name, "-v", version, "--to", "champion", *pol],
+            {"decision": "none", "outcome": "unchanged", "version": version},
+        ),
+    ]
+    for n, (code, argv, expected) in enumerate(runs):
+        out, summary = tmp_path / f"out{n}", tmp_path / f"summary{n}.md"
+        monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        assert main(argv) == code
+        values = _outputs(out)
+        assert {**values, **expected} == values and values["exit-code"] == str(code), (argv, values)
+        assert values["report"].strip() and values["report"].strip() in summary.read_text()
+        if code:
+            assert f"exit {code}" in values["report"], values
+    out = tmp_path / "status.out"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(out))
+    assert main(["status", model_name]) == 0
+    assert not out.exists()  # another program's outputs in the same step are never overwritten
+
+
 def test_action_outputs_when_not_permitted(tmp_path, champion_policy):
     """Refused credentials (exit 5) still set every output and the step summary."""
     from mlgate.testing import TrackingServer
