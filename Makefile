@@ -67,8 +67,10 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The demo asks for the embedded store by name (MLGATE_ALLOW_EMBEDDED=1), so that it also runs
+# where CI or GITHUB_ACTIONS is set (the ci.yml demo job), where mlgate does not fall back to it.
 demo: $(STAMP)  ## the whole story on the embedded SQLite store, nothing else started
-	cd mlruns_example && ../$(BIN)/python demo.py
+	cd mlruns_example && MLGATE_ALLOW_EMBEDDED=1 ../$(BIN)/python demo.py
 
 bench: $(STAMP)  ## all benchmarks/ scripts (serving needs wrk)
 	$(BIN)/python benchmarks/fingerprint.py && $(BIN)/python benchmarks/promotion.py && $(BIN)/python benchmarks/serving.py
