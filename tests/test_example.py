@@ -49,9 +49,7 @@ EMPTINESS = re.compile(r"\$\{\{\s*secrets\.\w+ != ''\s*\}\}")
 
 
 def test_workflow_hygiene():
-    """Workflows start with no permissions; third-party actions are pinned to a full commit SHA
-    with the release in a comment; secrets reach only the steps that use the tracking server;
-    pull-request checks and promotions queue in different concurrency groups."""
+    """No permissions by default, SHA-pinned actions, secrets only in server steps, split queues."""
     files = [
         *(ROOT / ".github" / "workflows").glob("*.yml"),
         ROOT / ".github/actions/mlgate/action.yml",
@@ -349,8 +347,7 @@ def test_promote_workflow_steps_run_here(example_copy, tracking_uri, store, tmp_
 
 
 def test_fork_pull_request_is_skipped_not_passed(example_copy, tmp_path):
-    """A pull request from a fork (the secret is empty) ends with 'skipped: no tracking server
-    configured': nothing is trained or registered, no gate runs, no embedded store appears."""
+    """A fork's pull request (empty secret) is 'skipped: no tracking server configured', not passed."""
     repo = example_copy.parent
     steps, summary, failed = run_job("check", repo, tmp_path, secrets={})
     assert failed is None
@@ -361,8 +358,7 @@ def test_fork_pull_request_is_skipped_not_passed(example_copy, tmp_path):
 
 
 def test_promotions_fail_without_a_tracking_server(example_copy, tmp_path):
-    """A push to main or a manual run with no tracking server configured fails, naming the
-    secret, before anything is trained or promoted."""
+    """Push and manual runs without the secret fail naming it, before training or promoting."""
     repo = example_copy.parent
     for job, inputs in (
         ("challenger", None),
@@ -375,8 +371,7 @@ def test_promotions_fail_without_a_tracking_server(example_copy, tmp_path):
 
 
 def test_manual_champion_promotion_needs_a_version(example_copy, tracking_uri, tmp_path):
-    """workflow_dispatch promote-champion without a version (or with a non-number) stops with
-    a message naming the input, before the action runs."""
+    """promote-champion without a numeric version input stops, naming the input, before the action."""
     repo = example_copy.parent
     for version in ("", "7 --to challenger"):
         inputs = {"action": "promote-champion", "version": version, "reason": "Q3 retrain"}
@@ -390,8 +385,7 @@ def test_manual_champion_promotion_needs_a_version(example_copy, tracking_uri, t
 def test_manual_champion_promotion_runs_the_action(
     example_copy, tracking_uri, store, tmp_path, make_version, model_name
 ):
-    """workflow_dispatch promote-champion: the action promotes, the reason keeps its spaces and
-    the outputs say what happened."""
+    """promote-champion by hand: the action promotes, keeps the reason's spaces, sets outputs."""
     repo = example_copy.parent
     steps, _, failed = run_job(
         "check", repo, tmp_path, secrets={"MLFLOW_TRACKING_URI": tracking_uri}
@@ -427,8 +421,7 @@ def champion_policy(tmp_path: Path) -> Path:
 def test_action_outputs_on_every_exit(
     tracking_uri, tmp_path, store, make_version, model_name, champion_policy
 ):
-    """The action sets decision, outcome, version, report and exit-code, and writes the step
-    summary, on success, rejection (3), conflict (4), bad input (2) and errors (1)."""
+    """The action sets every output and the summary on exit 0, 1, 2, 3 and 4."""
     good = make_version(metrics={"accuracy": 0.9})
     bad = make_version(metrics={"accuracy": 0.5})
     env = runner_env(MLFLOW_TRACKING_URI=tracking_uri)
@@ -490,8 +483,7 @@ def test_action_outputs_on_every_exit(
 def test_cli_sets_github_outputs_on_every_exit(
     tracking_uri, tmp_path, monkeypatch, make_version, model_name, champion_policy
 ):
-    """In a plain `run:` step, mlgate check/promote/rollback set decision, outcome, version,
-    report and exit-code (and the summary) on failures too; other commands set none."""
+    """check/promote/rollback set every step output on failures too; other commands set none."""
     from mlgate.cli import main
 
     version = make_version(metrics={"accuracy": 0.9})
@@ -571,8 +563,7 @@ def test_action_outputs_when_not_permitted(tmp_path, champion_policy):
 def test_action_keeps_spaces_and_expands_nothing(
     tracking_uri, tmp_path, store, make_version, model_name, champion_policy
 ):
-    """`reason` is one argument with its spaces; `args` is split like a shell would split it
-    (quotes keep spaces) but never expanded: no command substitution, no variables, no globs."""
+    """`reason` keeps its spaces; `args` is split like a shell's words but never expanded."""
     version = make_version(metrics={"accuracy": 0.9})
     env = runner_env(MLFLOW_TRACKING_URI=tracking_uri, HOME=str(tmp_path))
     pol_dir = tmp_path / "a dir with spaces"
@@ -624,8 +615,7 @@ def other_project(path: Path) -> Path:
 
 
 def test_action_copied_into_another_repository_asks_for_a_version(tmp_path):
-    """A copy of the action inside another repository does not pip-install that repository:
-    without the `version` input it stops at once (exit 2) with every output set."""
+    """A copy of the action in another repository asks for `version` (exit 2), never installs it."""
     repo = other_project(tmp_path / "churn")
     shutil.copytree(ACTION.parent, repo / ".github/actions/mlgate")
     env = runner_env()
@@ -646,9 +636,7 @@ def test_action_copied_into_another_repository_asks_for_a_version(tmp_path):
 def test_action_installs_mlgate_from_its_own_source_in_another_project(
     tracking_uri, tmp_path, make_version, model_name, champion_policy
 ):
-    """In another project (an unrelated pyproject.toml), the action installs mlgate from its own
-    checkout into a venv of its own, runs there, and leaves the caller's Python and PATH alone;
-    the `version` input installs `mlgate==VERSION` instead."""
+    """In another project the action installs mlgate from its own source (or version), in its own venv."""
     version = make_version(metrics={"accuracy": 0.9})
     repo = other_project(tmp_path / "churn")
     action_path = (
@@ -763,8 +751,7 @@ def test_make_reports_mlgate_exit_code_and_meaning(
 
 
 def test_make_names_a_missing_variable(tmp_path):
-    """A target called without a variable it needs stops with a make error naming it, before
-    installing anything or calling mlgate."""
+    """A target without a variable it needs stops with a make error naming it, before anything runs."""
     for target, var in (("check", "VERSION"), ("promote", "VERSION"), ("build", "VERSION")):
         done = run_make(target, "MODEL=churn", cwd=tmp_path)
         assert done.returncode == 2
