@@ -8,12 +8,37 @@ PYTEST_ARGS ?=
 .PHONY: install test test-docker docker-engine docker-engine-stop lint typecheck demo bench lock clean \
         check promote rollback history status serve build
 
-# CI calls these with MODEL=..., VERSION=..., TO=...; each fails with mlgate's exit code
-# (3: a gate said no, 4: conflict), so the pipeline fails where the gate says no.
-MLGATE := $(BIN)/mlgate
-MODEL  ?= example-classifier
-TO     ?= challenger
-ARGS   ?=
+# CI calls these with MODEL=..., VERSION=..., TO=... (MESSAGE='why' for promote and rollback;
+# ARGS for any other mlgate option, parsed by the shell). GNU make exits 2 whenever a recipe
+# fails, so a failing target prints mlgate's own exit code and its meaning (3: a gate said no,
+# 4: conflict, ...); call mlgate directly where a script needs that code itself.
+MLGATE  := $(BIN)/mlgate
+MODEL   ?= example-classifier
+TO      ?= challenger
+ARGS    ?=
+MESSAGE ?=
+
+# $(call run_mlgate,ARGUMENTS): run mlgate; on failure say which exit code it gave and what it means.
+define run_mlgate
+@code=0; $(MLGATE) $(1) || code=$$?; \
+	if [ $$code -ne 0 ]; then \
+	  echo "make: mlgate exited $$code: $$($(BIN)/python -c 'import sys; from mlgate.errors import EXIT_CODES; print(EXIT_CODES.get(int(sys.argv[1]), "unknown"))' $$code) (make exits 2; run mlgate itself for its code)" >&2; \
+	fi; exit $$code
+endef
+# --reason 'MESSAGE', quoted for the shell whatever MESSAGE holds ($(value) keeps a $ as typed).
+reason = $(if $(value MESSAGE),--reason '$(subst ','"'"',$(value MESSAGE))')
+
+# A target that needs a variable stops before anything runs, naming it (not with a misleading
+# mlgate usage error from an empty argument).
+need = $(if $(strip $($(1))),,$(error $(1) is not set (e.g. make $(2) $(3))))
+ifneq ($(filter check promote,$(MAKECMDGOALS)),)
+$(call need,VERSION,$(firstword $(filter check promote,$(MAKECMDGOALS))),MODEL=churn VERSION=7 TO=champion)
+endif
+ifneq ($(filter build,$(MAKECMDGOALS)),)
+ifeq ($(strip $(REF)),)
+$(call need,VERSION,build,MODEL=churn VERSION=7 or make build REF=churn@champion)
+endif
+endif
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip
@@ -42,32 +67,34 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# The demo asks for the embedded store by name (MLGATE_ALLOW_EMBEDDED=1), so that it also runs
+# where CI or GITHUB_ACTIONS is set (the ci.yml demo job), where mlgate does not fall back to it.
 demo: $(STAMP)  ## the whole story on the embedded SQLite store, nothing else started
-	cd mlruns_example && ../$(BIN)/python demo.py
+	cd mlruns_example && MLGATE_ALLOW_EMBEDDED=1 ../$(BIN)/python demo.py
 
 bench: $(STAMP)  ## all benchmarks/ scripts (serving needs wrk)
 	$(BIN)/python benchmarks/fingerprint.py && $(BIN)/python benchmarks/promotion.py && $(BIN)/python benchmarks/serving.py
 
 check: $(STAMP)  ## run the gates for MODEL/VERSION -> TO; never changes anything
-	$(MLGATE) check $(MODEL) --version $(VERSION) --to $(TO) $(ARGS)
+	$(call run_mlgate,check $(MODEL) --version $(VERSION) --to $(TO) $(ARGS))
 
-promote: $(STAMP)  ## gates, then a guarded move of TO to MODEL/VERSION
-	$(MLGATE) promote $(MODEL) --version $(VERSION) --to $(TO) $(ARGS)
+promote: $(STAMP)  ## gates, then a guarded move of TO to MODEL/VERSION (MESSAGE='why')
+	$(call run_mlgate,promote $(MODEL) --version $(VERSION) --to $(TO) $(reason) $(ARGS))
 
-rollback: $(STAMP)  ## move the champion back to the version before
-	$(MLGATE) rollback $(MODEL) $(ARGS)
+rollback: $(STAMP)  ## move the champion back to the version before (MESSAGE='why')
+	$(call run_mlgate,rollback $(MODEL) $(reason) $(ARGS))
 
 history: $(STAMP)
-	$(MLGATE) history $(MODEL) $(ARGS)
+	$(call run_mlgate,history $(MODEL) $(ARGS))
 
 status: $(STAMP)
-	$(MLGATE) status $(MODEL) $(ARGS)
+	$(call run_mlgate,status $(MODEL) $(ARGS))
 
 build: $(STAMP)  ## image of MODEL/VERSION (or REF=MODEL@ALIAS); ARGS=--push etc.
-	$(MLGATE) build $(or $(REF),$(MODEL)/$(VERSION)) $(ARGS)
+	$(call run_mlgate,build $(or $(REF),$(MODEL)/$(VERSION)) $(ARGS))
 
 serve: $(STAMP)  ## serve MODEL's champion and challenger on PORT (default 8080)
-	$(MLGATE) serve $(MODEL) --port $(or $(PORT),8080) $(ARGS)
+	$(call run_mlgate,serve $(MODEL) --port $(or $(PORT),8080) $(ARGS))
 
 lock: $(STAMP)  ## re-pin requirements/constraints.txt from the current .venv
 	(echo "# Exact versions CI and 'make install' use (pip install -c). Regenerate with 'make lock'."; \

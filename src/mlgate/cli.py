@@ -254,6 +254,14 @@ def _target_option(f: Any) -> Any:
     )(f)
 
 
+def _github_record(kind: str, values: Any) -> None:
+    """Note what this command already wrote for GitHub Actions, so that ``main`` only adds what
+    is missing when the command ends (``ctx.obj`` is the dict ``main`` passed in)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.obj, dict):
+        ctx.obj.setdefault(kind, set()).update(values)
+
+
 def _github_outputs(values: dict[str, str]) -> None:
     """Append step outputs for GitHub Actions when $GITHUB_OUTPUT is set (multi-line safe)."""
     path = os.environ.get("GITHUB_OUTPUT")
@@ -261,6 +269,7 @@ def _github_outputs(values: dict[str, str]) -> None:
         return
     import uuid
 
+    _github_record("github_outputs", values)
     with Path(path).open("a", encoding="utf-8") as fh:
         for key, value in values.items():
             if "\n" in value:
@@ -273,6 +282,7 @@ def _github_outputs(values: dict[str, str]) -> None:
 def _step_summary(markdown: str) -> None:
     path = os.environ.get("GITHUB_STEP_SUMMARY")
     if path:
+        _github_record("github_summary", ["written"])
         with Path(path).open("a", encoding="utf-8") as fh:
             fh.write(markdown + "\n")
 
@@ -439,9 +449,19 @@ def promote(
 def _emit_event(event: Any, as_json: bool, markdown: bool, *, gates: bool = False) -> None:
     from mlgate.report import markdown_events, render_event, render_promotion
 
-    _github_outputs({"outcome": event.outcome, "model": event.model, "alias": event.alias,
-                     "version": event.to_version or "", "previous": event.from_version or ""})  # fmt: skip
-    _step_summary(markdown_events([event]))
+    md = markdown_events([event])
+    outputs = {
+        "outcome": event.outcome,
+        "model": event.model,
+        "alias": event.alias,
+        "version": event.to_version or "",
+        "previous": event.from_version or "",
+        "report": md,
+    }
+    if event.kind == "promote" and event.outcome in ("moved", "dry_run"):
+        outputs["decision"] = "passed"  # the gates ran and passed ("unchanged" runs none)
+    _github_outputs(outputs)
+    _step_summary(md)
     if as_json:
         _echo_json(event.to_dict())
     elif markdown:
@@ -1047,40 +1067,84 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (tests call this directly)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    _quiet_mlflow()
+#: Commands that set their GitHub step outputs on every exit, failures included.
+GITHUB_COMMANDS = ("check", "promote", "rollback")
+
+
+def _finish_github_step(
+    command: str | None, state: dict[str, Any], code: int, message: str, exc: BaseException | None
+) -> None:
+    """Fill in the step outputs (decision, outcome, version, report, exit-code) and the summary
+    that ``command`` did not write, so a workflow can read them whatever the exit code."""
+    if command not in GITHUB_COMMANDS or not os.environ.get("GITHUB_OUTPUT"):
+        return
+    written = state.get("github_outputs", set())
+    event, decision = getattr(exc, "event", None), getattr(exc, "decision", None)
+    by_code = {
+        0: "none",
+        3: "none" if command == "check" else "rejected",
+        4: "conflict",
+        5: "not_permitted",
+    }  # ``check`` never moves anything
+    outcome = event.outcome if event is not None else by_code.get(code, "error")
+    report = ""
+    if code:
+        from mlgate.report import markdown_events
+
+        report = f"### ❌ mlgate {command}: {outcome} (exit {code})\n\n{message}\n"
+        if event is not None:
+            report += "\n" + markdown_events([event])
+        if not state.get("github_summary"):
+            _step_summary(report)
+    version = (event.to_version if event is not None else None) or (
+        decision.version if decision is not None else ""
+    )
+    values = {"decision": "none", "outcome": outcome, "version": version or "", "report": report}
+    values = {k: v for k, v in values.items() if k not in written}
+    _github_outputs({**values, "exit-code": str(code)})
+
+
+def _run(args: list[str], state: dict[str, Any]) -> tuple[int, str, BaseException | None]:
+    """Run the CLI; return the exit code, the one-line error shown (if any) and the error."""
     try:
-        cli.main(args=args, prog_name="mlgate", standalone_mode=False)
+        cli.main(args=args, prog_name="mlgate", standalone_mode=False, obj=state)
     except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
-    except click.exceptions.Abort:
+        return int(exc.exit_code), "", None
+    except click.exceptions.Abort as exc:
         click.echo("mlgate: aborted", err=True)
-        return EXIT_ERROR
+        return EXIT_ERROR, "aborted", exc
     except click.ClickException as exc:
         exc.show()
-        return EXIT_USAGE
+        return EXIT_USAGE, exc.format_message(), exc
     except MlgateError as exc:
         from mlgate.config import redact
 
-        click.echo(f"mlgate: error: {redact(str(exc))}", err=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
+        message = redact(str(exc))
+        click.echo(f"mlgate: error: {message}", err=True)
+        return exc.exit_code, message, exc
+    except KeyboardInterrupt as exc:
         click.echo("mlgate: interrupted", err=True)
-        return 130
+        return 130, "interrupted", exc
     except Exception as exc:
         if os.environ.get("MLGATE_DEBUG"):
             raise
         from mlgate.config import redact
 
-        click.echo(
-            f"mlgate: unexpected error: {type(exc).__name__}: {redact(str(exc))} "
-            "(set MLGATE_DEBUG=1 for a traceback)",
-            err=True,
-        )
-        return EXIT_ERROR
-    return 0
+        message = f"unexpected error: {type(exc).__name__}: {redact(str(exc))}"
+        click.echo(f"mlgate: {message} (set MLGATE_DEBUG=1 for a traceback)", err=True)
+        return EXIT_ERROR, message, exc
+    return 0, "", None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (tests call this directly)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    _quiet_mlflow()
+    state: dict[str, Any] = {}
+    code, message, exc = _run(args, state)
+    command = next((a for a in args if a in cli.commands), None)
+    _finish_github_step(command, state, code, message, exc)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover
