@@ -212,3 +212,92 @@ def test_paired_bootstrap_generic_path_matches_direction():
         "classification", "f1_macro", yc, yc, (yc + 1) % 3, greater_is_better=True, samples=100
     )
     assert b2.lower > 0.5
+
+
+def test_negative_change_reads_worse_by_a_positive_amount():
+    """A worse candidate is 'worse than champion ... by 0.138', never 'by -0.138' (either direction)."""
+    ev = evidence(
+        version(logged={"accuracy": 0.812, "rmse": 2.5}),
+        version("1", logged={"accuracy": 0.95, "rmse": 2.0}),
+    )
+    acc = one(spec("no_regression", metric="accuracy"), ev)
+    assert (
+        "is worse than champion v1 (0.95) by 0.138;" in acc.reason
+        and "-" not in acc.reason.split(";")[0]
+    )
+    rmse = one(spec("no_regression", metric="rmse", relative=True), ev)
+    assert "is worse than champion v1 (2) by 25% (relative)" in rmse.reason
+    better = one(spec("improvement", metric="accuracy"), evidence(ev.champion, ev.candidate))
+    assert "is better than champion v2 (0.812) by 0.138" in better.reason
+
+
+def test_evaluation_given_never_falls_back_to_logged_metrics():
+    """With evaluation data, a metric the evaluation did not compute fails (it is not read from the
+    logged values), and every number says whether it was evaluated or logged."""
+    e = EvaluationEvidence(EVAL_A, 200, "classification", "y", np.zeros(200), {})
+    cand = version(
+        logged={"f1": 0.99},
+        evaluated={"accuracy": 0.9},
+        unevaluated={"roc_auc": "no predict_proba"},
+    )
+    champ = version("1", logged={"f1": 0.5}, evaluated={"accuracy": 0.8})
+    ev = evidence(cand, champ, evaluation=e)
+    f1 = one(spec("metric", metric="f1", min=0.5), ev)
+    assert not f1.passed and "the logged value is not used" in f1.reason
+    auc = one(spec("metric", metric="roc_auc", min=0.5), ev)
+    assert not auc.passed and "no predict_proba" in auc.reason
+    assert not one(spec("no_regression", metric="f1"), ev).passed
+    assert "(evaluated on 200 rows)" in one(spec("metric", metric="accuracy", min=0.5), ev).reason
+    logged_only = evidence(version(logged={"f1": 0.99}))
+    assert "(logged)" in one(spec("metric", metric="f1", min=0.5), logged_only).reason
+
+
+def test_comparison_gates_need_min_rows():
+    """An evaluation set smaller than min_rows fails no_regression and bootstrap, however good."""
+    y = np.array([1])
+    small = EvaluationEvidence(
+        EVAL_A, 1, "classification", "y", y, {"2": y, "1": 1 - y}, min_rows=30
+    )
+    ev = evidence(
+        version(evaluated={"accuracy": 1.0}),
+        version("1", evaluated={"accuracy": 0.0}),
+        evaluation=small,
+    )
+    for s in (spec("no_regression", metric="accuracy"), spec("bootstrap", metric="accuracy")):
+        r = one(s, ev)
+        assert (
+            not r.passed and "1 row; a comparison with the champion needs at least 30" in r.reason
+        )
+    tags = {Tags.data("eval", "rows"): "5"}
+    logged = evidence(
+        version(tags=tags, logged={"accuracy": 1.0}),
+        version("1", tags=tags, logged={"accuracy": 0.5}),
+    )
+    assert "from 5 evaluation rows" in one(spec("no_regression", metric="accuracy"), logged).reason
+
+
+def test_data_gate_names_the_kind_of_each_digest():
+    """A frame-recorded digest is compared with the file read as a frame, a file digest with the
+    bytes; the mismatch message says which kind each side is."""
+    frame_tags = {
+        Tags.data("train", "fingerprint"): EVAL_A,
+        Tags.data("train", "kind"): "dataframe",
+    }
+    as_frame = evidence(
+        version(tags=frame_tags),
+        frame_fingerprints={"t.csv": EVAL_A},
+        path_fingerprints={"t.csv": EVAL_B},
+    )
+    assert one(spec("data", train_path="t.csv"), as_frame).passed
+    differs = evidence(version(tags=frame_tags), frame_fingerprints={"t.csv": EVAL_B})
+    r = one(spec("data", train_path="t.csv"), differs)
+    assert (
+        "(DataFrame content, recorded) differs from t.csv" in r.reason
+        and "the table it holds" in r.reason
+    )
+    file_tags = {Tags.data("train", "fingerprint"): EVAL_A, Tags.data("train", "kind"): "file"}
+    r = one(
+        spec("data", train_path="t.csv"),
+        evidence(version(tags=file_tags), path_fingerprints={"t.csv": EVAL_B}),
+    )
+    assert "(file bytes, recorded) differs from t.csv" in r.reason and ", file bytes)" in r.reason
