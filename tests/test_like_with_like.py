@@ -208,3 +208,55 @@ def test_one_row_does_not_pass_no_regression_and_nan_target_is_named(
     with pytest.raises(UsageError) as err:
         mlgate.check(model_name, v2, to="champion", policy=policy, store=store)
     assert "target column 'label' has 2 missing values" in str(err.value)
+
+
+SPEED_POLICY = (
+    COMPARE_POLICY
+    + """
+[[default.gates.champion]]
+type = "signature"
+[[default.gates.champion]]
+type = "lineage"
+require_commit = false
+require_clean = false
+"""
+)
+
+
+def test_check_fetches_each_versions_files_once(
+    tracking_uri, model_name, make_version, classifier, tmp_path
+):
+    """Evaluation, the signature gate and the lineage gate share one download per version
+    (a check used to fetch the candidate's files three times and the champion's twice)."""
+    from mlgate import Store
+
+    class CountingStore(Store):
+        """The real Store, counting what it fetches from the server by models:/ URI."""
+
+        fetched: list[str]
+
+        def download(self, uri, dst=None):
+            self.fetched.append(uri)
+            return super().download(uri, dst)
+
+        def load_pyfunc(self, uri):
+            self.fetched.append(uri)
+            return super().load_pyfunc(uri)
+
+        def model_info(self, uri):
+            if uri.startswith("models:/"):
+                self.fetched.append(uri)
+            return super().model_info(uri)
+
+    _, _, test = classifier
+    test.to_csv(tmp_path / "eval.csv", index=False)
+    policy = write_policy(tmp_path, SPEED_POLICY)
+    store = CountingStore(tracking_uri)
+    store.fetched = []
+    v1 = make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+    v2 = make_version()
+    store.fetched = []
+    decision = mlgate.check(model_name, v2, to="champion", policy=policy, store=store)
+    assert decision.passed, [r.reason for r in decision.results]
+    assert sorted(store.fetched) == [f"models:/{model_name}/{v1}", f"models:/{model_name}/{v2}"]

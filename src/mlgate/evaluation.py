@@ -29,6 +29,7 @@ import numpy as np
 from mlgate._mlflow import Store, VersionRecord
 from mlgate.errors import MlgateError, NotFoundError, UsageError
 from mlgate.fingerprint import fingerprint
+from mlgate.scoring import PROBABILITY
 
 _READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet",
             ".json": "read_json", ".jsonl": "read_json", ".feather": "read_feather"}  # fmt: skip
@@ -258,9 +259,13 @@ def evaluate(
     metrics: Mapping[str, str] | None = None,
     base_dir: str | None = None,
     files: ModelFiles | None = None,
+    needed: set[str] | None = None,
 ) -> Evaluation:
     """Score every version on ``data`` (a DataFrame or a path). A version that cannot be loaded or
     fails to predict gets an entry in ``errors`` instead of metrics (the gates then fail closed).
+
+    Label metrics are always computed. Probability metrics (another pass of the model, through
+    ``predict_proba``) and custom metrics only when named in ``needed`` (None: all of them).
 
     Raises:
         UsageError: no target column, no rows, missing target values, a custom metric that
@@ -281,7 +286,12 @@ def evaluate(
             f"{'s' if missing != 1 else ''}",
             hint="drop or fill those rows in the evaluation file",
         )
-    custom = {name: load_metric(name, ref, base_dir) for name, ref in (metrics or {}).items()}
+    custom = {
+        name: load_metric(name, ref, base_dir)
+        for name, ref in (metrics or {}).items()
+        if needed is None or name in needed
+    }
+    want_proba = needed is None or bool(custom) or any(m in needed for m in PROBABILITY)
     fp = fingerprint(frame).digest
     y = np.asarray(frame[target])
     x = frame.drop(columns=[target])
@@ -289,7 +299,7 @@ def evaluate(
     own_files = files is None
     files = files or ModelFiles(store)
     try:
-        return _score(files, versions, x, y, fp, target, task, min_rows, custom)
+        return _score(files, versions, x, y, fp, target, task, min_rows, custom, want_proba)
     finally:
         # Some flavors read their files while predicting: remove them only afterwards.
         if own_files:
@@ -306,6 +316,7 @@ def _score(
     task: str | None,
     min_rows: int,
     custom: Mapping[str, Callable[..., Any]],
+    want_proba: bool,
 ) -> Evaluation:
     from mlgate import scoring
     from mlgate._mlflow import load_for_evaluation, requirement_mismatches
@@ -346,7 +357,9 @@ def _score(
             continue
         why: dict[str, str] = {}
         proba = None
-        if task == "classification":
+        if task == "classification" and not want_proba:
+            why.update(dict.fromkeys(scoring.PROBABILITY, "not needed by any gate of this check"))
+        elif task == "classification":
             proba, classes, reason = _probabilities(estimator, x)
             if proba is None:
                 why.update(dict.fromkeys(scoring.PROBABILITY, reason))

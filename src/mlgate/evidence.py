@@ -188,6 +188,7 @@ def _collect(
             metrics=spec_ev.metrics,
             base_dir=spec_ev.base_dir,
             files=files,
+            needed={str(s.get("metric")) for s in specs if s.type in _METRIC_GATES},
         )
         summary = evaluation.summary()
 
