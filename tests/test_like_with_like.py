@@ -260,3 +260,21 @@ def test_check_fetches_each_versions_files_once(
     decision = mlgate.check(model_name, v2, to="champion", policy=policy, store=store)
     assert decision.passed, [r.reason for r in decision.results]
     assert sorted(store.fetched) == [f"models:/{model_name}/{v1}", f"models:/{model_name}/{v2}"]
+
+
+def test_requirement_pins_are_compared_without_mlflows_scan(tmp_path):
+    """The model's pinned requirements are compared with this environment directly (MLflow's
+    per-load scan of every installed distribution is skipped), and a mismatch is reported."""
+    from importlib.metadata import version
+
+    from mlgate._mlflow import requirement_mismatches
+
+    (tmp_path / "requirements.txt").write_text(
+        f"mlflow=={version('mlflow')}\nscikit-learn==0.0.1\nnot-a-real-package-xyz==1.0\n"
+        "pandas>=1\n# comment\n"
+    )
+    assert requirement_mismatches(str(tmp_path)) == [
+        f"scikit-learn: model wants 0.0.1, installed {version('scikit-learn')}",
+        "not-a-real-package-xyz: model wants 1.0, installed not installed",
+    ]
+    assert requirement_mismatches(str(tmp_path / "missing")) == []

@@ -223,7 +223,7 @@ def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
     ok = b.lower > floor
     observed = {"improvement": b.observed, "lower": b.lower, "upper": b.upper, "rows": b.rows,
                 "samples": b.samples}  # fmt: skip
-    reason = (f"{metric} improvement {fmt(b.observed)}, {conf:.0%} interval "
+    reason = (f"{metric} improvement {fmt(b.observed)} (evaluated), {conf:.0%} interval "
               f"[{fmt(b.lower)}, {fmt(b.upper)}] over {b.rows} rows x {b.samples} resamples"
               f"{'' if ok else f' reaches {fmt(floor)} or below'}")  # fmt: skip
     return result(spec, ok, observed, expected, reason)
