@@ -143,9 +143,16 @@ class Evaluation:
     requirement_mismatches: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        out = {"fingerprint": self.fingerprint, "rows": self.rows, "task": self.task,
-               "task_source": self.task_source, "target": self.target, "min_rows": self.min_rows,
-               "metrics": self.metrics, "errors": self.errors}  # fmt: skip
+        out = {
+            "fingerprint": self.fingerprint,
+            "rows": self.rows,
+            "task": self.task,
+            "task_source": self.task_source,
+            "target": self.target,
+            "min_rows": self.min_rows,
+            "metrics": self.metrics,
+            "errors": self.errors,
+        }
         if any(self.unevaluated.values()):
             out["unevaluated"] = {k: v for k, v in self.unevaluated.items() if v}
         if any(self.requirement_mismatches.values()):
@@ -338,9 +345,17 @@ def _score(
 
     kinds = {ver: _estimator_task(est) for ver, (_, est) in loaded.items()}
     task, how = _decide_task(task, y, target, versions[0].name if versions else "?", kinds)
-    out = Evaluation(fingerprint=fp, rows=len(y), task=task, target=target, y_true=y,
-                     errors=errors, task_source=how, min_rows=min_rows,
-                     requirement_mismatches=mismatches)  # fmt: skip
+    out = Evaluation(
+        fingerprint=fp,
+        rows=len(y),
+        task=task,
+        target=target,
+        y_true=y,
+        errors=errors,
+        task_source=how,
+        min_rows=min_rows,
+        requirement_mismatches=mismatches,
+    )
     for ver, (model, estimator) in loaded.items():
         try:
             pred = np.asarray(model.predict(x))
