@@ -301,3 +301,29 @@ def test_data_gate_names_the_kind_of_each_digest():
         evidence(version(tags=file_tags), path_fingerprints={"t.csv": EVAL_B}),
     )
     assert "(file bytes, recorded) differs from t.csv" in r.reason and ", file bytes)" in r.reason
+
+
+def test_probability_metrics_match_scikit_learn():
+    """roc_auc, log_loss, average_precision and brier_score equal scikit-learn's for two and three
+    classes (positive class = classes[1]); labels outside the model's classes are a reason."""
+    import sklearn.metrics as skm
+
+    from mlgate.scoring import compute_proba
+
+    rng = np.random.default_rng(0)
+    y2 = rng.choice(["no", "yes"], 300)
+    p2 = rng.dirichlet([1, 1], 300)
+    got, why = compute_proba(y2, p2, np.array(["no", "yes"]))
+    yb = (y2 == "yes").astype(int)
+    assert not why
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(yb, p2[:, 1]))
+    assert got["average_precision"] == pytest.approx(skm.average_precision_score(yb, p2[:, 1]))
+    assert got["brier_score"] == pytest.approx(skm.brier_score_loss(yb, p2[:, 1]))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y2, p2, labels=["no", "yes"]))
+    y3 = rng.integers(0, 3, 300)
+    p3 = rng.dirichlet([1, 1, 1], 300)
+    got3, _ = compute_proba(y3, p3, np.array([0, 1, 2]))
+    assert got3["roc_auc"] == pytest.approx(skm.roc_auc_score(y3, p3, multi_class="ovr"))
+    assert got3["brier_score"] == pytest.approx(skm.brier_score_loss(y3, p3, labels=[0, 1, 2]))
+    _, unknown = compute_proba(np.array([0, 1, 5]), p3[:3], np.array([0, 1, 2]))
+    assert "not among the model's classes" in unknown["roc_auc"]

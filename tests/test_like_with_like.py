@@ -8,7 +8,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LinearRegression
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 import mlgate
 from conftest import write_policy
@@ -167,6 +167,8 @@ def test_probability_and_custom_metrics_from_the_models_own_predict_proba(
     proba = model.predict_proba(x)
     assert got["roc_auc"] == pytest.approx(roc_auc_score(y, proba[:, 1]))
     assert got["log_loss"] == pytest.approx(log_loss(y, proba))
+    assert got["average_precision"] == pytest.approx(average_precision_score(y, proba[:, 1]))
+    assert got["brier_score"] == pytest.approx(brier_score_loss(y, proba[:, 1]))
     assert "weighted_cost" in got and "evaluated on" in decision.results[2].reason
     # The other way round, the better champion blocks the worse candidate on log_loss.
     mlgate.promote(model_name, v2, to="champion", policy=ungated, store=store)
