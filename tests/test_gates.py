@@ -215,7 +215,7 @@ def test_paired_bootstrap_generic_path_matches_direction():
 
 
 def test_negative_change_reads_worse_by_a_positive_amount():
-    """A worse candidate is 'worse than champion ... by 0.138', never 'by -0.138' (either direction)."""
+    """A worse candidate is 'worse than champion ... by 0.138', never 'by -0.138'."""
     ev = evidence(
         version(logged={"accuracy": 0.812, "rmse": 2.5}),
         version("1", logged={"accuracy": 0.95, "rmse": 2.0}),
@@ -232,8 +232,7 @@ def test_negative_change_reads_worse_by_a_positive_amount():
 
 
 def test_evaluation_given_never_falls_back_to_logged_metrics():
-    """With evaluation data, a metric the evaluation did not compute fails (it is not read from the
-    logged values), and every number says whether it was evaluated or logged."""
+    """With evaluation data, an unevaluated metric fails instead of using the logged value."""
     e = EvaluationEvidence(EVAL_A, 200, "classification", "y", np.zeros(200), {})
     cand = version(
         logged={"f1": 0.99},
@@ -277,8 +276,7 @@ def test_comparison_gates_need_min_rows():
 
 
 def test_data_gate_names_the_kind_of_each_digest():
-    """A frame-recorded digest is compared with the file read as a frame, a file digest with the
-    bytes; the mismatch message says which kind each side is."""
+    """A data-gate mismatch names the kind of digest on each side (frame content, file bytes)."""
     frame_tags = {
         Tags.data("train", "fingerprint"): EVAL_A,
         Tags.data("train", "kind"): "dataframe",
@@ -304,8 +302,7 @@ def test_data_gate_names_the_kind_of_each_digest():
 
 
 def test_probability_metrics_match_scikit_learn():
-    """roc_auc, log_loss, average_precision and brier_score equal scikit-learn's for two and three
-    classes (positive class = classes[1]); labels outside the model's classes are a reason."""
+    """Probability metrics equal scikit-learn's for 2 and 3 classes; unknown labels are a reason."""
     import sklearn.metrics as skm
 
     from mlgate.scoring import compute_proba

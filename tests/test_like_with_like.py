@@ -36,8 +36,7 @@ train_path = "{path}"
 def test_frame_fingerprint_matches_parquet_and_csv_of_the_same_rows(
     store, model_name, make_version, classifier, tmp_path
 ):
-    """A version registered with train_data=<DataFrame> passes a data gate whose train_path is a
-    Parquet or CSV file of the same rows; one changed cell fails, naming both kinds of digest."""
+    """A frame-registered version passes against Parquet and CSV of the same rows; a changed cell fails."""
     _, train, _ = classifier
     frame = _typed_train(train)
     v = make_version(train_data=frame)
@@ -79,8 +78,7 @@ max = 5.0
 def test_regressor_with_integer_target_is_a_regression_task(
     store, model_name, make_version, classifier, tmp_path
 ):
-    """A regressor scored on an integer target (few distinct counts) is evaluated as regression
-    because its estimator says so; the report says the number was evaluated."""
+    """A regressor on an integer target is evaluated as regression: its estimator says so."""
     _, train, test = classifier
     reg_train, reg_test = _count_target(train), _count_target(test)
     assert reg_test["label"].nunique() < 20  # the old rule called this classification
@@ -96,8 +94,7 @@ def test_regressor_with_integer_target_is_a_regression_task(
 
 
 def test_task_that_cannot_be_told_is_refused(store, model_name, make_version, classifier, tmp_path):
-    """A model that is neither classifier nor regressor, on an integer target, with no task in the
-    policy: mlgate refuses and asks for task instead of guessing."""
+    """A model that is neither classifier nor regressor, on integer labels, needs task set."""
     _, train, test = classifier
     features = train.drop(columns="label")
     v = make_version(KMeans(n_clusters=2, n_init=1, random_state=0).fit(features))
@@ -149,8 +146,7 @@ def weighted_cost(y_true, y_pred, y_proba=None):
 def test_probability_and_custom_metrics_from_the_models_own_predict_proba(
     store, model_name, make_version, classifier, tmp_path
 ):
-    """roc_auc and log_loss come from the estimator's predict_proba (lower log_loss is better);
-    a custom module:function metric gets (y_true, y_pred, y_proba)."""
+    """Probability metrics come from the model's own predict_proba; custom metrics get y_proba."""
     model, train, test = classifier
     (tmp_path / "mlgate_custom_metrics.py").write_text(CUSTOM_METRICS)
     test.to_csv(tmp_path / "eval.csv", index=False)
@@ -192,8 +188,7 @@ metric = "accuracy"
 def test_one_row_does_not_pass_no_regression_and_nan_target_is_named(
     store, model_name, make_version, classifier, tmp_path
 ):
-    """A 1-row evaluation set fails no_regression (min_rows); a NaN in the target is reported as
-    missing target values, not as a failed predict."""
+    """A 1-row evaluation set fails no_regression; a NaN target is named as a missing value."""
     _, _, test = classifier
     policy = write_policy(tmp_path, COMPARE_POLICY)
     test.to_csv(tmp_path / "eval.csv", index=False)
@@ -228,8 +223,7 @@ require_clean = false
 def test_check_fetches_each_versions_files_once(
     tracking_uri, model_name, make_version, classifier, tmp_path
 ):
-    """Evaluation, the signature gate and the lineage gate share one download per version
-    (a check used to fetch the candidate's files three times and the champion's twice)."""
+    """A check fetches each version's files once for evaluation, signature and lineage gates."""
     from mlgate import Store
 
     class CountingStore(Store):
@@ -265,8 +259,7 @@ def test_check_fetches_each_versions_files_once(
 
 
 def test_requirement_pins_are_compared_without_mlflows_scan(tmp_path):
-    """The model's pinned requirements are compared with this environment directly (MLflow's
-    per-load scan of every installed distribution is skipped), and a mismatch is reported."""
+    """The model's pinned requirements are compared with what is installed; mismatches listed."""
     from importlib.metadata import version
 
     from mlgate._mlflow import requirement_mismatches

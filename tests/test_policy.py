@@ -156,8 +156,7 @@ def test_policy_is_data_not_code(tmp_path):
 
 
 def test_evaluation_min_rows_and_custom_metrics(tmp_path):
-    """evaluation.min_rows (default 30) and evaluation.metrics (module:function) parse; a bad
-    entry names the file and key."""
+    """evaluation.min_rows and evaluation.metrics parse; bad entries name the file and key."""
     pol = load_policy(
         write(
             tmp_path,
