@@ -36,7 +36,7 @@ train_path = "{path}"
 def test_frame_fingerprint_matches_parquet_and_csv_of_the_same_rows(
     store, model_name, make_version, classifier, tmp_path
 ):
-    """A frame-registered version passes against Parquet and CSV of its rows; a changed cell fails."""
+    """A frame-registered version matches Parquet and CSV of its rows; a changed cell fails."""
     _, train, _ = classifier
     frame = _typed_train(train)
     v = make_version(train_data=frame)
