@@ -212,3 +212,115 @@ def test_paired_bootstrap_generic_path_matches_direction():
         "classification", "f1_macro", yc, yc, (yc + 1) % 3, greater_is_better=True, samples=100
     )
     assert b2.lower > 0.5
+
+
+def test_negative_change_reads_worse_by_a_positive_amount():
+    """A worse candidate is 'worse than champion ... by 0.138', never 'by -0.138'."""
+    ev = evidence(
+        version(logged={"accuracy": 0.812, "rmse": 2.5}),
+        version("1", logged={"accuracy": 0.95, "rmse": 2.0}),
+    )
+    acc = one(spec("no_regression", metric="accuracy"), ev)
+    assert (
+        "is worse than champion v1 (0.95) by 0.138;" in acc.reason
+        and "-" not in acc.reason.split(";")[0]
+    )
+    rmse = one(spec("no_regression", metric="rmse", relative=True), ev)
+    assert "is worse than champion v1 (2) by 25% (relative)" in rmse.reason
+    better = one(spec("improvement", metric="accuracy"), evidence(ev.champion, ev.candidate))
+    assert "is better than champion v2 (0.812) by 0.138" in better.reason
+
+
+def test_evaluation_given_never_falls_back_to_logged_metrics():
+    """With evaluation data, an unevaluated metric fails instead of using the logged value."""
+    e = EvaluationEvidence(EVAL_A, 200, "classification", "y", np.zeros(200), {})
+    cand = version(
+        logged={"f1": 0.99},
+        evaluated={"accuracy": 0.9},
+        unevaluated={"roc_auc": "no predict_proba"},
+    )
+    champ = version("1", logged={"f1": 0.5}, evaluated={"accuracy": 0.8})
+    ev = evidence(cand, champ, evaluation=e)
+    f1 = one(spec("metric", metric="f1", min=0.5), ev)
+    assert not f1.passed and "the logged value is not used" in f1.reason
+    auc = one(spec("metric", metric="roc_auc", min=0.5), ev)
+    assert not auc.passed and "no predict_proba" in auc.reason
+    assert not one(spec("no_regression", metric="f1"), ev).passed
+    assert "(evaluated on 200 rows)" in one(spec("metric", metric="accuracy", min=0.5), ev).reason
+    logged_only = evidence(version(logged={"f1": 0.99}))
+    assert "(logged)" in one(spec("metric", metric="f1", min=0.5), logged_only).reason
+
+
+def test_comparison_gates_need_min_rows():
+    """An evaluation set smaller than min_rows fails no_regression and bootstrap, however good."""
+    y = np.array([1])
+    small = EvaluationEvidence(
+        EVAL_A, 1, "classification", "y", y, {"2": y, "1": 1 - y}, min_rows=30
+    )
+    ev = evidence(
+        version(evaluated={"accuracy": 1.0}),
+        version("1", evaluated={"accuracy": 0.0}),
+        evaluation=small,
+    )
+    for s in (spec("no_regression", metric="accuracy"), spec("bootstrap", metric="accuracy")):
+        r = one(s, ev)
+        assert (
+            not r.passed and "1 row; a comparison with the champion needs at least 30" in r.reason
+        )
+    tags = {Tags.data("eval", "rows"): "5"}
+    logged = evidence(
+        version(tags=tags, logged={"accuracy": 1.0}),
+        version("1", tags=tags, logged={"accuracy": 0.5}),
+    )
+    assert "from 5 evaluation rows" in one(spec("no_regression", metric="accuracy"), logged).reason
+
+
+def test_data_gate_names_the_kind_of_each_digest():
+    """A data-gate mismatch names the kind of digest on each side (frame content, file bytes)."""
+    frame_tags = {
+        Tags.data("train", "fingerprint"): EVAL_A,
+        Tags.data("train", "kind"): "dataframe",
+    }
+    as_frame = evidence(
+        version(tags=frame_tags),
+        frame_fingerprints={"t.csv": EVAL_A},
+        path_fingerprints={"t.csv": EVAL_B},
+    )
+    assert one(spec("data", train_path="t.csv"), as_frame).passed
+    differs = evidence(version(tags=frame_tags), frame_fingerprints={"t.csv": EVAL_B})
+    r = one(spec("data", train_path="t.csv"), differs)
+    assert (
+        "(DataFrame content, recorded) differs from t.csv" in r.reason
+        and "the table it holds" in r.reason
+    )
+    file_tags = {Tags.data("train", "fingerprint"): EVAL_A, Tags.data("train", "kind"): "file"}
+    r = one(
+        spec("data", train_path="t.csv"),
+        evidence(version(tags=file_tags), path_fingerprints={"t.csv": EVAL_B}),
+    )
+    assert "(file bytes, recorded) differs from t.csv" in r.reason and ", file bytes)" in r.reason
+
+
+def test_probability_metrics_match_scikit_learn():
+    """Probability metrics equal scikit-learn's for 2 and 3 classes; unknown labels are a reason."""
+    import sklearn.metrics as skm
+
+    from mlgate.scoring import compute_proba
+
+    rng = np.random.default_rng(0)
+    y2 = rng.choice(["no", "yes"], 300)
+    p2 = rng.dirichlet([1, 1], 300)
+    got, why = compute_proba(y2, p2, np.array(["no", "yes"]))
+    yb = (y2 == "yes").astype(int)
+    assert not why
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(yb, p2[:, 1]))
+    assert got["average_precision"] == pytest.approx(skm.average_precision_score(yb, p2[:, 1]))
+    assert got["brier_score"] == pytest.approx(skm.brier_score_loss(yb, p2[:, 1]))
+    assert got["log_loss"] == pytest.approx(skm.log_loss(y2, p2, labels=["no", "yes"]))
+    y3 = rng.integers(0, 3, 300)
+    p3 = rng.dirichlet([1, 1, 1], 300)
+    got3, _ = compute_proba(y3, p3, np.array([0, 1, 2]))
+    assert got3["roc_auc"] == pytest.approx(skm.roc_auc_score(y3, p3, multi_class="ovr"))
+    assert got3["brier_score"] == pytest.approx(skm.brier_score_loss(y3, p3, labels=[0, 1, 2]))
+    _, unknown = compute_proba(np.array([0, 1, 5]), p3[:3], np.array([0, 1, 2]))
+    assert "not among the model's classes" in unknown["roc_auc"]

@@ -153,3 +153,35 @@ def test_policy_is_data_not_code(tmp_path):
     )
     with pytest.raises(PolicyError, match="unknown gate type"):
         load_policy(path)
+
+
+def test_evaluation_min_rows_and_custom_metrics(tmp_path):
+    """evaluation.min_rows and evaluation.metrics parse; bad entries name the file and key."""
+    pol = load_policy(
+        write(
+            tmp_path,
+            "[default]\n[default.evaluation]\nmin_rows = 100\n"
+            "[default.evaluation.metrics]\nprofit = 'my_metrics:profit'\n",
+        )
+    )
+    ev = pol.for_model("m").evaluation
+    assert ev.min_rows == 100 and dict(ev.metrics) == {"profit": "my_metrics:profit"}
+    assert ev.base_dir == str(tmp_path.resolve())
+    assert load_policy(write(tmp_path, "[default]\n")).for_model("m").evaluation.min_rows == 30
+    bad = [
+        ("[models.m.evaluation]\nmin_rows = 0", "models.m.evaluation.min_rows", "at least 1"),
+        (
+            "[models.m.evaluation.metrics]\nprofit = 'profit'",
+            "models.m.evaluation.metrics.profit",
+            "module:function",
+        ),
+        (
+            "[models.m.evaluation.metrics]\nroc_auc = 'a:b'",
+            "models.m.evaluation.metrics.roc_auc",
+            "built-in",
+        ),
+    ]
+    for text, key, problem in bad:
+        with pytest.raises(PolicyError) as err:
+            load_policy(write(tmp_path, text))
+        assert err.value.key == key and problem in err.value.problem

@@ -92,7 +92,7 @@ def test_worse_candidate_on_same_rows_is_refused_with_exit_3(
     )
     out, err = capsys.readouterr()
     assert rc == EXIT_REJECTED
-    assert "REJECTED" in out and "no_regression:accuracy" in out and "(evaluation)" in out
+    assert "REJECTED" in out and "no_regression:accuracy" in out and "(evaluated on" in out
     assert err.startswith("mlgate: error:") and err.count("\n") == 1
     assert store.version_by_alias(model_name, "champion").version == v1
     evidence = json.loads(store.get_version(model_name, v2).tags[Tags.gates("champion")])

@@ -765,6 +765,51 @@ def sklearn_model(model: Any) -> SklearnModel | None:
     return SklearnModel(estimator, method)
 
 
+def load_for_evaluation(path: str) -> tuple[Any, Any | None]:
+    """Load a model directory already on disk to score it: ``(pyfunc model, estimator)``.
+
+    ``estimator`` is the fitted scikit-learn object behind a sklearn-flavor model (for
+    ``is_classifier``/``is_regressor`` and ``predict_proba``), None for any other flavor.
+    MLflow's own comparison of the model's pip requirements with this environment is skipped:
+    it scans every installed distribution (about 0.3 s per process, measured) only to log a
+    warning; :func:`requirement_mismatches` reports the same pins in milliseconds.
+    """
+    import mlflow.pyfunc
+
+    with _calling(f"loading {path} as pyfunc"):
+        model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
+    estimator = None
+    if getattr(model, "loader_module", None) == "mlflow.sklearn":
+        estimator = getattr(getattr(model, "_model_impl", None), "sklearn_model", None)
+    return model, estimator
+
+
+def requirement_mismatches(path: str) -> list[str]:
+    """``name==version`` pins in the model's requirements.txt that this environment does not
+    have installed at that version, as ``"name: model wants V, installed W"``."""
+    import importlib.metadata as md
+    import re
+    from pathlib import Path
+
+    try:
+        lines = (Path(path) / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    out: list[str] = []
+    for line in lines:
+        m = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)", line)
+        if not m:
+            continue
+        name, wanted = m.group(1), m.group(3)
+        try:
+            have = md.version(name)
+        except md.PackageNotFoundError:
+            have = "not installed"
+        if have != wanted:
+            out.append(f"{name}: model wants {wanted}, installed {have}")
+    return out
+
+
 def predictions_json(predictions: Any) -> str:
     """``{"predictions": ...}`` exactly as MLflow's scoring server writes it."""
     from io import StringIO

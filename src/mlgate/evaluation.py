@@ -1,13 +1,25 @@
 """Like-for-like evaluation: score several model versions on the same rows.
 
-Loads each version as an MLflow pyfunc model, predicts on the evaluation data without its target
-column, and computes :mod:`mlgate.scoring` metrics. The data's fingerprint goes into the evidence,
-so a report always says which rows the numbers come from.
+Loads each version once (downloaded once, shared with the other evidence that needs the files),
+predicts on the evaluation data without its target column, and computes :mod:`mlgate.scoring`
+metrics: label metrics from the pyfunc model's ``predict``, probability metrics from the
+scikit-learn estimator's own ``predict_proba``, and the policy's custom metrics. The data's
+fingerprint goes into the evidence, so a report always says which rows the numbers come from.
+
+The task (classification or regression) is the policy's ``task``; else what the estimators
+say (``is_classifier`` / ``is_regressor``); else what the target alone settles (strings are
+classes, fractional numbers are a regression target). Integer targets of a model that is not a
+scikit-learn estimator settle nothing, and mlgate refuses rather than guess.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import os
+import shutil
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +29,12 @@ import numpy as np
 from mlgate._mlflow import Store, VersionRecord
 from mlgate.errors import MlgateError, NotFoundError, UsageError
 from mlgate.fingerprint import fingerprint
+from mlgate.scoring import PROBABILITY
 
 _READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet",
             ".json": "read_json", ".jsonl": "read_json", ".feather": "read_feather"}  # fmt: skip
+#: Formats that store no column types: read with the types recorded for the frame.
+_UNTYPED = {".csv", ".json", ".jsonl"}
 
 
 def load_table(path: str | os.PathLike[str]) -> Any:
@@ -40,6 +55,74 @@ def load_table(path: str | os.PathLike[str]) -> Any:
         raise UsageError(f"evaluation data {p}: cannot read: {exc}") from None
 
 
+def read_frame(path: str | os.PathLike[str], schema: Sequence[Sequence[str]] | None) -> Any:
+    """Read a data file into the DataFrame it holds, to compare with a frame fingerprint.
+
+    Typed formats (Parquet, Feather) are read as they are: their column types are part of the
+    content. CSV and JSON store no types, so each column is parsed as the type recorded with the
+    frame's fingerprint (``schema``: ``(name, dtype)`` pairs); a value that does not parse as
+    that type is an error, never coerced. pandas writes floats to CSV in their shortest exact form
+    and parses them back exactly, so a frame written with ``to_csv`` reads back bit for bit.
+    """
+    import pandas as pd
+
+    p = Path(path)
+    if not p.exists():
+        raise NotFoundError(f"no such file: {p}")
+    suffix = p.suffix.lower()
+    if suffix not in _READERS:
+        raise UsageError(
+            f"{p}: cannot read a {suffix or 'suffix-less'} file as a table",
+            hint="use .csv, .parquet, .json/.jsonl or .feather",
+        )
+    try:
+        if suffix not in _UNTYPED:
+            return getattr(pd, _READERS[suffix])(p)
+        dtypes = {str(n): str(t) for n, t in schema or ()}
+        dates = [n for n, t in dtypes.items() if t.startswith("datetime64")]
+        plain = {n: t for n, t in dtypes.items() if n not in dates}
+        frame: Any
+        if suffix == ".csv":
+            frame = pd.read_csv(p, dtype=plain or None, parse_dates=dates or False)
+        else:
+            frame = pd.read_json(
+                p, lines=suffix == ".jsonl", dtype=plain or True, convert_dates=dates or False
+            )
+        for n in dates:
+            if n in frame.columns:
+                frame[n] = frame[n].astype(dtypes[n])
+        return frame
+    except (OSError, ValueError, TypeError) as exc:
+        how = " with the recorded column types" if schema and suffix in _UNTYPED else ""
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"cannot read {p}{how}: {first}") from None
+
+
+class ModelFiles:
+    """Each version's artifacts, downloaded at most once per check and removed afterwards.
+
+    Evaluation loads the model from them, the lineage gate hashes them, the signature gate
+    reads their MLmodel: one download serves all three.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._dirs: dict[str, str] = {}
+
+    def has(self, v: VersionRecord) -> bool:
+        return v.ref in self._dirs
+
+    def path(self, v: VersionRecord) -> str:
+        if v.ref not in self._dirs:
+            self._dirs[v.ref] = self.store.download(f"models:/{v.name}/{v.version}")
+        return self._dirs[v.ref]
+
+    def cleanup(self) -> None:
+        for path in self._dirs.values():
+            shutil.rmtree(path, ignore_errors=True)
+        self._dirs.clear()
+
+
 @dataclass
 class Evaluation:
     """Predictions and metrics of each version on one evaluation set."""
@@ -52,10 +135,124 @@ class Evaluation:
     predictions: dict[str, np.ndarray] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    task_source: str = "policy"
+    min_rows: int = 30
+    #: version -> metric -> why it has no evaluated value
+    unevaluated: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: version -> pinned requirements this environment does not match
+    requirement_mismatches: dict[str, list[str]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
-        return {"fingerprint": self.fingerprint, "rows": self.rows, "task": self.task,
-                "target": self.target, "metrics": self.metrics, "errors": self.errors}  # fmt: skip
+        out = {
+            "fingerprint": self.fingerprint,
+            "rows": self.rows,
+            "task": self.task,
+            "task_source": self.task_source,
+            "target": self.target,
+            "min_rows": self.min_rows,
+            "metrics": self.metrics,
+            "errors": self.errors,
+        }
+        if any(self.unevaluated.values()):
+            out["unevaluated"] = {k: v for k, v in self.unevaluated.items() if v}
+        if any(self.requirement_mismatches.values()):
+            out["requirement_mismatches"] = {
+                k: v for k, v in self.requirement_mismatches.items() if v
+            }
+        return out
+
+
+def load_metric(name: str, ref: str, base_dir: str | None = None) -> Callable[..., Any]:
+    """Import a custom metric ``module:function`` (the policy file's directory searched first)."""
+    module_name, _, func_name = ref.partition(":")
+    added = bool(base_dir) and base_dir not in sys.path
+    if added:
+        sys.path.insert(0, str(base_dir))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(
+            f"evaluation.metrics.{name}: cannot import {module_name!r}: {exc}",
+            hint="put the module next to the policy file or install it in this environment",
+        ) from None
+    finally:
+        if added:
+            sys.path.remove(str(base_dir))
+    fn = getattr(module, func_name, None)
+    if not callable(fn):
+        raise UsageError(f"evaluation.metrics.{name}: {module_name} has no function {func_name!r}")
+    return fn  # type: ignore[no-any-return]
+
+
+def _wants_proba(fn: Callable[..., Any]) -> tuple[bool, bool]:
+    """(takes a third argument, requires it)."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False, False
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        return True, False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) < 3:
+        return False, False
+    return True, positional[2].default is inspect.Parameter.empty
+
+
+def _custom_value(
+    name: str, fn: Callable[..., Any], y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None
+) -> tuple[float | None, str | None]:
+    takes, needs = _wants_proba(fn)
+    if needs and proba is None:
+        return None, f"{name} needs y_proba, and this model has no predict_proba to give it"
+    try:
+        raw = fn(y, pred, proba) if takes and proba is not None else fn(y, pred)
+        value = float(raw)
+    except Exception as exc:  # noqa: BLE001 - a user's metric may raise anything
+        return None, f"{name} raised {type(exc).__name__}: {exc}"
+    if not np.isfinite(value):
+        return None, f"{name} returned {value}"
+    return value, None
+
+
+def _estimator_task(estimator: Any) -> str | None:
+    if estimator is None:
+        return None
+    from sklearn.base import is_classifier, is_regressor
+
+    if is_classifier(estimator):
+        return "classification"
+    if is_regressor(estimator):
+        return "regression"
+    return None
+
+
+def _decide_task(
+    task: str | None, y: np.ndarray, target: str, model: str, kinds: Mapping[str, str | None]
+) -> tuple[str, str]:
+    """(task, how it was decided)."""
+    from mlgate import scoring
+
+    if task:
+        return task, "policy"
+    known = {v: k for v, k in kinds.items() if k}
+    if len(set(known.values())) > 1:
+        described = ", ".join(f"version {v} is a {k} model" for v, k in known.items())
+        raise UsageError(
+            f"{described}: they do not solve the same task, so mlgate will not compare them"
+        )
+    if known:
+        return next(iter(known.values())), "estimator"
+    from_target = scoring.task_from_target(y)
+    if from_target:
+        return from_target, "target"
+    if not kinds:  # nothing loaded: the load errors are the story, not the task
+        return "unknown", "none"
+    raise UsageError(
+        f"cannot tell whether {model} is a classification or a regression model: target "
+        f"{target!r} holds integers and the model does not say (it is not a scikit-learn "
+        "classifier or regressor)",
+        hint='set task = "classification" or "regression" in the policy\'s evaluation section',
+    )
 
 
 def evaluate(
@@ -65,12 +262,22 @@ def evaluate(
     *,
     target: str | None,
     task: str | None = None,
+    min_rows: int = 30,
+    metrics: Mapping[str, str] | None = None,
+    base_dir: str | None = None,
+    files: ModelFiles | None = None,
+    needed: set[str] | None = None,
 ) -> Evaluation:
     """Score every version on ``data`` (a DataFrame or a path). A version that cannot be loaded or
     fails to predict gets an entry in ``errors`` instead of metrics (the gates then fail closed).
-    """
-    from mlgate import scoring
 
+    Label metrics are always computed. Probability metrics (another pass of the model, through
+    ``predict_proba``) and custom metrics only when named in ``needed`` (None: all of them).
+
+    Raises:
+        UsageError: no target column, no rows, missing target values, a custom metric that
+            cannot be imported, or a task mlgate cannot tell (set ``task``).
+    """
     frame = load_table(data) if isinstance(data, str | os.PathLike) else data
     if not target:
         raise UsageError("evaluation needs the target column name (evaluation.target / --target)")
@@ -79,25 +286,129 @@ def evaluate(
                          hint=f"columns: {', '.join(map(str, frame.columns[:20]))}")  # fmt: skip
     if len(frame) == 0:
         raise UsageError("evaluation data has no rows")
+    missing = int(frame[target].isna().sum())
+    if missing:
+        raise UsageError(
+            f"evaluation data: target column {target!r} has {missing} missing value"
+            f"{'s' if missing != 1 else ''}",
+            hint="drop or fill those rows in the evaluation file",
+        )
+    custom = {
+        name: load_metric(name, ref, base_dir)
+        for name, ref in (metrics or {}).items()
+        if needed is None or name in needed
+    }
+    want_proba = needed is None or bool(custom) or any(m in needed for m in PROBABILITY)
     fp = fingerprint(frame).digest
     y = np.asarray(frame[target])
     x = frame.drop(columns=[target])
-    task = task or scoring.infer_task(y)
-    out = Evaluation(fingerprint=fp, rows=len(frame), task=task, target=target, y_true=y)
+
+    own_files = files is None
+    files = files or ModelFiles(store)
+    try:
+        return _score(files, versions, x, y, fp, target, task, min_rows, custom, want_proba)
+    finally:
+        # Some flavors read their files while predicting: remove them only afterwards.
+        if own_files:
+            files.cleanup()
+
+
+def _score(
+    files: ModelFiles,
+    versions: list[VersionRecord],
+    x: Any,
+    y: np.ndarray,
+    fp: str,
+    target: str,
+    task: str | None,
+    min_rows: int,
+    custom: Mapping[str, Callable[..., Any]],
+    want_proba: bool,
+) -> Evaluation:
+    from mlgate import scoring
+    from mlgate._mlflow import load_for_evaluation, requirement_mismatches
+
+    loaded: dict[str, tuple[Any, Any]] = {}
+    errors: dict[str, str] = {}
+    mismatches: dict[str, list[str]] = {}
     for v in versions:
-        if v.version in out.predictions or v.version in out.errors:
+        if v.version in loaded or v.version in errors:
             continue
         try:
-            model = store.load_pyfunc(f"models:/{v.name}/{v.version}")
+            path = files.path(v)
+            loaded[v.version] = load_for_evaluation(path)
+            mismatches[v.version] = requirement_mismatches(path)
+        except MlgateError as exc:
+            errors[v.version] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a flavor's loader may raise anything
+            errors[v.version] = f"load failed: {type(exc).__name__}: {exc}"
+
+    kinds = {ver: _estimator_task(est) for ver, (_, est) in loaded.items()}
+    task, how = _decide_task(task, y, target, versions[0].name if versions else "?", kinds)
+    out = Evaluation(
+        fingerprint=fp,
+        rows=len(y),
+        task=task,
+        target=target,
+        y_true=y,
+        errors=errors,
+        task_source=how,
+        min_rows=min_rows,
+        requirement_mismatches=mismatches,
+    )
+    for ver, (model, estimator) in loaded.items():
+        try:
             pred = np.asarray(model.predict(x))
             if pred.ndim > 1:
                 pred = pred[:, 0] if pred.shape[1] == 1 else pred.argmax(axis=1)
             if len(pred) != len(y):
                 raise UsageError(f"returned {len(pred)} predictions for {len(y)} rows")
-            out.predictions[v.version] = pred
-            out.metrics[v.version] = scoring.compute(task, y, pred)
+            values = scoring.compute(task, y, pred)
         except MlgateError as exc:
-            out.errors[v.version] = str(exc)
+            out.errors[ver] = str(exc)
+            continue
         except Exception as exc:  # noqa: BLE001 - a model's own predict() may raise anything
-            out.errors[v.version] = f"predict failed: {type(exc).__name__}: {exc}"
+            out.errors[ver] = f"predict failed: {type(exc).__name__}: {exc}"
+            continue
+        why: dict[str, str] = {}
+        proba = None
+        if task == "classification" and not want_proba:
+            why.update(dict.fromkeys(scoring.PROBABILITY, "not needed by any gate of this check"))
+        elif task == "classification":
+            proba, classes, reason = _probabilities(estimator, x)
+            if proba is None:
+                why.update(dict.fromkeys(scoring.PROBABILITY, reason))
+            else:
+                more, unscored = scoring.compute_proba(y, proba, classes)
+                values.update(more)
+                why.update(unscored)
+        else:
+            why.update(
+                dict.fromkeys(
+                    scoring.PROBABILITY, "a probability metric; this is a regression task"
+                )
+            )
+        for name, fn in custom.items():
+            value, problem = _custom_value(name, fn, y, pred, proba)
+            if value is None:
+                why[name] = str(problem)
+            else:
+                values[name] = value
+        out.predictions[ver] = pred
+        out.metrics[ver] = values
+        out.unevaluated[ver] = why
     return out
+
+
+def _probabilities(estimator: Any, x: Any) -> tuple[np.ndarray | None, Any, str]:
+    """The estimator's own class probabilities on ``x``, or (None, None, why not)."""
+    if estimator is None:
+        return None, None, "no predict_proba: the model is not a scikit-learn estimator"
+    if not hasattr(estimator, "predict_proba") or not hasattr(estimator, "classes_"):
+        return None, None, f"{type(estimator).__name__} has no predict_proba"
+    names = getattr(estimator, "feature_names_in_", None)
+    try:
+        rows = x[list(names)] if names is not None else x
+        return np.asarray(estimator.predict_proba(rows)), np.asarray(estimator.classes_), ""
+    except Exception as exc:  # noqa: BLE001 - the estimator's own method may raise anything
+        return None, None, f"predict_proba failed: {type(exc).__name__}: {exc}"

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mlgate._mlflow import Store, VersionRecord
 from mlgate.errors import MlgateError, NotFoundError
+from mlgate.evaluation import ModelFiles
 from mlgate.fingerprint import fingerprint_model_artifacts, fingerprint_path
 from mlgate.gates import Column, EvaluationEvidence, Evidence, VersionEvidence
 from mlgate.lineage import Tags
@@ -37,8 +39,10 @@ def _logged_metrics(store: Store, v: VersionRecord) -> dict[str, float]:
     return {}
 
 
-def artifact_digest(store: Store, v: VersionRecord) -> str:
-    """Download the version's artifacts and hash them the way registration did."""
+def artifact_digest(store: Store, v: VersionRecord, files: ModelFiles | None = None) -> str:
+    """Hash the version's artifacts the way registration did (downloaded once per check)."""
+    if files is not None:
+        return fingerprint_model_artifacts(files.path(v)).digest
     local = store.download(f"models:/{v.name}/{v.version}")
     try:
         return fingerprint_model_artifacts(local).digest
@@ -54,21 +58,25 @@ def _version_evidence(
     want_artifacts: bool,
     evaluated: dict[str, float] | None,
     evaluation_error: str | None,
+    unevaluated: dict[str, str] | None,
+    files: ModelFiles,
 ) -> VersionEvidence:
+    digest_now = art_error = None
+    if want_artifacts:
+        try:
+            digest_now = artifact_digest(store, v, files)
+        except MlgateError as exc:
+            art_error = str(exc)
     signature: tuple[Column, ...] | None = None
     sig_error = None
     if want_signature:
         try:
-            cols = store.input_schema(f"models:/{v.name}/{v.version}")
+            # The MLmodel file of artifacts already downloaded, else one small remote read.
+            where = files.path(v) if files.has(v) else f"models:/{v.name}/{v.version}"
+            cols = store.input_schema(where)
             signature = None if cols is None else tuple(Column(*c) for c in cols)
         except MlgateError as exc:
             sig_error = f"cannot read the signature: {exc}"
-    digest_now = art_error = None
-    if want_artifacts:
-        try:
-            digest_now = artifact_digest(store, v)
-        except MlgateError as exc:
-            art_error = str(exc)
     return VersionEvidence(
         version=v.version,
         tags=dict(v.tags),
@@ -80,21 +88,46 @@ def _version_evidence(
         artifact_digest_now=digest_now,
         artifact_error=art_error,
         evaluation_error=evaluation_error,
+        unevaluated=unevaluated or {},
     )
 
 
-def _paths_to_fingerprint(specs: Sequence[GateSpec], candidate: VersionRecord) -> list[str]:
+def _paths_to_fingerprint(
+    specs: Sequence[GateSpec], candidate: VersionRecord
+) -> tuple[list[str], dict[str, str]]:
+    """(paths to hash as bytes, {path: role} of paths to read as the recorded frame)."""
+    from mlgate.gates.data import recorded_kind
+
     paths: list[str] = []
+    frames: dict[str, str] = {}
     for spec in specs:
         if spec.type != "data":
             continue
         for role in ("train", "eval"):
             if spec.get(f"{role}_path"):
-                paths.append(str(spec.get(f"{role}_path")))
+                path = str(spec.get(f"{role}_path"))
+                if recorded_kind(candidate.tags, role) == "dataframe":
+                    frames.setdefault(path, role)
+                else:
+                    paths.append(path)
             source = candidate.tags.get(Tags.data(role, "source"))
             if spec.get("verify_recorded") and source:
                 paths.append(source)
-    return list(dict.fromkeys(paths))
+    return list(dict.fromkeys(paths)), frames
+
+
+def _frame_digest(path: Path, tags: dict[str, str], role: str) -> str:
+    from mlgate.evaluation import read_frame
+    from mlgate.fingerprint import fingerprint
+
+    schema = None
+    text = tags.get(Tags.data(role, "schema"))
+    if text:
+        try:
+            schema = [(str(n), str(t)) for n, t in json.loads(text)]
+        except (ValueError, TypeError):
+            schema = None
+    return fingerprint(read_frame(path, schema)).digest
 
 
 def collect(
@@ -112,8 +145,30 @@ def collect(
     """Build the :class:`Evidence` for ``candidate`` against ``champion`` (already resolved).
 
     Returns the evidence and a JSON-ready summary of the evaluation (None when none ran).
+    Each version's artifacts are downloaded at most once, whichever gates need them.
     """
-    from pathlib import Path
+    files = ModelFiles(store)
+    try:
+        return _collect(
+            store, policy, alias, candidate, specs, champion, eval_data, target, base_dir, files
+        )
+    finally:
+        files.cleanup()
+
+
+def _collect(
+    store: Store,
+    policy: ModelPolicy,
+    alias: str,
+    candidate: VersionRecord,
+    specs: Sequence[GateSpec],
+    champion: VersionRecord | None,
+    eval_data: Any,
+    target: str | None,
+    base_dir: str | None,
+    files: ModelFiles,
+) -> tuple[Evidence, dict[str, Any] | None]:
+    from mlgate.evaluation import evaluate
 
     types = {s.type for s in specs}
     want_signature = "signature" in types
@@ -121,17 +176,21 @@ def collect(
 
     evaluation = None
     summary = None
-    data = eval_data if eval_data is not None else policy.evaluation.data
+    spec_ev = policy.evaluation
+    data = eval_data if eval_data is not None else spec_ev.data
     if data is not None and types & _METRIC_GATES:
-        from mlgate.evaluation import evaluate
-
         versions = [candidate] + ([champion] if champion is not None else [])
         evaluation = evaluate(
             store,
             versions,
             data,
-            target=target or policy.evaluation.target,
-            task=policy.evaluation.task,
+            target=target or spec_ev.target,
+            task=spec_ev.task,
+            min_rows=spec_ev.min_rows,
+            metrics=spec_ev.metrics,
+            base_dir=spec_ev.base_dir,
+            files=files,
+            needed={str(s.get("metric")) for s in specs if s.type in _METRIC_GATES},
         )
         summary = evaluation.summary()
 
@@ -143,6 +202,8 @@ def collect(
             want_artifacts=want_artifacts and v is candidate,
             evaluated=evaluation.metrics.get(v.version) if evaluation else None,
             evaluation_error=evaluation.errors.get(v.version) if evaluation else None,
+            unevaluated=evaluation.unevaluated.get(v.version) if evaluation else None,
+            files=files,
         )
 
     champion_ev = None
@@ -153,15 +214,23 @@ def collect(
         except MlgateError as exc:
             champion_error = str(exc)
 
+    def resolved(path: str) -> Path:
+        p = Path(path)
+        return p if p.is_absolute() or base_dir is None else Path(base_dir) / p
+
+    byte_paths, frame_paths = _paths_to_fingerprint(specs, candidate)
     path_fps: dict[str, str] = {}
-    for path in _paths_to_fingerprint(specs, candidate):
-        resolved = (
-            Path(path) if Path(path).is_absolute() or base_dir is None else Path(base_dir) / path
-        )
+    for path in byte_paths:
         try:
-            path_fps[path] = fingerprint_path(resolved).digest
+            path_fps[path] = fingerprint_path(resolved(path)).digest
         except MlgateError as exc:
             path_fps[path] = f"error: {exc}"
+    frame_fps: dict[str, str] = {}
+    for path, role in frame_paths.items():
+        try:
+            frame_fps[path] = _frame_digest(resolved(path), candidate.tags, role)
+        except MlgateError as exc:
+            frame_fps[path] = f"error: {exc}"
 
     eval_ev = None
     if evaluation is not None:
@@ -172,6 +241,7 @@ def collect(
             target=evaluation.target,
             y_true=evaluation.y_true,
             predictions=evaluation.predictions,
+            min_rows=evaluation.min_rows,
         )
     evidence = Evidence(
         model=candidate.name,
@@ -182,5 +252,7 @@ def collect(
         champion_error=champion_error,
         evaluation=eval_ev,
         path_fingerprints=path_fps,
+        frame_fingerprints=frame_fps,
+        min_rows=spec_ev.min_rows,
     )
     return evidence, summary

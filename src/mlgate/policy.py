@@ -1,9 +1,10 @@
 """The promotion policy: which gates guard which alias, and how to evaluate.
 
 Found as ``mlgate.toml`` or ``[tool.mlgate]`` in ``pyproject.toml``, walking up from the working
-directory, or passed explicitly. Parsed with ``tomllib`` only (no code runs from config) and
-validated strictly: an unknown key, a wrong type or an impossible value raises
-:class:`~mlgate.errors.PolicyError` naming the file and the key path.
+directory, or passed explicitly. Parsed with ``tomllib`` only (no code runs while it is read;
+custom metrics are imported only when an evaluation scores them) and validated strictly: an
+unknown key, a wrong type or an impossible value raises :class:`~mlgate.errors.PolicyError`
+naming the file and the key path.
 
 Example::
 
@@ -17,7 +18,11 @@ Example::
     [models.churn.evaluation]               # optional: score candidate and champion on the same rows
     data = "data/eval.parquet"              # relative to this file
     target = "label"
-    task = "classification"                 # or "regression"; inferred when left out
+    task = "classification"                 # or "regression"; see below when left out
+    min_rows = 30                           # comparison gates refuse fewer rows (default shown)
+
+    [models.churn.evaluation.metrics]       # optional: your own metrics, imported when scored
+    profit = "churn_metrics:profit"         # module:function, called (y_true, y_pred[, y_proba])
 
     [[models.churn.gates.challenger]]
     type = "metric"
@@ -37,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,9 +85,11 @@ GREATER_IS_BETTER: dict[str, bool] = {
     "log_loss": False,
     "loss": False,
     "error_rate": False,
+    "brier_score": False,
 }
 
 TASKS = ("classification", "regression")
+DEFAULT_MIN_ROWS = 30
 
 
 # --------------------------------------------------------------------------- typed policy
@@ -102,11 +110,19 @@ class GateSpec:
 
 @dataclass(frozen=True)
 class EvaluationSpec:
-    """How to score candidate and champion on the same rows (all optional)."""
+    """How to score candidate and champion on the same rows (all optional).
+
+    ``min_rows``: comparison gates refuse an evaluation set with fewer rows. ``metrics``: custom
+    metric name -> ``"module:function"``, imported (from the policy file's directory first) only
+    when an evaluation runs, and called with ``(y_true, y_pred)`` or ``(y_true, y_pred, y_proba)``.
+    """
 
     data: str | None = None
     target: str | None = None
     task: str | None = None
+    min_rows: int = DEFAULT_MIN_ROWS
+    metrics: Mapping[str, str] = field(default_factory=dict)
+    base_dir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -349,6 +365,24 @@ GATE_TYPES: dict[str, Callable[[_Checker, Mapping[str, Any], str], None]] = {
 }
 
 
+_CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+def _custom_metrics(c: _Checker, raw: Any, key: str) -> dict[str, str]:
+    from mlgate.scoring import BUILTIN_METRICS
+
+    table = c.table(raw, key)
+    out: dict[str, str] = {}
+    for name, ref in table.items():
+        k = _join(key, name)
+        if name in BUILTIN_METRICS:
+            raise c.fail(k, f"{name!r} is a built-in metric; give the custom metric another name")
+        if not isinstance(ref, str) or not _CALLABLE.match(ref):
+            raise c.fail(k, f'must be "module:function", got {ref!r}')
+        out[str(name)] = ref
+    return out
+
+
 def _gate_name(g: Mapping[str, Any]) -> str:
     if isinstance(g.get("name"), str):
         return str(g["name"])
@@ -370,8 +404,10 @@ def _model_policy(c: _Checker, name: str, raw: Any, key: str, base: Path) -> Mod
         raise c.fail(_join(key, "challenger_alias"), "must differ from champion_alias")
     ev_raw = c.table(t.get("evaluation", {}), _join(key, "evaluation"))
     ek = _join(key, "evaluation")
-    c.only(ev_raw, ek, {"data", "target", "task"})
+    c.only(ev_raw, ek, {"data", "target", "task", "min_rows", "metrics"})
     data = c.string(ev_raw, ek, "data")
+    min_rows = c.integer(ev_raw, ek, "min_rows", DEFAULT_MIN_ROWS, minimum=1)
+    custom = _custom_metrics(c, ev_raw.get("metrics", {}), _join(ek, "metrics"))
     task = c.string(ev_raw, ek, "task")
     if task is not None and task not in TASKS:
         raise c.fail(_join(ek, "task"), f'must be "classification" or "regression", got {task!r}')
@@ -411,7 +447,14 @@ def _model_policy(c: _Checker, name: str, raw: Any, key: str, base: Path) -> Mod
         champion_alias=champion,
         challenger_alias=challenger,
         gates=gates,
-        evaluation=EvaluationSpec(data=data, target=target, task=task),
+        evaluation=EvaluationSpec(
+            data=data,
+            target=target,
+            task=task,
+            min_rows=min_rows,
+            metrics=custom,
+            base_dir=str(base.resolve()),
+        ),
     )
 
 

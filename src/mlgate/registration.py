@@ -65,7 +65,14 @@ def _fingerprint_input(role: str, data: DataLike) -> tuple[Fingerprint, str | No
 
 
 def _data_tags(role: str, fp: Fingerprint, source: str | None) -> dict[str, str]:
-    tags = {Tags.data(role, "fingerprint"): fp.digest}
+    # How the digest was taken (frame content or file bytes), and for a frame its column types,
+    # so a data gate can fingerprint a policy's file the same way (read into a frame with these
+    # types) instead of comparing a frame digest with file bytes.
+    tags = {Tags.data(role, "fingerprint"): fp.digest, Tags.data(role, "kind"): fp.kind}
+    if fp.schema is not None:
+        schema = compact_json([list(pair) for pair in fp.schema])
+        if len(schema) <= 5000:  # MLflow's tag value limit; a wider frame is read untyped
+            tags[Tags.data(role, "schema")] = schema
     if fp.rows is not None:
         tags[Tags.data(role, "rows")] = str(fp.rows)
     if fp.columns is not None:

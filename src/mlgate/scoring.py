@@ -1,12 +1,15 @@
 """Metrics on arrays, and the paired bootstrap. Pure: arrays in, numbers out.
 
 Classification: accuracy, balanced_accuracy, f1_macro, precision_macro, recall_macro,
-error_rate. Regression: rmse, mse, mae, r2, median_absolute_error.
+error_rate; from ``predict_proba``: roc_auc, log_loss, average_precision, brier_score.
+Regression: rmse, mse, mae, r2, median_absolute_error.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -52,19 +55,88 @@ REGRESSION: dict[str, Metric] = {
 }
 
 
+#: Classification metrics computed from the model's class probabilities (``predict_proba``).
+PROBABILITY = ("roc_auc", "log_loss", "average_precision", "brier_score")
+
+BUILTIN_METRICS = frozenset(CLASSIFICATION) | frozenset(REGRESSION) | frozenset(PROBABILITY)
+
+
 def metrics_for(task: str) -> dict[str, Metric]:
+    """The label metrics of ``task`` (the ones a paired bootstrap can resample)."""
     return CLASSIFICATION if task == "classification" else REGRESSION
 
 
-def infer_task(y: np.ndarray) -> str:
-    """Classification for labels (bool, integer, string, few distinct values), else regression."""
-    if y.dtype.kind in "bOUS":
+def task_from_target(y: np.ndarray) -> str | None:
+    """The task when the target alone settles it, else None.
+
+    Labels that are not numbers (strings, booleans) can only be classes, and numbers with a
+    fractional part can only be a regression target. Integers can be either (counts, prices in
+    cents, or class ids), so they settle nothing.
+    """
+    if y.dtype.kind in "bOUST":
         return "classification"
-    if y.dtype.kind in "iu":
-        return (
-            "classification" if len(np.unique(y)) <= max(20, int(len(y) ** 0.5)) else "regression"
+    if y.dtype.kind == "f" and len(y) and not np.all(np.mod(y, 1) == 0):
+        return "regression"
+    return None
+
+
+def compute_proba(
+    y: np.ndarray, proba: np.ndarray, classes: np.ndarray
+) -> tuple[dict[str, float], dict[str, str]]:
+    """The probability metrics, and why any of them could not be computed.
+
+    ``proba`` has one column per entry of ``classes`` (the estimator's ``classes_`` order). For
+    two classes the positive class is ``classes[1]``, as in scikit-learn; with more, roc_auc is
+    one-vs-rest and average_precision the macro average.
+    """
+    import sklearn.metrics as skm
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.preprocessing import label_binarize
+
+    values: dict[str, float] = {}
+    why: dict[str, str] = {}
+    classes = np.asarray(classes)
+    if proba.ndim != 2 or proba.shape[1] != len(classes):
+        reason = f"predict_proba returned shape {proba.shape} for {len(classes)} classes"
+        return values, dict.fromkeys(PROBABILITY, reason)
+    unknown = sorted(map(str, set(np.unique(y).tolist()) - set(classes.tolist())))
+    if unknown:
+        reason = (
+            f"evaluation labels {', '.join(unknown[:5])} are not among the model's classes "
+            f"({', '.join(map(str, classes.tolist()[:10]))})"
         )
-    return "regression"
+        return values, dict.fromkeys(PROBABILITY, reason)
+    if len(classes) == 2:
+        pos = proba[:, 1]
+        yb = (y == classes[1]).astype(int)
+        fns: dict[str, Callable[[], float]] = {
+            "roc_auc": lambda: skm.roc_auc_score(yb, pos),
+            "log_loss": lambda: skm.log_loss(y, proba, labels=classes),
+            "average_precision": lambda: skm.average_precision_score(yb, pos),
+            "brier_score": lambda: skm.brier_score_loss(yb, pos),
+        }
+    else:
+        onehot = label_binarize(y, classes=classes)
+        fns = {
+            "roc_auc": lambda: skm.roc_auc_score(y, proba, multi_class="ovr", labels=classes),
+            "log_loss": lambda: skm.log_loss(y, proba, labels=classes),
+            "average_precision": lambda: skm.average_precision_score(onehot, proba),
+            "brier_score": lambda: float(np.mean(np.sum((proba - onehot) ** 2, axis=1))),
+        }
+    for name, fn in fns.items():
+        try:
+            with warnings.catch_warnings():
+                # An undefined metric (no positive row) is a reason, not a number to gate on.
+                warnings.simplefilter("error", category=UndefinedMetricWarning)
+                value = float(fn())
+        except (ValueError, TypeError, UndefinedMetricWarning) as exc:
+            why[name] = f"{name} cannot be computed: {(str(exc).splitlines() or [''])[0]}"
+            continue
+        if math.isfinite(value):
+            values[name] = value
+        else:
+            why[name] = f"{name} is {value} on these rows"
+    return values, why
 
 
 def compute(task: str, y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -62,6 +62,8 @@ class VersionEvidence:
     artifact_digest_now: str | None = None
     artifact_error: str | None = None
     evaluation_error: str | None = None
+    #: metric -> why the evaluation has no value for it (evaluation data was given)
+    unevaluated: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ class EvaluationEvidence:
     target: str
     y_true: Any  # numpy array
     predictions: Mapping[str, Any]  # version -> numpy array
+    min_rows: int = 30
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,13 @@ class Evidence:
     champion_alias: str = "champion"
     champion_error: str | None = None
     evaluation: EvaluationEvidence | None = None
+    #: path -> fingerprint of the file's bytes (or directory manifest), or "error: ..."
     path_fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: path -> fingerprint of the table the file holds, read the way the recorded frame was
+    #: written (see mlgate.evaluation.read_frame), or "error: ..."
+    frame_fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: comparison gates refuse fewer evaluation rows than this
+    min_rows: int = 30
 
     @property
     def first_promotion(self) -> bool:

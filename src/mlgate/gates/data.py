@@ -1,6 +1,14 @@
-"""Data-fingerprint gates: pinned training data, unchanged recorded data, train != eval."""
+"""Data-fingerprint gates: pinned training data, unchanged recorded data, train != eval.
+
+A recorded fingerprint is compared only with one taken the same way: a digest of a DataFrame's
+content (``register(train_data=frame)``) with the policy's file read into a frame
+(:func:`mlgate.evaluation.read_frame`), a digest of file bytes with the file's bytes. Every
+mismatch message says which kind of digest each side is.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 from mlgate.gates import Evidence, GateResult, result
 from mlgate.lineage import Tags
@@ -24,14 +32,25 @@ def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
         path = spec.get(f"{role}_path")
         if path is not None:
             checks.append(f"{role} == fingerprint of {path}")
-            now = ev.path_fingerprints.get(str(path))
-            if now is None or now.startswith("error:"):
+            kind = recorded_kind(tags, role)
+            as_frame = kind == "dataframe"
+            fps = ev.frame_fingerprints if as_frame else ev.path_fingerprints
+            now = fps.get(str(path))
+            if recorded[role] is None:
+                problems.append(f"no {role} data fingerprint was recorded to compare {path} with")
+            elif kind == "array":
+                problems.append(
+                    f"{role} data was recorded from a numpy array, which no file can be compared with"
+                )
+            elif now is None or now.startswith("error:"):
                 problems.append(
                     f"cannot fingerprint {path}: {(now or 'error: not computed')[6:].strip()}"
                 )
             elif recorded[role] != now:
                 problems.append(
-                    f"{role} data {_short(recorded[role])} differs from {path} ({_short(now)})"
+                    f"{role} data {_short(recorded[role])} ({_KIND_WORDS.get(kind, kind)}, "
+                    f"recorded) differs from {path} ({_short(now)}, "
+                    f"{'the table it holds' if as_frame else _KIND_WORDS.get(kind, kind)})"
                 )
     if spec.get("distinct_train_eval"):
         checks.append("train != eval")
@@ -62,6 +81,28 @@ def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
     if problems:
         return result(spec, False, observed, expected, "; ".join(problems))
     return result(spec, True, observed, expected, "all data fingerprint checks hold")
+
+
+_KIND_WORDS = {
+    "dataframe": "DataFrame content",
+    "file": "file bytes",
+    "directory": "directory of file digests",
+    "array": "numpy array",
+}
+
+
+def recorded_kind(tags: Mapping[str, str], role: str) -> str:
+    """How the ``role`` fingerprint was taken: ``dataframe``, ``array``, ``file`` or
+    ``directory``. For versions registered before mlgate recorded it: a column count means a
+    frame, a byte size a file or directory (both compared by bytes), rows alone an array."""
+    kind = tags.get(Tags.data(role, "kind"))
+    if kind:
+        return kind
+    if Tags.data(role, "columns") in tags:
+        return "dataframe"
+    if Tags.data(role, "bytes") in tags:
+        return "file"
+    return "array" if Tags.data(role, "rows") in tags else "file"
 
 
 def _short(fp: str | None) -> str:

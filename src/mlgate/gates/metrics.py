@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from mlgate.gates import Evidence, GateResult, VersionEvidence, fmt, result, usable
+from mlgate.lineage import Tags
 from mlgate.policy import GateSpec, greater_is_better
 
 
-def _value(v: VersionEvidence, metric: str) -> tuple[float | None, str]:
-    """A metric from like-for-like evaluation when computed there, else the logged one."""
-    if metric in v.evaluated:
-        return v.evaluated[metric], "evaluation"
+def _value(ev: Evidence, v: VersionEvidence, metric: str) -> tuple[float | None, str, str]:
+    """``(value, where it comes from, why there is none)`` for one version's metric.
+
+    With evaluation data given, only an evaluated value counts: a metric the evaluation could
+    not compute is a failure with its reason, never a silent fall-back to the logged number.
+    """
+    e = ev.evaluation
+    if e is not None or v.evaluated or v.evaluation_error:
+        if metric in v.evaluated:
+            return v.evaluated[metric], f"evaluated on {e.rows if e else '?'} rows", ""
+        if v.evaluation_error:
+            why = f"evaluation of version {v.version} failed: {v.evaluation_error}"
+        elif metric in v.unevaluated:
+            why = f"version {v.version}: {v.unevaluated[metric]}"
+        else:
+            known = ", ".join(sorted(v.evaluated)) or "none"
+            task = f" for {e.task}" if e else ""
+            why = (
+                f"{metric!r} is not a metric mlgate evaluates{task} (evaluated: {known}; "
+                "add your own under evaluation.metrics)"
+            )
+        return None, "", f"{why}; evaluation data was given, so the logged value is not used"
     if metric in v.logged:
-        return v.logged[metric], "logged"
-    return None, "missing"
+        return v.logged[metric], "logged", ""
+    return None, "", f"metric {metric!r} was not logged, and no evaluation data was given"
 
 
 def champion_missing(spec: GateSpec, ev: Evidence, expected: str) -> GateResult | None:
@@ -36,18 +55,9 @@ def threshold(spec: GateSpec, ev: Evidence) -> GateResult:
         [f"<= {fmt(hi)}"] if hi is not None else []
     )
     expected = f"{metric} " + " and ".join(parts)
-    if ev.candidate.evaluation_error and metric not in ev.candidate.logged:
-        return result(spec, False, None, expected,
-                      f"evaluation of the candidate failed: {ev.candidate.evaluation_error}")  # fmt: skip
-    if ev.candidate.evaluation_error:
-        return result(spec, False, None, expected,
-                      f"evaluation data was given but scoring the candidate failed "
-                      f"({ev.candidate.evaluation_error}); refusing to fall back to logged metrics")  # fmt: skip
-    value, source = _value(ev.candidate, metric)
+    value, source, why = _value(ev, ev.candidate, metric)
     if value is None:
-        return result(
-            spec, False, None, expected, f"metric {metric!r} was not recorded or computed"
-        )
+        return result(spec, False, None, expected, why)
     if not usable(value):
         return result(spec, False, value, expected, f"{metric} is {value}: not a finite number")
     ok = (lo is None or value >= lo) and (hi is None or value <= hi)
@@ -57,21 +67,41 @@ def threshold(spec: GateSpec, ev: Evidence) -> GateResult:
     )
 
 
+def _too_few_rows(ev: Evidence) -> str | None:
+    """Why a comparison on this evidence would rest on too few rows, else None."""
+    e = ev.evaluation
+    if e is not None:
+        if e.rows < e.min_rows:
+            return (
+                f"the evaluation data has {e.rows} row{'s' if e.rows != 1 else ''}; a comparison "
+                f"with the champion needs at least {e.min_rows} (evaluation.min_rows)"
+            )
+        return None
+    assert ev.champion is not None
+    for who, v in (("candidate", ev.candidate), (f"champion v{ev.champion.version}", ev.champion)):
+        rows = v.tags.get(Tags.data("eval", "rows"))
+        if rows is not None and rows.isdigit() and int(rows) < ev.min_rows:
+            return (
+                f"the {who}'s logged metrics come from {rows} evaluation rows; a comparison "
+                f"needs at least {ev.min_rows} (evaluation.min_rows)"
+            )
+    return None
+
+
 def _pair(ev: Evidence, metric: str) -> tuple[float | None, float | None, str, str | None]:
     """(candidate, champion, source, failure reason) for a like-for-like comparison."""
     champ = ev.champion
     assert champ is not None
-    if metric in ev.candidate.evaluated and metric in champ.evaluated:
-        fp = ev.evaluation.fingerprint if ev.evaluation else "?"
-        return (
-            ev.candidate.evaluated[metric],
-            champ.evaluated[metric],
-            f"evaluated on {fp[:19]}…",
-            None,
-        )
-    if ev.candidate.evaluation_error or champ.evaluation_error:
-        err = ev.candidate.evaluation_error or champ.evaluation_error
-        return None, None, "", f"like-for-like evaluation failed: {err}"
+    evaluated = [ev.candidate.evaluated, champ.evaluated]
+    errors = [ev.candidate.evaluation_error, champ.evaluation_error]
+    if ev.evaluation is not None or any(evaluated) or any(errors):
+        cand, _, why_cand = _value(ev, ev.candidate, metric)
+        cham, _, why_champ = _value(ev, champ, metric)
+        if cand is None or cham is None:
+            return None, None, "", why_cand or why_champ
+        e = ev.evaluation
+        where = f"{e.rows} rows of {e.fingerprint[:19]}…" if e else "the same rows"
+        return cand, cham, f"both evaluated on {where}", None
     cand, cham = ev.candidate.logged.get(metric), champ.logged.get(metric)
     if cand is None or cham is None:
         who = "candidate" if cand is None else f"champion (version {champ.version})"
@@ -98,7 +128,7 @@ def _pair(ev: Evidence, metric: str) -> tuple[float | None, float | None, str, s
                 f"{fb[:19]}…); refusing to compare; give evaluation data to score both on the same rows"
             ),
         )
-    return cand, cham, f"logged, same evaluation data {fa[:19]}…", None
+    return cand, cham, f"both logged, same evaluation data {fa[:19]}…", None
 
 
 def versus_champion(spec: GateSpec, ev: Evidence) -> GateResult:
@@ -117,6 +147,9 @@ def versus_champion(spec: GateSpec, ev: Evidence) -> GateResult:
     settled = champion_missing(spec, ev, expected)
     if settled is not None or ev.champion is None:
         return settled or result(spec, False, None, expected, "no champion")
+    too_few = _too_few_rows(ev)
+    if too_few:
+        return result(spec, False, None, expected, too_few)
     cand, champ, source, problem = _pair(ev, metric)
     if problem:
         return result(spec, False, None, expected, problem)
@@ -132,10 +165,26 @@ def versus_champion(spec: GateSpec, ev: Evidence) -> GateResult:
         gain = gain / abs(champ)
     ok = gain >= amount - 1e-12
     observed = {"candidate": cand, "champion": champ, "improvement": gain}
-    word = "improves on" if gain > 0 else "matches" if gain == 0 else "is worse than"
-    reason = (f"{metric} {fmt(cand)} {word} champion v{ev.champion.version} ({fmt(champ)}) "
-              f"by {fmt(gain)}{' relative' if relative else ''}; {source}")  # fmt: skip
-    return result(spec, ok, observed, expected, reason)
+    return result(
+        spec, ok, observed, expected, _compared(metric, cand, champ, ev, gain, relative, source)
+    )
+
+
+def _compared(
+    metric: str, cand: float, champ: float, ev: Evidence, gain: float, relative: bool, source: str
+) -> str:
+    """``accuracy 0.81 is worse than champion v1 (0.95) by 0.14; ...``: the size of a change is
+    never negative, the words say its direction (whichever way the metric points)."""
+    assert ev.champion is not None
+    versus = f"champion v{ev.champion.version} ({fmt(champ)})"
+    size = f"{abs(gain) * 100:.4g}% (relative)" if relative else fmt(abs(gain))
+    if gain > 0:
+        what = f"is better than {versus} by {size}"
+    elif gain < 0:
+        what = f"is worse than {versus} by {size}"
+    else:
+        what = f"equals {versus}"
+    return f"{metric} {fmt(cand)} {what}; {source}"
 
 
 def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
@@ -150,6 +199,9 @@ def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
     if settled is not None or ev.champion is None:
         return settled or result(spec, False, None, expected, "no champion")
     e = ev.evaluation
+    too_few = _too_few_rows(ev) if e is not None else None
+    if too_few:
+        return result(spec, False, None, expected, too_few)
     if e is None:
         return result(spec, False, None, expected,
                       "a bootstrap gate needs evaluation data (rows to resample); set evaluation.data "
@@ -171,7 +223,7 @@ def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
     ok = b.lower > floor
     observed = {"improvement": b.observed, "lower": b.lower, "upper": b.upper, "rows": b.rows,
                 "samples": b.samples}  # fmt: skip
-    reason = (f"{metric} improvement {fmt(b.observed)}, {conf:.0%} interval "
+    reason = (f"{metric} improvement {fmt(b.observed)} (evaluated), {conf:.0%} interval "
               f"[{fmt(b.lower)}, {fmt(b.upper)}] over {b.rows} rows x {b.samples} resamples"
               f"{'' if ok else f' reaches {fmt(floor)} or below'}")  # fmt: skip
     return result(spec, ok, observed, expected, reason)
