@@ -142,7 +142,9 @@ def _evaluate_expr(expr: str, context: dict[str, Any]) -> Any:
     while i < len(tokens):
         op = tokens[i]
         right, i = comparison(i + 1)
-        value = (bool(value) and bool(right)) if op == "&&" else (bool(value) or bool(right))
+        # As GitHub evaluates them: `a && b` is a when a is falsy, else b; `a || b` is a when
+        # a is truthy, else b (so `inputs.target || 'k8s'` is a string, not a boolean).
+        value = (right if value else value) if op == "&&" else (value if value else right)
     return value
 
 
@@ -262,12 +264,15 @@ def run_job(
     *,
     secrets: dict[str, str],
     inputs: dict[str, str] | None = None,
+    workflow: str = "promote.yml",
+    env: dict[str, str] | None = None,
 ) -> tuple[dict[str, Any], str, str | None]:
-    """Run a promote.yml job's steps in order, the way the runner would: `if:` conditions,
+    """Run a workflow job's steps in order, the way the runner would: `if:` conditions,
     per-step env and `${{ }}` evaluated; checkout and setup-python are GitHub's and the install
-    step is this environment's; the local mlgate action runs through `run_action`. Returns the
-    step outputs, the job summary and the name of the step that failed (None: all passed)."""
-    wf = yaml.safe_load((ROOT / ".github/workflows/promote.yml").read_text())
+    step is this environment's; the local mlgate action runs through `run_action`. ``env``
+    overrides the workflow's own `env:` values (e.g. its MODEL). Returns the step outputs, the
+    job summary and the name of the step that failed (None: all passed)."""
+    wf = yaml.safe_load((ROOT / ".github/workflows" / workflow).read_text())
     event = (
         "workflow_dispatch" if inputs is not None else "pull_request" if job == "check" else "push"
     )
@@ -282,6 +287,8 @@ def run_job(
         GITHUB_ACTOR="octocat", GITHUB_REPOSITORY="acme/models", GITHUB_RUN_ID="42"
     )
     base_env.update({k: _evaluate(str(v), context) for k, v in wf.get("env", {}).items()})
+    base_env.update(env or {})
+    context["env"] = base_env
     assert _condition(wf["jobs"][job], context)
     for n, step in enumerate(wf["jobs"][job]["steps"]):
         sid = step.get("id", f"step{n}")

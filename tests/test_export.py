@@ -261,3 +261,63 @@ def test_bad_input_is_one_line_and_exit_2(served, store, model_name, capsys, mak
         export("k8s", served, options=ExportOptions(namespace="Bad_NS"), store=store)
     with pytest.raises(NotFoundError):
         mlgate.export("k8s", "no-such-model-y", store=store)
+
+
+def _git(cwd, *args: str) -> str:
+    import subprocess
+
+    out = subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def test_export_workflow_commits_only_when_the_registry_changed(
+    served, store, tracking_uri, tmp_path
+):
+    """export.yml's steps: manifests committed and pushed; unchanged registry, no commit."""
+    from test_example import run_job
+
+    origin, repo = tmp_path / "origin.git", tmp_path / "repo"
+    _git(tmp_path, "init", "-q", "--bare", "-b", "main", str(origin))
+    _git(tmp_path, "clone", "-q", str(origin), str(repo))
+    _git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.com",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "init",
+    )
+    _git(repo, "push", "-q", "origin", "HEAD:main")
+
+    def run() -> dict:
+        steps, _, failed = run_job(
+            "export",
+            repo,
+            tmp_path / f"run{len(_git(origin, 'log', '--oneline').splitlines())}",
+            secrets={"MLFLOW_TRACKING_URI": tracking_uri},
+            inputs={"target": "k8s"},
+            workflow="export.yml",
+            env={"MODEL": served},
+        )
+        assert failed is None, steps
+        return steps
+
+    set_traffic(store, served, weight=20)
+    run()
+    log = _git(origin, "log", "--format=%s", "main").splitlines()
+    assert log[0] == f"deploy: {served} k8s manifests from the registry" and len(log) == 2
+    deployment = yaml.safe_load(
+        (repo / "deploy" / served / "k8s" / f"deployment-{served}.yaml").read_text()
+    )
+    assert deployment["metadata"]["namespace"] == "ml"
+    assert "challenger v2 20% (split)" in deployment["metadata"]["annotations"]["mlgate.io/traffic"]
+    steps = run()  # the same registry state: nothing to commit
+    assert any("manifests unchanged" in s.get("stdout", "") for s in steps.values())
+    assert len(_git(origin, "log", "--oneline", "main").splitlines()) == 2
+    set_traffic(store, served, weight=60)
+    run()
+    assert len(_git(origin, "log", "--oneline", "main").splitlines()) == 3
