@@ -406,6 +406,23 @@ def test_rollback_version_option_and_hidden_to(store, model_name, make_version, 
     assert rc == EXIT_USAGE
 
 
+def test_rollback_to_a_version_that_never_held_the_alias_is_refused(
+    store, model_name, make_version, eval_policy, capsys
+):
+    """`rollback --version N` cannot put a never-served (e.g. gate-rejected) version in place."""
+    v1, v2, v3 = make_version(), make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
+    mlgate.promote(model_name, v2, to="champion", policy=eval_policy, store=store)
+    base = ["rollback", model_name, "--version", v3, "--policy", str(eval_policy)]
+    for extra in ([], ["--dry-run"]):
+        capsys.readouterr()
+        assert main([*base, *extra]) == EXIT_USAGE
+        assert "never held" in capsys.readouterr().err
+    assert store.version_by_alias(model_name, "champion").version == v2
+    assert main([*base, "--force", "-m", "hotfix"]) == 0
+    assert store.version_by_alias(model_name, "champion").version == v3
+
+
 def test_rollback_hint_names_the_version_option(store, model_name, make_version, eval_policy):
     """A champion set outside mlgate cannot be rolled back by the ledger; the hint says --version."""
     v1 = make_version()

@@ -51,6 +51,7 @@ _AUTH_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
 # MLflow retries a failing HTTP call 7 times with a doubling backoff (minutes in all) and waits
 # 120 s for an answer. A promotion in CI should fail in seconds, so mlgate lowers the defaults;
 # a user's own setting of these variables always wins.
+_RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -206,6 +207,10 @@ class Store:
     """
 
     def __init__(self, tracking_uri: str | None = None) -> None:
+        retries = os.environ.get(_RETRIES)
+        #: The user set their own retry budget (e.g. to ride out a server restart): then a
+        #: refused connection is retried like any other failure, not refused at once.
+        self._user_retries = retries is not None and retries != _HTTP_DEFAULTS[_RETRIES]
         for key, value in _HTTP_DEFAULTS.items():
             os.environ.setdefault(key, value)
         self.uri = tracking_uri or _resolve_uri()
@@ -246,7 +251,8 @@ class Store:
         A SQLite file that does not exist is "no tracking store" unless ``create`` (so a
         read-only command never leaves an empty database behind). An HTTP server that
         refuses the connection fails at once (MLflow would retry for seconds, then print a
-        400-character error); 5xx answers and timeouts keep MLflow's bounded retries.
+        400-character error) unless the user set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` to wait
+        for a restarting server; 5xx answers and timeouts keep MLflow's bounded retries.
         """
         db = config.sqlite_path(self.uri)
         if db is not None:
@@ -267,7 +273,8 @@ class Store:
                 raise NoStoreError(f"no tracking store at {db}", hint=hint)
             db.parent.mkdir(parents=True, exist_ok=True)
             return
-        _preflight(self.uri, self.display_uri)
+        if not self._user_retries:
+            _preflight(self.uri, self.display_uri)
 
     def _bind(self) -> None:
         """Point MLflow's fluent API (global state) at this store before using it: another

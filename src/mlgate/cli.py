@@ -489,6 +489,11 @@ def _emit_event(event: Any, as_json: bool, markdown: bool, *, gates: bool = Fals
 )
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
 @click.option("--lease-ttl", type=float, help="Seconds the promotion lease may be held.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Allow --version to name a version that never held the alias (no gates run).",
+)
 @click.option("--dry-run", is_flag=True, help="Show what would happen; change nothing.")
 @_policy_option
 @_format_options
@@ -501,12 +506,17 @@ def rollback(
     old_to: str | None,
     reason: str,
     lease_ttl: float | None,
+    force: bool,
     dry_run: bool,
     policy: str | None,
     as_json: bool,
     markdown: bool,
 ) -> None:
-    """Move the champion back to the version it held before (guarded, recorded)."""
+    """Move the champion back to the version it held before (guarded, recorded).
+
+    --version returns to a version the ledger shows holding the alias before; any other
+    version needs `mlgate promote` (gates run), or --force.
+    """
     from mlgate.promotion import rollback as do_rollback
 
     _one_format(as_json, markdown)
@@ -522,6 +532,7 @@ def rollback(
         policy=policy,
         dry_run=dry_run,
         lease_ttl=lease_ttl,
+        force=force,
         store=_store(ctx),
     )
     _emit_event(event, as_json, markdown)

@@ -363,14 +363,17 @@ def rollback(
     policy: PolicyLike = None,
     dry_run: bool = False,
     lease_ttl: float | None = None,
+    force: bool = False,
     store: Store | None = None,
 ) -> Event:
     """Move ``alias`` (default: the champion alias) back to the version it held before.
 
     "Before" comes from the ledger: the ``from_version`` of the promotion that put the current
     version there, so repeated rollbacks walk back through the promotions. ``to_version``
-    overrides it. Gates do not run (a rollback returns to a version that already served); the
-    move is guarded and recorded like any other.
+    overrides it, but only with a version the ledger shows holding the alias before: gates do
+    not run (a rollback returns to a version that already served), so a version that never
+    held it must be promoted, not rolled back to, unless ``force``. The move is guarded and
+    recorded like any other.
     """
     store = store or Store()
     pol = resolve_policy(policy, required=False)
@@ -383,6 +386,18 @@ def rollback(
         raise UsageError(f"{name}@{alias} is not set: nothing to roll back")
     if to_version is not None:
         target = str(to_version)
+        held = {
+            v
+            for e in ledger.events(name, alias=alias, outcome="moved")
+            for v in (e.from_version, e.to_version)
+        }
+        if target not in held and not force:
+            raise UsageError(
+                f"version {target} never held {name}@{alias} according to the ledger: a rollback "
+                "skips the gates, so it only returns to a version that already served there",
+                hint=f"promote it instead (mlgate promote {name}/{target} --to {alias}), or pass "
+                "--force to move it without gates",
+            )
     else:
         moves = [
             e for e in ledger.events(name, alias=alias, outcome="moved") if e.kind == "promote"
