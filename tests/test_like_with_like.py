@@ -273,3 +273,58 @@ def test_requirement_pins_are_compared_without_mlflows_scan(tmp_path):
         "not-a-real-package-xyz: model wants 1.0, installed not installed",
     ]
     assert requirement_mismatches(str(tmp_path / "missing")) == []
+
+
+def test_policy_task_cannot_contradict_the_estimator(
+    store, model_name, make_version, classifier, tmp_path
+):
+    """task = "classification" for a regressor is refused, not scored as float equality."""
+    _, train, test = classifier
+    reg_train, reg_test = _count_target(train), _count_target(test)
+    model = LinearRegression().fit(reg_train.drop(columns="label"), reg_train["label"])
+    v = make_version(model, train_data=reg_train, eval_data=reg_test)
+    reg_test.to_csv(tmp_path / "eval.csv", index=False)
+    policy = write_policy(
+        tmp_path,
+        REGRESSION_POLICY.replace(
+            'target = "label"', 'target = "label"\ntask = "classification"'
+        ).replace('metric = "rmse"\nmax = 5.0', 'metric = "accuracy"\nmin = 0.0'),
+    )
+    with pytest.raises(UsageError, match="is a regression model"):
+        mlgate.check(model_name, v, to="champion", policy=policy, store=store)
+
+
+SCORED_POLICY = """
+[default.evaluation]
+data = "{data}"
+target = "label"
+[[default.gates.champion]]
+type = "metric"
+metric = "accuracy"
+min = 0.5
+[[default.gates.champion]]
+type = "data"
+distinct_train_eval = true
+"""
+
+
+@pytest.mark.parametrize("registered_as", ["file", "dataframe"])
+def test_scoring_the_training_rows_fails_distinct_train_eval(
+    store, model_name, make_version, classifier, tmp_path, registered_as, monkeypatch
+):
+    """distinct_train_eval fails when the rows actually scored are the training rows."""
+    monkeypatch.chdir(tmp_path)  # --eval-data is relative to the working directory
+    _, train, test = classifier
+    train.to_csv(tmp_path / "train.csv", index=False)
+    test.to_csv(tmp_path / "eval.csv", index=False)
+    v = make_version(train_data=tmp_path / "train.csv" if registered_as == "file" else train)
+    good = write_policy(tmp_path, SCORED_POLICY.format(data="eval.csv"))
+    decision = mlgate.check(model_name, v, to="champion", policy=good, store=store)
+    assert decision.passed, [r.reason for r in decision.results]
+    for data in ("train.csv", tmp_path / "train.csv"):
+        decision = mlgate.check(
+            model_name, v, to="champion", policy=good, eval_data=data, store=store
+        )
+        data_gate = next(r for r in decision.results if r.type == "data")
+        assert not decision.passed
+        assert "scored for this check is the training data" in data_gate.reason

@@ -232,9 +232,19 @@ def _decide_task(
     """(task, how it was decided)."""
     from mlgate import scoring
 
-    if task:
-        return task, "policy"
     known = {v: k for v, k in kinds.items() if k}
+    if task:
+        # The policy may settle what the estimator cannot say, never contradict what it says:
+        # a regressor scored for accuracy would compare floats for equality.
+        wrong = {v: k for v, k in known.items() if k != task}
+        if wrong:
+            described = ", ".join(f"version {v} is a {k} model" for v, k in wrong.items())
+            raise UsageError(
+                f"the policy says task = {task!r}, but {described}",
+                hint="fix evaluation.task in the policy (or remove it: mlgate reads the task "
+                "from the estimator)",
+            )
+        return task, "policy"
     if len(set(known.values())) > 1:
         described = ", ".join(f"version {v} is a {k} model" for v, k in known.items())
         raise UsageError(

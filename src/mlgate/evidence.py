@@ -6,7 +6,9 @@ digests only for a lineage gate that verifies them, evaluation only for metric g
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -232,6 +234,20 @@ def _collect(
         except MlgateError as exc:
             frame_fps[path] = f"error: {exc}"
 
+    scored: list[str] = []
+    if evaluation is not None:
+        scored.append(evaluation.fingerprint)
+        if isinstance(data, str | os.PathLike) and any(
+            s.type == "data" and s.get("distinct_train_eval") for s in specs
+        ):
+            with contextlib.suppress(MlgateError):
+                scored.append(fingerprint_path(Path(data)).digest)
+            from mlgate.gates.data import recorded_kind
+
+            if recorded_kind(candidate.tags, "train") == "dataframe":
+                with contextlib.suppress(MlgateError):
+                    scored.append(_frame_digest(Path(data), candidate.tags, "train"))
+
     eval_ev = None
     if evaluation is not None:
         eval_ev = EvaluationEvidence(
@@ -252,6 +268,7 @@ def _collect(
         champion_error=champion_error,
         evaluation=eval_ev,
         path_fingerprints=path_fps,
+        scored_fingerprints=tuple(dict.fromkeys(scored)),
         frame_fingerprints=frame_fps,
         min_rows=spec_ev.min_rows,
     )

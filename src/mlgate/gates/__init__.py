@@ -92,6 +92,10 @@ class Evidence:
     evaluation: EvaluationEvidence | None = None
     #: path -> fingerprint of the file's bytes (or directory manifest), or "error: ..."
     path_fingerprints: Mapping[str, str] = field(default_factory=dict)
+    #: Fingerprints of the evaluation data scored for this check, taken every way the recorded
+    #: training digest may have been (table content, file bytes, the file read as the recorded
+    #: frame), so ``distinct_train_eval`` can tell when the rows scored are the training rows.
+    scored_fingerprints: tuple[str, ...] = ()
     #: path -> fingerprint of the table the file holds, read the way the recorded frame was
     #: written (see mlgate.evaluation.read_frame), or "error: ..."
     frame_fingerprints: Mapping[str, str] = field(default_factory=dict)

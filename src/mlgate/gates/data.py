@@ -58,6 +58,11 @@ def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
             problems.append("train and eval fingerprints must both be recorded to tell them apart")
         elif recorded["train"] == recorded["eval"]:
             problems.append("training and evaluation data are identical")
+        if recorded["train"] is not None and recorded["train"] in ev.scored_fingerprints:
+            problems.append(
+                f"the evaluation data scored for this check is the training data "
+                f"({_short(recorded['train'])}): metrics on training rows prove nothing"
+            )
     if spec.get("verify_recorded"):
         checks.append("recorded data unchanged")
         any_source = False
