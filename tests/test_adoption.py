@@ -380,3 +380,42 @@ def test_attach_on_a_relative_sqlite_store_is_ledgered(workdir, classifier, caps
         ("attach", "attached", "backfill")
     ]
     assert (workdir / "mlruns").is_dir()
+
+
+def test_run_metrics_that_are_not_numbers_never_pass_a_gate(
+    tracking_uri, store, model_name, classifier, tmp_path, capsys
+):
+    """A run's inf (stored by MLflow as 1.8e308) or NaN metric is left out; its gate fails closed."""
+    import mlflow
+
+    model, _, test = classifier
+    mlflow.set_tracking_uri(store.uri)
+    with mlflow.start_run() as run:
+        mlflow.log_metrics({"r2": float("inf"), "rmse": float("nan"), "accuracy": 0.9})
+        mlflow.sklearn.log_model(model, name="model", input_example=test.drop(columns="label")[:2])
+    reg = mlgate.register(f"runs:/{run.info.run_id}/model", name=model_name, store=store)
+    assert reg.lineage.metrics == {"accuracy": 0.9}
+    policy = write_policy(
+        tmp_path, '[[default.gates.champion]]\ntype = "metric"\nmetric = "r2"\nmin = 0.5\n'
+    )
+    decision = mlgate.check(model_name, reg.number, to="champion", policy=policy, store=store)
+    assert not decision.passed and "was not logged" in decision.results[0].reason
+    capsys.readouterr()  # MLflow printed the run's URL when the run ended
+    code, out, _ = _cli(capsys, "show", f"{model_name}/{reg.number}", "--json")
+    assert code == 0 and "NaN" not in out and json.loads(out)["metrics"] == {"accuracy": 0.9}
+
+
+def test_register_never_rewrites_a_metric_the_training_run_logged(
+    tracking_uri, store, model_name, tmp_path, capsys
+):
+    """`register --run RUN --metric rmse=0.5` is refused when the run logged another rmse."""
+    run_id = _train_with_plain_mlflow(_repo(tmp_path / "p"))
+    logged = store.get_run(run_id).metrics["accuracy"]
+    args = ["register", "--name", model_name, "--run", run_id, "--artifact-path", "clf"]
+    code, _, err = _cli(capsys, *args, "--metric", "accuracy=0.5")
+    assert code == EXIT_USAGE and "will not overwrite the training run's record" in err
+    assert store.get_run(run_id).metrics["accuracy"] == logged
+    assert not store.model_exists(model_name)
+    code, _, err = _cli(capsys, *args, "--metric", f"accuracy={logged!r}", "--metric", "f1=0.8")
+    assert code == 0, err
+    assert store.get_run(run_id).metrics == {"accuracy": logged, "f1": 0.8}

@@ -23,7 +23,18 @@ EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in E
 
 
 def _echo_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+    click.echo(json.dumps(_strict(data), indent=2, sort_keys=True, default=str))
+
+
+def _strict(value: Any) -> Any:
+    """NaN and infinities as strings: bare ``NaN`` is not JSON, and strict parsers refuse it."""
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_strict(v) for v in value]
+    return value
 
 
 def _pairs(values: Sequence[str], what: str, *, numeric: bool = False) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import math
 import numbers
 import os
 import shutil
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,6 +140,28 @@ def _check_metrics(metrics: Mapping[str, Any] | None) -> dict[str, float]:
             )
         out[key] = number
     return out
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The run's metrics a gate could trust: NaN and infinities (which MLflow stores as the
+    largest float) are left out of the version's snapshot, so a gate on them fails closed as
+    "not recorded" instead of reading 1.8e308 as a number."""
+    return {
+        k: float(v)
+        for k, v in metrics.items()
+        if math.isfinite(float(v)) and abs(float(v)) < sys.float_info.max
+    }
+
+
+def _refuse_rewrites(logged: Mapping[str, float], given: Mapping[str, float], run_id: str) -> None:
+    """A metric the training run already logged is its record: never overwrite it."""
+    for key, value in given.items():
+        if key in logged and float(logged[key]) != value:
+            raise UsageError(
+                f"run {run_id} already logged {key} = {logged[key]:g}; mlgate will not "
+                f"overwrite the training run's record with {value:g}",
+                hint=f"drop --metric {key}, or record the new number under another name",
+            )
 
 
 def _check_fitted(model: Any) -> None:
@@ -354,6 +377,8 @@ def register(
     else:
         model_uri, run_id = _source_run(store, str(model), run_id)
         git, git_source = _git_lineage(store, run_id, code_path, logged_here=False)
+        if run_id and clean_metrics:
+            _refuse_rewrites(store.get_run(run_id).metrics, clean_metrics, run_id)
         if run_id:
             store.log_run_extras(
                 run_id, params=dict(params or {}), metrics=clean_metrics, datasets=datasets
@@ -364,7 +389,7 @@ def register(
     run_params: dict[str, str] = {}
     if run_id:
         run = store.get_run(run_id)
-        run_metrics, run_params = dict(run.metrics), dict(run.params)
+        run_metrics, run_params = _finite(run.metrics), dict(run.params)
     run_metrics.update(clean_metrics)
     run_params.update({k: str(v) for k, v in (params or {}).items()})
 
@@ -490,7 +515,7 @@ def attach(
             wanted.update(_git_tags(git, lineage.GIT_FROM_RUN))
     if run is not None:
         if Tags.METRICS not in v.tags:
-            wanted[Tags.METRICS] = _limit_json(run.metrics)
+            wanted[Tags.METRICS] = _limit_json(_finite(run.metrics))
         if Tags.PARAMS not in v.tags:
             wanted[Tags.PARAMS] = _limit_json(run.params)
     for role, fp in fps.items():

@@ -10,6 +10,7 @@ failure with a reason, never a pass.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -193,8 +194,17 @@ def run_gates(specs: Sequence[GateSpec], evidence: Evidence) -> tuple[GateResult
 
 
 def usable(value: float | None) -> bool:
-    """A metric value a gate may trust: present and a finite number."""
-    return value is not None and isinstance(value, int | float) and math.isfinite(value)
+    """A metric value a gate may trust: present and a finite number.
+
+    MLflow stores an infinite metric as the largest float (1.797e308), so that counts as
+    infinite too: a logged ``r2 = inf`` must never pass ``min = 0.5``.
+    """
+    return (
+        value is not None
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+        and abs(value) < sys.float_info.max
+    )
 
 
 def fmt(value: Any) -> str:
