@@ -76,7 +76,7 @@ def test_k8s_replicas_follow_the_registry(served, store, capsys):
         "Service",
     ]
     dep = kinds["Deployment"][0]
-    assert dep["metadata"]["namespace"] == "ml" and dep["spec"]["replicas"] == 3
+    assert dep["metadata"]["namespace"] == "ml" and "replicas" not in dep["spec"]  # the HPA's
     assert dep["metadata"]["annotations"]["mlgate.io/traffic"] == (
         "champion v1, challenger v2 25% (split)"
     )
@@ -95,7 +95,7 @@ def test_k8s_replicas_follow_the_registry(served, store, capsys):
     assert {"name": "tmp", "emptyDir": {}} in pod["spec"]["volumes"]
     hpa = kinds["HorizontalPodAutoscaler"][0]["spec"]
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 5)
-    assert kinds["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 1
+    assert kinds["PodDisruptionBudget"][0]["spec"]["maxUnavailable"] == 1  # drains never block
     assert "follows the registry" in err
 
 
@@ -196,7 +196,7 @@ def _check_seldon(docs: list[dict]) -> dict[str, list[dict]]:
     return kinds
 
 
-def test_seldon_experiment_carries_the_weights(served, store):
+def test_seldon_experiment_carries_the_weights(served, store, tmp_path):
     """seldon: a Model per version and an Experiment whose candidate weights are the registry's."""
     opts = ExportOptions(storage_map=(("mlflow-artifacts:/", "s3://b/"),))
     set_traffic(store, served, weight=25)
@@ -217,9 +217,19 @@ def test_seldon_experiment_carries_the_weights(served, store):
     ]
     assert exp["spec"]["mirror"] == {"name": f"{served}-v2", "percent": 10}
     assert exp["spec"]["candidates"] == [{"name": f"{served}-v1", "weight": 100}]
+    out = tmp_path / "deploy"
+    (out / "notes.yaml").parent.mkdir()
+    (out / "notes.yaml").write_text("kind: ConfigMap\n")  # not an mlgate export: left alone
+    export("seldon", served, options=opts, store=store).write(out)
     set_traffic(store, served, weight=0)
-    kinds = _check_seldon(list(export("seldon", served, options=opts, store=store).documents))
+    result = export("seldon", served, options=opts, store=store)
+    kinds = _check_seldon(list(result.documents))
     assert "Experiment" not in kinds and len(kinds["Model"]) == 2
+    written, removed = result.write(out)
+    assert [p.name for p in removed] == [f"experiment-{served}.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        ["notes.yaml", *(p.name for p in written)]
+    )
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -231,8 +241,10 @@ def test_same_registry_state_gives_byte_identical_yaml(served, store, target, tm
     second = export(target, served, options=opts, store=store)
     assert first.yaml() == second.yaml()
     assert "&id" not in first.yaml() and "*id" not in first.yaml()  # no YAML aliases
-    written = first.write(tmp_path / "out")
-    assert [yaml.safe_load(p.read_text()) for p in written] == list(first.documents)
+    written, removed = first.write(tmp_path / "out")
+    assert removed == [] and [yaml.safe_load(p.read_text()) for p in written] == list(
+        first.documents
+    )
     set_traffic(store, served, weight=31)
     assert export(target, served, options=opts, store=store).yaml() != first.yaml()
 
@@ -250,6 +262,7 @@ def test_bad_input_is_one_line_and_exit_2(served, store, model_name, capsys, mak
     store.set_alias(served, "champion", "3")  # no image recorded for version 3
     code, _, err = _cli(capsys, "export", "kserve", served)
     assert code == EXIT_USAGE and "version 3 (champion) has no image" in err
+    assert f"mlgate build {served}/3 --repo" in err and "--image" not in err  # kserve: no --image
     set_traffic(store, served, weight=25)  # the predictor is now challenger v2, which has one
     code, out, err = _cli(capsys, "export", "kserve", served)
     assert code == 0 and "canaryTrafficPercent: 25" in out
@@ -321,3 +334,10 @@ def test_export_workflow_commits_only_when_the_registry_changed(
     set_traffic(store, served, weight=60)
     run()
     assert len(_git(origin, "log", "--oneline", "main").splitlines()) == 3
+
+
+def test_an_image_without_a_registry_digest_is_flagged(served, store):
+    """A recorded image that was never pushed (no digest) is named in the export's notes."""
+    result = export("k8s", served, options=ExportOptions(pinned=True), store=store)
+    unpushed = [n for n in result.notes if "no registry digest" in n]
+    assert len(unpushed) == 1 and f"{served}-v2" in unpushed[0]  # v1 was pushed (has a digest)

@@ -946,7 +946,8 @@ def _storage_map(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     "-o",
     "output",
     type=click.Path(file_okay=False),
-    help="Write one YAML file per resource into this directory [default: stdout].",
+    help="Write one YAML file per resource into this directory, removing files of earlier "
+    "exports of MODEL that the registry no longer needs [default: stdout].",
 )
 @click.option("--namespace", "-n", default="default", show_default=True, help="Namespace.")
 @click.option("--name", help="Resource name [default: the model name, made DNS-safe].")
@@ -1073,8 +1074,11 @@ def export(
     if output is None:
         click.echo(result.yaml(), nl=False)
         return
-    for path in result.write(output):
+    written, removed = result.write(output)
+    for path in written:
         click.echo(str(path))
+    for path in removed:
+        click.echo(f"removed {path} (no longer in the registry's state)")
 
 
 # --------------------------------------------------------------------------- entry point

@@ -114,21 +114,43 @@ class Export:
     def yaml(self) -> str:
         return to_yaml(self.documents)
 
-    def write(self, directory: str | Path) -> list[Path]:
-        """One file per document, ``<kind>-<name>.yaml``, in ``directory`` (created)."""
+    def write(self, directory: str | Path) -> tuple[list[Path], list[Path]]:
+        """One file per document, ``<kind>-<name>.yaml``, in ``directory`` (created).
+
+        A file an earlier export of the same model wrote there that this state no longer needs
+        (e.g. the Model of a challenger that is gone) is removed, so the directory is exactly
+        the registry's state; files that are not mlgate's exports of this model are left alone.
+        Returns (written, removed).
+        """
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
-        paths = []
+        written = []
         for doc in self.documents:
             path = out / f"{doc['kind'].lower()}-{doc['metadata']['name']}.yaml"
             path.write_text(to_yaml([doc]), encoding="utf-8")
-            paths.append(path)
-        return paths
+            written.append(path)
+        removed = [p for p in sorted(out.glob("*.yaml")) if p not in written and self._ours(p)]
+        for path in removed:
+            path.unlink()
+        return written, removed
+
+    def _ours(self, path: Path) -> bool:
+        import yaml  # type: ignore[import-untyped]
+
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            meta = doc["metadata"]
+            return bool(
+                meta["labels"]["app.kubernetes.io/managed-by"] == "mlgate"
+                and meta["annotations"]["mlgate.io/model"] == self.snapshot.model
+            )
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            return False
 
 
 def to_yaml(documents: Sequence[dict[str, Any]]) -> str:
     """Deterministic multi-document YAML (key order as built, never sorted or timestamped)."""
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     class Dumper(yaml.SafeDumper):  # type: ignore[misc]
         def ignore_aliases(self, data: Any) -> bool:  # shared dicts: written out, no &id001
@@ -220,7 +242,23 @@ def render(target: str, snap: Snapshot, options: ExportOptions) -> Export:
     """Pure: the manifests of ``target`` for a snapshot."""
     renderers = {"k8s": _k8s, "kserve": _kserve, "seldon": _seldon}
     docs, notes = renderers[target](snap, options)
+    for image in sorted(set(_images(docs))):
+        if "@sha256:" not in image:
+            notes.append(
+                f"image {image} has no registry digest recorded (built without --push?): the "
+                "cluster pulls it by tag, so it must be in a registry it can reach"
+            )
     return Export(target=target, snapshot=snap, documents=tuple(docs), notes=tuple(notes))
+
+
+def _images(value: Any) -> list[str]:
+    """Every container image named anywhere in the documents."""
+    if isinstance(value, dict):
+        found = [value["image"]] if isinstance(value.get("image"), str) else []
+        return found + [i for v in value.values() for i in _images(v)]
+    if isinstance(value, list):
+        return [i for v in value for i in _images(v)]
+    return []
 
 
 def _check_options(o: ExportOptions) -> None:
@@ -297,12 +335,20 @@ def _labels(name: str, snap: Snapshot) -> dict[str, str]:
     }
 
 
-def _image(served: Served, o: ExportOptions, *, explicit: str | None = None) -> str:
+def _image(
+    served: Served,
+    o: ExportOptions,
+    model: str,
+    *,
+    explicit: str | None = None,
+    overridable: bool = False,
+) -> str:
     image = explicit or served.image
     if image is None:
+        follow = " (or pass --image)" if overridable else ""
         raise UsageError(
             f"version {served.version} ({served.role}) has no image recorded by `mlgate build`",
-            hint=f"run mlgate build MODEL/{served.version} --push (or pass --image)",
+            hint=f"run mlgate build {model}/{served.version} --repo REGISTRY/REPO --push{follow}",
         )
     if o.image_repository and explicit is None:
         tail = image.rsplit("/", 1)[-1]
@@ -384,7 +430,7 @@ def _pod_spec(container: dict[str, Any], o: ExportOptions) -> dict[str, Any]:
 def _k8s(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
     base = o.name or dns_name(snap.model)
     if not o.pinned:
-        image = _image(snap.champion, o, explicit=o.image)
+        image = _image(snap.champion, o, snap.model, explicit=o.image, overridable=True)
         args = [
             "serve",
             snap.model,
@@ -406,7 +452,7 @@ def _k8s(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[s
     docs: list[dict[str, Any]] = []
     for served in snap.serving:
         name = f"{base}-v{served.version}"[:63].rstrip("-")
-        container = _container(_image(served, o), o, args=None, tracking=False)
+        container = _container(_image(served, o, snap.model), o, args=None, tracking=False)
         docs += _workload(name, snap, o, container, role=served)
     notes = [
         f"pinned: one Deployment per version; plain Services do not split traffic by weight: "
@@ -434,8 +480,9 @@ def _workload(
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": meta,
+        # No spec.replicas: the HorizontalPodAutoscaler below owns the count, and a GitOps sync
+        # of a fixed number would undo its scaling on every apply.
         "spec": {
-            "replicas": o.replicas,
             "selector": {"matchLabels": selector},
             "strategy": {
                 "type": "RollingUpdate",
@@ -479,7 +526,8 @@ def _workload(
         "apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget",
         "metadata": meta,
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": selector}},
+        # maxUnavailable, not minAvailable: with one replica, minAvailable 1 blocks every drain.
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector}},
     }
     return [deployment, service, hpa, pdb]
 
@@ -488,6 +536,8 @@ def _workload(
 def storage_uri(served: Served, o: ExportOptions) -> str:
     """The version's artifact location as a URI KServe/Seldon can read, via ``storage_map``."""
     location = served.artifacts or ""
+    if location.startswith("/"):  # plain MLflow writes bare paths where mlgate writes file://
+        location = "file://" + location
     for prefix, replacement in o.storage_map:
         if location.startswith(prefix):
             location = replacement + location[len(prefix) :]
@@ -533,7 +583,7 @@ def _kserve(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], lis
         }
     else:
         container = _container(
-            _image(latest, o), o, args=None, tracking=False, name="kserve-container"
+            _image(latest, o, snap.model), o, args=None, tracking=False, name="kserve-container"
         )
         predictor["containers"] = [container]
         predictor["volumes"] = [{"name": "tmp", "emptyDir": {}}]
