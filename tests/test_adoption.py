@@ -83,6 +83,9 @@ def test_empty_tracking_uri_is_an_error_not_the_embedded_store(workdir, monkeypa
     assert not (workdir / "mlflow.db").exists()
     with pytest.raises(UsageError, match="set but empty"):
         mlgate.Store()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "  ")  # only spaces: the same, named the same way
+    code, _, err = _cli(capsys, "status", "m")
+    assert code == EXIT_USAGE and "MLFLOW_TRACKING_URI is set but empty" in err
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     code, _, err = _cli(capsys, "--tracking-uri", " ", "status", "m")
     assert code == EXIT_USAGE and "--tracking-uri" in err

@@ -75,6 +75,10 @@ def cli(ctx: click.Context, tracking_uri: str | None) -> None:
     """Lineage, promotion gates and guarded alias moves for MLflow models."""
     ctx.ensure_object(dict)
     if tracking_uri is not None and not tracking_uri.strip():
+        if ctx.get_parameter_source("tracking_uri") == click.core.ParameterSource.ENVIRONMENT:
+            from mlgate.config import explicit_tracking_uri
+
+            explicit_tracking_uri()  # raises: the variable is set but empty
         raise click.BadParameter("is empty: give a tracking URI", param_hint="--tracking-uri")
     ctx.obj["tracking_uri"] = tracking_uri.strip() if tracking_uri else None
 
