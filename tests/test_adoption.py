@@ -422,3 +422,13 @@ def test_register_never_rewrites_a_metric_the_training_run_logged(
     code, _, err = _cli(capsys, *args, "--metric", f"accuracy={logged!r}", "--metric", "f1=0.8")
     assert code == 0, err
     assert store.get_run(run_id).metrics == {"accuracy": logged, "f1": 0.8}
+
+
+def test_a_file_store_path_that_does_not_exist_is_not_created(workdir, monkeypatch, capsys):
+    """A typo'd legacy file-store path is "no tracking store", not a new empty store."""
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    for uri in ("./newmlruns", (workdir / "other").as_uri()):
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+        code, _, err = _cli(capsys, "status", "reg")
+        assert code == EXIT_USAGE and "no tracking store at" in err
+    assert list(workdir.iterdir()) == []

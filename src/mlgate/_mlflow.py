@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgate import config
@@ -254,7 +255,7 @@ class Store:
         400-character error) unless the user set ``MLFLOW_HTTP_REQUEST_MAX_RETRIES`` to wait
         for a restarting server; 5xx answers and timeouts keep MLflow's bounded retries.
         """
-        db = config.sqlite_path(self.uri)
+        db = config.sqlite_path(self.uri) or _file_store_path(self.uri)
         if db is not None:
             if db.exists():
                 return
@@ -886,6 +887,17 @@ def _flavor_module(model: Any) -> Any:
         f"mlgate cannot log a {type(model).__name__} directly",
         hint="log it with its MLflow flavor and pass the model URI or run id to mlgate.register",
     )
+
+
+def _file_store_path(uri: str) -> Path | None:
+    """The directory of MLflow's legacy file store (a plain path or ``file:`` URI), else None."""
+    import urllib.parse
+
+    if uri.startswith("file:"):
+        return Path(urllib.parse.unquote(urllib.parse.urlsplit(uri).path))
+    if "://" not in uri and not uri.startswith(("sqlite:", "databricks", "uc:")):
+        return Path(uri)
+    return None
 
 
 _CONNECT_TIMEOUT = 2.0
