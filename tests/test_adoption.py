@@ -432,3 +432,14 @@ def test_a_file_store_path_that_does_not_exist_is_not_created(workdir, monkeypat
         code, _, err = _cli(capsys, "status", "reg")
         assert code == EXIT_USAGE and "no tracking store at" in err
     assert list(workdir.iterdir()) == []
+
+
+def test_a_policy_for_another_model_says_so(store, model_name, make_version, tmp_path, capsys):
+    """A policy whose only section names another model (a typo) says which section is missing."""
+    v = make_version()
+    policy = write_policy(tmp_path, "[models.churn-typo.gates]\nchampion = []\n")
+    code, _, err = _cli(
+        capsys, "check", f"{model_name}/{v}", "--to", "champion", "--policy", str(policy)
+    )
+    assert code == EXIT_USAGE
+    assert f"[models.churn-typo] but no [models.{model_name}] and no [default]" in err

@@ -215,7 +215,7 @@ def test_seldon_experiment_carries_the_weights(served, store, tmp_path):
     (exp,) = _check_seldon(list(export("seldon", served, options=opts, store=store).documents))[
         "Experiment"
     ]
-    assert exp["spec"]["mirror"] == {"name": f"{served}-v2", "percent": 10}
+    assert exp["spec"]["mirror"] == {"name": f"{served}-v2", "percent": 100}  # as serve shadows
     assert exp["spec"]["candidates"] == [{"name": f"{served}-v1", "weight": 100}]
     out = tmp_path / "deploy"
     (out / "notes.yaml").parent.mkdir()

@@ -446,6 +446,23 @@ def test_status_after_a_traffic_change_raises_no_false_alarm(
     assert st.notes == ()
     challenger = next(a for a in st.aliases if a.alias == "challenger")
     assert challenger.last_move.kind == "promote" and challenger.last_move.to_version == v2
+    assert st.traffic == {"mode": "split", "challenger_weight": 50.0}
+
+
+def test_status_shows_the_traffic_split(store, model_name, make_version, eval_policy, capsys):
+    """`mlgate status` says what share the challenger answers (or shadows)."""
+    from mlgate.serving.control import set_traffic
+
+    v1, v2 = make_version(), make_version()
+    mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=eval_policy, store=store)
+    set_traffic(store, model_name, weight=20)
+    capsys.readouterr()
+    assert main(["status", model_name, "--policy", str(eval_policy)]) == 0
+    assert f"traffic: challenger (version {v2}) answers 20% of requests" in capsys.readouterr().out
+    set_traffic(store, model_name, weight=5, mode="shadow")
+    assert main(["status", model_name, "--policy", str(eval_policy)]) == 0
+    assert "scores a copy of every request (shadow" in capsys.readouterr().out
 
 
 def test_successful_promote_prints_its_gates_or_one_line_when_quiet(

@@ -102,11 +102,17 @@ def _specs(pol: Policy, mp: ModelPolicy, alias: str) -> tuple[Any, ...]:
     specs = mp.gates_for(alias)
     if specs is None:
         section = f"models.{mp.name}" if mp.name in pol.models else "default"
+        others = ""
+        if mp.name not in pol.models and pol.default is None and pol.models:
+            # Likely a typo or another model's policy: say which model has no section.
+            listed = ", ".join(f"[models.{n}]" for n in sorted(pol.models))
+            others = f" (the policy has {listed} but no [models.{mp.name}] and no [default])"
         raise PolicyError(
             pol.path or "policy",
             f"{section}.gates.{alias}",
-            f"no gates are defined for promotion to {alias!r}, so it is refused (fail closed); "
-            f"declare gates, or `{alias} = []` under [{section}.gates] to allow ungated moves",
+            f"no gates are defined for promotion of {mp.name!r} to {alias!r}{others}, so it is "
+            f"refused (fail closed); declare gates, or `{alias} = []` under [{section}.gates] to "
+            "allow ungated moves",
         )
     return specs
 
@@ -465,6 +471,9 @@ class Status:
     pending: tuple[Event, ...] = ()
     lease: dict[str, str] | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    #: The registry's traffic setting (``mode``, ``challenger_weight``) every server follows.
+    traffic: dict[str, Any] | None = None
+    challenger_alias: str = "challenger"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -474,6 +483,7 @@ class Status:
             "pending": [e.to_dict() for e in self.pending],
             "lease": self.lease,
             "notes": list(self.notes),
+            "traffic": self.traffic,
         }
 
 
@@ -522,6 +532,8 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     with contextlib.suppress(NotFoundError):
         lease = dict(store.get_model(lease_name(name)).tags)
     latest = store.latest_version(name)
+    from mlgate.serving.control import TRAFFIC_TAG, parse_traffic
+
     return Status(
         model=name,
         aliases=tuple(aliases),
@@ -529,4 +541,6 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
         pending=pending,
         lease=lease,
         notes=tuple(notes),
+        traffic=parse_traffic(info.tags.get(TRAFFIC_TAG)).to_dict(),
+        challenger_alias=pol.for_model(name).challenger_alias,
     )

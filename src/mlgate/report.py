@@ -279,6 +279,17 @@ def render_status(status: Any) -> str:
     lines.append(
         table(["alias", "version", "moved at", "by", "why"], rows) if rows else "no aliases set"
     )
+    traffic = getattr(status, "traffic", None)
+    alias = getattr(status, "challenger_alias", "challenger")
+    challenger = next((a.version for a in status.aliases if a.alias == alias), None)
+    if traffic and challenger:
+        weight = float(traffic.get("challenger_weight", 0.0))
+        share = (
+            "scores a copy of every request (shadow: the champion answers)"
+            if traffic.get("mode") == "shadow"
+            else f"answers {weight:g}% of requests"
+        )
+        lines.append(f"traffic: challenger (version {challenger}) {share}")
     if status.lease:
         lines.append(
             f"lease: held by {status.lease.get('holder', '?')} until {status.lease.get('expires_at', '?')}"

@@ -17,7 +17,7 @@ Targets:
   version's artifacts from their real storage URI. A challenger with a weight is the canary
   (``canaryTrafficPercent``, Knative/Serverless deployment mode).
 - ``seldon``: Seldon Core v2 ``Model`` resources and an ``Experiment`` whose candidates carry
-  the champion's and challenger's weights (shadow mode: a ``mirror``).
+  the champion's and challenger's weights (shadow mode: a ``mirror`` of every request).
 """
 
 from __future__ import annotations
@@ -557,13 +557,12 @@ def storage_uri(served: Served, o: ExportOptions) -> str:
 # --------------------------------------------------------------------------- kserve
 def _kserve(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
     name = o.name or dns_name(snap.model)
-    canary = snap.challenger is not None and snap.weight > 0
-    if canary and snap.mode == "shadow":
+    if snap.challenger is not None and snap.mode == "shadow":
         raise UsageError(
-            f"{snap.model} is in shadow mode ({snap.weight:g}%): a KServe InferenceService cannot "
-            "mirror traffic",
+            f"{snap.model} is in shadow mode: a KServe InferenceService cannot mirror traffic",
             hint="use `mlgate export seldon` (mirror), or `mlgate traffic --mode split`",
         )
+    canary = snap.challenger is not None and snap.weight > 0
     if canary and snap.weight != int(snap.weight):
         raise UsageError(
             f"challenger weight {snap.weight:g}% is not a whole percent: KServe's "
@@ -629,18 +628,15 @@ def _seldon(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], lis
                 },
             }
         )
-    if snap.challenger is None or snap.weight <= 0:
+    if snap.challenger is None or (snap.mode == "split" and snap.weight <= 0):
         return docs, ["no challenger traffic: the champion's Model alone serves; no Experiment"]
     champ, chall = names["champion"], names["challenger"]
     spec: dict[str, Any] = {"default": champ}
     if snap.mode == "shadow":
-        if snap.weight != int(snap.weight):
-            raise UsageError(
-                f"shadow percent {snap.weight:g} is not a whole percent: Seldon's mirror percent is "
-                "an integer"
-            )
+        # As `mlgate serve` shadows: the champion answers everything, and every request is also
+        # scored by the challenger (its answers are compared, never returned).
         spec["candidates"] = [{"name": champ, "weight": 100}]
-        spec["mirror"] = {"name": chall, "percent": int(snap.weight)}
+        spec["mirror"] = {"name": chall, "percent": 100}
     else:
         exact = (10**k for k in range(4) if snap.weight * 10**k == int(snap.weight * 10**k))
         scale = next(exact, 1000)
