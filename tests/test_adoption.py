@@ -443,3 +443,12 @@ def test_a_policy_for_another_model_says_so(store, model_name, make_version, tmp
     )
     assert code == EXIT_USAGE
     assert f"[models.churn-typo] but no [models.{model_name}] and no [default]" in err
+
+
+def test_a_settled_ledger_event_is_not_named_pending(store, model_name, make_version, tmp_path):
+    """The MLflow run that stores an event is renamed when the event settles (UI shows 'moved')."""
+    v = make_version()
+    policy = write_policy(tmp_path, "[default.gates]\nchampion = []\n")
+    event = mlgate.promote(model_name, v, to="champion", policy=policy, store=store)
+    name = store.get_run(event.record_id).tags["mlflow.runName"]
+    assert name == f"promote moved {model_name}@champion -> {v}"

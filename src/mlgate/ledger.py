@@ -190,9 +190,7 @@ class Ledger:
             return event
         exp = self._exp()
         assert exp is not None
-        target = f"{event.model}@{event.alias}" if event.alias else event.model
-        run_name = f"{event.kind} {event.outcome} {target} -> {event.to_version}"
-        record = self.store.create_record_run(exp, run_name[:250], _tags(event), event.at_ms)
+        record = self.store.create_record_run(exp, _run_name(event), _tags(event), event.at_ms)
         return replace(event, record_id=record)
 
     def settle(self, event: Event, outcome: str, message: str | None = None) -> Event:
@@ -202,8 +200,15 @@ class Ledger:
         )
         if event.record_id is None:
             return self.append(final)
+        # The run's name says the outcome too (MLflow keeps it in the mlflow.runName tag), so
+        # the MLflow UI never shows a settled event as "pending".
         self.store.set_run_tags(
-            event.record_id, {PREFIX + "outcome": outcome, _JSON: _encode(final)}
+            event.record_id,
+            {
+                PREFIX + "outcome": outcome,
+                _JSON: _encode(final),
+                "mlflow.runName": _run_name(final),
+            },
         )
         return final
 
@@ -228,6 +233,11 @@ class Ledger:
             exp, " and ".join(clauses), order_by=["attributes.start_time DESC"], limit=limit
         )
         return [_decode(r) for r in runs]
+
+
+def _run_name(event: Event) -> str:
+    target = f"{event.model}@{event.alias}" if event.alias else event.model
+    return f"{event.kind} {event.outcome} {target} -> {event.to_version}"[:250]
 
 
 def _q(value: str) -> str:
