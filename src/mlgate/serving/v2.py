@@ -210,7 +210,7 @@ def _tensor(item: Any, pos: int) -> tuple[str, str, list[int], Any, str | None]:
     if missing:
         raise V2Error(f"{where}: missing {', '.join(missing)}")
     datatype = item["datatype"]
-    if datatype not in DATATYPES:
+    if not isinstance(datatype, str) or datatype not in DATATYPES:
         raise V2Error(f"{where}: unknown datatype {datatype!r}; use one of {', '.join(DATATYPES)}")
     shape = _shape(item["shape"], where)
     content = _content_type(item.get("parameters"), where)
@@ -259,7 +259,8 @@ def _rows(inputs: list[Any], spec: ModelSpec) -> list[Any] | None:
     for item in inputs:
         if not isinstance(item, dict) or item.get("parameters") is not None:
             return None
-        i = spec.index.get(item.get("name"))  # type: ignore[arg-type]
+        name = item.get("name")
+        i = spec.index.get(name) if isinstance(name, str) else None
         if i is None or columns[i] is not None or item.get("datatype") != spec.datatypes[i]:
             return None
         shape, data = item.get("shape"), item.get("data")
