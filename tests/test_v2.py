@@ -22,17 +22,26 @@ def columns(frame, datatype: str = "FP64", shape_1: bool = False) -> list[dict]:
     """One V2 input per column (the `pd` content type), as MLServer's PandasCodec encodes it."""
     n = len(frame)
     return [
-        {"name": c, "datatype": datatype, "shape": [n, 1] if shape_1 else [n],
-         "data": frame[c].tolist()}
+        {
+            "name": c,
+            "datatype": datatype,
+            "shape": [n, 1] if shape_1 else [n],
+            "data": frame[c].tolist(),
+        }
         for c in frame.columns
-    ]  # fmt: skip
+    ]
 
 
 def infer(url: str, model: str, body, *, version: str | None = None, **kw) -> requests.Response:
     path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
     data = body if isinstance(body, bytes) else json.dumps(body)
-    return requests.post(f"{url}{path}", data=data, headers={"Content-Type": "application/json",
-                         **kw.pop("headers", {})}, timeout=10, **kw)  # fmt: skip
+    return requests.post(
+        f"{url}{path}",
+        data=data,
+        headers={"Content-Type": "application/json", **kw.pop("headers", {})},
+        timeout=10,
+        **kw,
+    )
 
 
 @pytest.fixture
@@ -79,8 +88,12 @@ def test_health_and_metadata_from_the_signature(server, model_name, two_versions
         ready = requests.get(f"{server}/v2/models/{model_name}/versions/{v}/ready", timeout=5)
         assert ready.status_code == 200
     assert requests.get(f"{server}/v2/models/{model_name}/ready", timeout=5).status_code == 200
-    for path in ("/v2/models/nope", f"/v2/models/{model_name}/versions/99",
-                 f"/v2/models/{model_name}/versions/99/ready", "/v2/models/nope/ready"):  # fmt: skip
+    for path in (
+        "/v2/models/nope",
+        f"/v2/models/{model_name}/versions/99",
+        f"/v2/models/{model_name}/versions/99/ready",
+        "/v2/models/nope/ready",
+    ):
         r = requests.get(f"{server}{path}", timeout=5)
         assert r.status_code == 404 and r.json()["error"], path
 
@@ -176,24 +189,28 @@ BAD = {
     "strings as FP64": {"inputs": _cols(data=["a"])},
     "booleans as FP64": {"inputs": _cols(data=[True])},
     "floats as INT64": {"inputs": _cols(datatype="INT64", data=[1.5])},
-    "too big for INT8": {"parameters": {"content_type": "np"},
-                         "inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [999]}]},
+    "too big for INT8": {
+        "parameters": {"content_type": "np"},
+        "inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [999]}],
+    },
     "shape larger than data": {"inputs": _cols(shape=[3])},
     "shape not a column": {"inputs": _cols(shape=[1, 2], data=[1.0, 2.0])},
     "negative shape": {"inputs": _cols(shape=[-1])},
     "missing shape": {"inputs": [{k: v for k, v in c.items() if k != "shape"} for c in _cols()]},
     "a missing column": {"inputs": _cols()[:5]},
     "duplicate names": {"inputs": [*_cols(), _cols()[0]]},
-    "columns of different lengths": {"inputs": [*_cols()[:5], {**_cols()[5], "shape": [2],
-                                                               "data": [1.0, 2.0]}]},
+    "columns of different lengths": {
+        "inputs": [*_cols()[:5], {**_cols()[5], "shape": [2], "data": [1.0, 2.0]}]
+    },
     "np with six tensors": {"parameters": {"content_type": "np"}, "inputs": _cols()},
-    "np tensor for named columns": {"parameters": {"content_type": "np"},
-                                    "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 6],
-                                                "data": ROW}]},
+    "np tensor for named columns": {
+        "parameters": {"content_type": "np"},
+        "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 6], "data": ROW}],
+    },
     "unknown content type": {"parameters": {"content_type": "zzz"}, "inputs": _cols()},
     "id not a string": {"id": 5, "inputs": _cols()},
     "unknown output": {"inputs": _cols(), "outputs": [{"name": "nope"}]},
-}  # fmt: skip
+}
 
 
 def test_malformed_requests_get_4xx_json_and_the_server_stays_up(server, model_name):
@@ -297,8 +314,10 @@ def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, mak
     schema = NumericSchema.from_model(pyfunc)
     spec = model_spec(pyfunc, schema)
     rows = [[0.5, 1, -2.25, 3.0, 0.0, 1e-3], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
-    inputs = [{"name": f, "datatype": "FP64", "shape": [2], "data": [r[i] for r in rows]}
-              for i, f in enumerate(FEATURES)]  # fmt: skip
+    inputs = [
+        {"name": f, "datatype": "FP64", "shape": [2], "data": [r[i] for r in rows]}
+        for i, f in enumerate(FEATURES)
+    ]
     fast = decode(json.dumps({"inputs": inputs[::-1]}).encode(), spec)
     assert fast.rows is not None
     general = decode(json.dumps({"inputs": inputs, "parameters": {"a": 1}}).encode(), spec)
