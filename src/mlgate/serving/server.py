@@ -4,6 +4,8 @@
   ``dataframe_records``, ``instances``, ``inputs``; CSV), same response shape
   (``{"predictions": ...}``). The ``X-Mlgate-Version`` and ``X-Mlgate-Role`` response headers
   say which version answered. ``X-Mlgate-Key`` makes routing sticky.
+* ``/v2/...`` — the Open Inference Protocol (V2 REST), routed the same way
+  (:mod:`mlgate.serving.v2`).
 * ``GET /ping`` (200 once the champion is loaded), ``/health`` (JSON; 503 until ready, with the
   registry and loading state), ``/version`` (what serves at what weight), ``/metrics``
   (Prometheus).
