@@ -327,3 +327,21 @@ def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, mak
     )
     nested = [{**c, "shape": [2, 1], "data": [[v] for v in c["data"]]} for c in inputs]
     assert decode(json.dumps({"inputs": nested}).encode(), spec).rows is None
+
+
+def test_the_fast_lane_recognises_exactly_the_infer_paths():
+    """Only /v2/models/NAME[/versions/V]/infer skips Starlette's router; anything else reaches
+    the app (and its 404 or 405)."""
+    from mlgate.serving.lane import v2_infer_params
+
+    assert v2_infer_params("/v2/models/m/infer") == {"name": "m"}
+    assert v2_infer_params("/v2/models/m/versions/3/infer") == {"name": "m", "version": "3"}
+    for path in (
+        "/v2/models//infer",
+        "/v2/models/m/versions//infer",
+        "/v2/models/m/ready",
+        "/v2/models/m/infer/x",
+        "/v2/models/m/x/3/infer",
+        "/v2/models/m",
+    ):
+        assert v2_infer_params(path) is None, path

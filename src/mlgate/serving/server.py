@@ -54,6 +54,7 @@ from mlgate.lineage import Tags
 from mlgate.serving import control
 from mlgate.serving.batching import Batcher, Dispatcher
 from mlgate.serving.fastpath import NumericSchema, parse_rows
+from mlgate.serving.lane import FastLane
 from mlgate.serving.metrics import Metrics
 from mlgate.serving.routing import RoutingTable, Traffic
 from mlgate.serving.v2 import Endpoints as V2Endpoints
@@ -526,18 +527,18 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
     app = Starlette(
         routes=[
             Route("/invocations", invocations, methods=["POST"]),
+            *v2.routes(),
             Route("/ping", ping, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            *v2.routes(),
         ],
         lifespan=lifespan,
         exception_handlers={404: _not_found, 405: _not_allowed},
     )
     app.state.follower = follower
     app.state.metrics = metrics
-    return app
+    return FastLane(app, invocations=invocations, infer=v2.infer)
 
 
 async def _not_found(request: Any, exc: Any) -> Any:
