@@ -1,12 +1,20 @@
-"""Serving throughput: `mlflow models serve` vs `mlgate serve`, same model, same machine, same load.
+"""Serving throughput: `mlflow models serve` vs `mlgate serve` (MLflow's `/invocations` and the
+Open Inference Protocol's V2 `/infer`) vs MLServer's V2, same model, same machine, same load.
 
-Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32] [--model logistic|columns]`
-(needs `wrk`, Debian's package of that name). Both servers run one worker; wrk drives
-single-row JSON requests with 1, 8 and 32 connections. Champion and challenger are two
-different fits (C=1 and C=0.1). Checks that both servers return identical predictions, then
+Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32] [--model logistic|columns]
+[--servers ...]` (needs `wrk`, Debian's package of that name). Every server runs one worker; wrk
+drives single-row JSON requests with 1, 8 and 32 connections. Champion and challenger are two
+different fits (C=1 and C=0.1). Checks that the servers return identical predictions, then
 prints requests/s and p50/p99 latency, the ratios, and the cost of a 50/50 champion/challenger
 split versus serving one version. Targets: at 32 clients mlgate >= 5x MLflow's requests/s with
-p99 no worse; split < 10% cost.
+p99 no worse; split < 10% cost; V2 within 10% of mlgate's `/invocations`; V2 >= 5x MLServer's V2.
+
+`mlserver-v2` is MLServer with its MLflow runtime (installed from `requirements/mlserver.txt`
+into a cached virtual environment of its own) on the champion's model directory, with its
+adaptive batching on (up to 32 requests, 2 ms) and `parallel_workers` 0 (its worker processes
+do not start with uvloop 0.23). `bare` is the limit of this machine's HTTP stack: an ASGI app
+on the same uvicorn, httptools and uvloop that reads the body and returns a fixed answer; the
+share of it that mlgate reaches is printed for `/invocations` and V2.
 
 `--model logistic` (default) is a LogisticRegression, which mlgate scores on the schema's
 ndarray; `--model columns` puts a ColumnTransformer (columns chosen by name) in front of it,
@@ -40,7 +48,7 @@ def wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 12
 
 
 def wrk(
-    url: str, body: str, clients: int, seconds: int, workdir: Path
+    url: str, body: str, clients: int, seconds: int, workdir: Path, path: str = "/invocations"
 ) -> tuple[float, float, float, int]:
     script = workdir / "post.lua"
     script.write_text(
@@ -48,9 +56,20 @@ def wrk(
         f"wrk.body = {json.dumps(body)}\n"
     )
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{clients}", f"-d{seconds}s", "--latency", "-s", str(script), f"{url}/invocations"],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        [
+            "wrk",
+            "-t1",
+            f"-c{clients}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"{url}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
@@ -73,9 +92,31 @@ def _model(kind: str, c: float) -> Any:
     estimator = LogisticRegression(C=c, max_iter=200)
     if kind == "logistic":
         return estimator
-    by_name = ColumnTransformer([("scaled", StandardScaler(), ["f0", "f1", "f2"])],
-                                remainder="passthrough")  # fmt: skip
+    by_name = ColumnTransformer(
+        [("scaled", StandardScaler(), ["f0", "f1", "f2"])], remainder="passthrough"
+    )
     return make_pipeline(by_name, estimator)
+
+
+BARE_APP = """
+async def app(scope, receive, send):
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"predictions": [1]}'})
+"""
+SERVERS = ("mlflow", "mlgate", "mlgate-v2", "mlgate-split", "mlserver-v2", "bare")
+
+
+def v2_body(frame: Any) -> str:
+    """A V2 request with one FP64 column per feature (MLServer's `pd` codec)."""
+    inputs = [
+        {"name": c, "datatype": "FP64", "shape": [len(frame)], "data": frame[c].tolist()}
+        for c in frame.columns
+    ]
+    return json.dumps({"inputs": inputs})
 
 
 def main() -> None:
@@ -83,6 +124,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--model", choices=["logistic", "columns"], default="logistic")
+    ap.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -93,78 +135,201 @@ def main() -> None:
 
     _, train, test = tiny_classifier()
     features = test.drop(columns="label")
-    champion, challenger = (_model(args.model, c).fit(train[features.columns], train["label"])
-                            for c in (1.0, 0.1))  # fmt: skip
+    champion, challenger = (
+        _model(args.model, c).fit(train[features.columns], train["label"]) for c in (1.0, 0.1)
+    )
     body = json.dumps(
         {"dataframe_split": json.loads(features.head(1).to_json(orient="split", index=False))}
     )
+    v2 = v2_body(features.head(1))
+    wanted = set(args.servers)
     procs: list[subprocess.Popen[bytes]] = []
+    mlserver: Any = None
     with tempfile.TemporaryDirectory() as tmp, TrackingServer.temporary() as server:
         work = Path(tmp)
         store = mlgate.Store(server.uri)
         policy = work / "mlgate.toml"
         policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
-        v1, v2 = (
+        v1, v2_version = (
             mlgate.register(
                 m, name="bench", train_data=train, input_example=features.head(2), store=store
             ).number
             for m in (champion, challenger)
         )
         mlgate.promote("bench", v1, to="champion", policy=policy, store=store)
-        mlgate.promote("bench", v2, to="challenger", policy=policy, store=store)
+        mlgate.promote("bench", v2_version, to="challenger", policy=policy, store=store)
         # `mlflow models serve` runs `uvicorn` by name: put this interpreter's scripts first.
         path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
         env = {**os.environ, "MLFLOW_TRACKING_URI": server.uri, "PATH": path}
-        ports = {"mlflow": free_port(), "mlgate": free_port(), "mlgate-split": free_port()}
+        names = [
+            n
+            for n in ("mlflow", "mlgate", "mlgate-split", "bare")
+            if n in wanted or (n == "mlgate" and "mlgate-v2" in wanted)
+        ]
+        ports = {k: free_port() for k in names}
         logs = {k: work / f"{k}.log" for k in ports}
 
         def start(name: str, *args: str) -> None:
             with logs[name].open("wb") as log:
-                procs.append(subprocess.Popen([sys.executable, "-m", *args], env=env,
-                                              stdout=log, stderr=subprocess.STDOUT))  # fmt: skip
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", *args],
+                        env=env,
+                        cwd=work,
+                        stdout=log,
+                        stderr=subprocess.STDOUT,
+                    )
+                )
 
-        start("mlflow", "mlflow", "models", "serve", "-m", f"models:/bench/{v1}", "--env-manager",
-              "local", "-p", str(ports["mlflow"]), "-h", "127.0.0.1", "--workers", "1")  # fmt: skip
-        start("mlgate", "mlgate", "serve", "bench", "--port", str(ports["mlgate"]), "--weight", "0")
-        set_traffic(store, "bench", weight=50, reason="benchmark")
-        start("mlgate-split", "mlgate", "serve", "bench", "--port", str(ports["mlgate-split"]))
+        if "mlflow" in ports:
+            start(
+                "mlflow",
+                "mlflow",
+                "models",
+                "serve",
+                "-m",
+                f"models:/bench/{v1}",
+                "--env-manager",
+                "local",
+                "-p",
+                str(ports["mlflow"]),
+                "-h",
+                "127.0.0.1",
+                "--workers",
+                "1",
+            )
+        if "mlgate" in ports:
+            start(
+                "mlgate",
+                "mlgate",
+                "serve",
+                "bench",
+                "--port",
+                str(ports["mlgate"]),
+                "--weight",
+                "0",
+            )
+        if "mlgate-split" in ports:
+            set_traffic(store, "bench", weight=50, reason="benchmark")
+            start("mlgate-split", "mlgate", "serve", "bench", "--port", str(ports["mlgate-split"]))
+        if "bare" in ports:
+            (work / "bare.py").write_text(BARE_APP)
+            start(
+                "bare",
+                "uvicorn",
+                "bare:app",
+                "--port",
+                str(ports["bare"]),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+                "--lifespan",
+                "off",
+                "--no-access-log",
+                "--log-level",
+                "warning",
+            )
         try:
             urls = {k: f"http://127.0.0.1:{p}" for k, p in ports.items()}
             for (name, url), proc in zip(urls.items(), procs, strict=True):
                 wait(url, proc, logs[name])
+            if "mlserver-v2" in wanted:
+                sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+                from test_mlserver_compat import MLServer, mlserver_venv
+
+                venv = mlserver_venv(Path(tempfile.gettempdir()) / "mlgate-bench")
+                model_dir = store.download(f"models:/bench/{v1}", dst=str(work / "artifacts"))
+                mlserver = MLServer(
+                    venv,
+                    work / "mlserver",
+                    model_dir,
+                    name="bench",
+                    version=v1,
+                    max_batch_size=32,
+                    max_batch_time=0.002,
+                ).start()
+                urls["mlserver-v2"] = mlserver.url
+            if "mlgate-v2" in wanted:
+                urls["mlgate-v2"] = urls["mlgate"]
+            check_rows = features.head(50)
             check = json.dumps(
-                {
-                    "dataframe_split": json.loads(
-                        features.head(50).to_json(orient="split", index=False)
-                    )
-                }
+                {"dataframe_split": json.loads(check_rows.to_json(orient="split", index=False))}
             )
-            answers = {k: requests.post(f"{u}/invocations", data=check, headers={"Content-Type": "application/json"},
-                                        timeout=30).json()["predictions"] for k, u in urls.items()}  # fmt: skip
-            assert answers["mlflow"] == answers["mlgate"], "mlflow and mlgate disagree"
-            print(f"identical predictions on 50 rows: {answers['mlflow'] == answers['mlgate']}")
-            serving = requests.get(f"{urls['mlgate-split']}/version", timeout=10).json()["serving"]
-            print("mlgate scoring path: " + ", ".join(
-                f"{s['role']} v{s['version']} {s['scoring']} ({s['weight']:g}%)" for s in serving))  # fmt: skip
+            answers = {}
+            for k, u in urls.items():
+                if k == "bare":
+                    continue
+                if k.endswith("-v2"):
+                    r = requests.post(
+                        f"{u}/v2/models/bench/infer",
+                        data=v2_body(check_rows),
+                        headers={"Content-Type": "application/json"},
+                        timeout=30,
+                    )
+                    answers[k] = r.json()["outputs"][0]["data"]
+                else:
+                    r = requests.post(
+                        f"{u}/invocations",
+                        data=check,
+                        headers={"Content-Type": "application/json"},
+                        timeout=30,
+                    )
+                    answers[k] = r.json()["predictions"]
+            first = next(iter(answers.values()))
+            same = all(a == first for k, a in answers.items() if k != "mlgate-split")
+            assert same, f"the servers disagree: {answers}"
+            print(f"identical predictions on 50 rows from {', '.join(answers)}: {same}")
+            if "mlgate-split" in urls:
+                serving = requests.get(f"{urls['mlgate-split']}/version", timeout=10).json()
+                print(
+                    "mlgate scoring path: "
+                    + ", ".join(
+                        f"{s['role']} v{s['version']} {s['scoring']} ({s['weight']:g}%)"
+                        for s in serving["serving"]
+                    )
+                )
             print(
                 f"{'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
             )
             rows: dict[tuple[str, int], tuple[float, float, float, int]] = {}
+            order = [n for n in SERVERS if n in urls]
             for clients in args.clients:
-                for name, url in urls.items():
-                    wrk(url, body, clients, 2, work)  # warm-up
-                    rows[(name, clients)] = r = wrk(url, body, clients, args.seconds, work)
+                for name in order:
+                    url = urls[name]
+                    target = "/v2/models/bench/infer" if name.endswith("-v2") else "/invocations"
+                    payload = v2 if name.endswith("-v2") else body
+                    wrk(url, payload, clients, 2, work, target)  # warm-up
+                    r = wrk(url, payload, clients, args.seconds, work, target)
+                    rows[(name, clients)] = r
                     print(f"{name:<14}{clients:>8}{r[0]:>10.0f}{r[1]:>9.2f}{r[2]:>9.2f}{r[3]:>9}")
             print()
             for clients in args.clients:
-                ml, mg, sp = (
-                    rows[("mlflow", clients)],
-                    rows[("mlgate", clients)],
-                    rows[("mlgate-split", clients)],
-                )
-                print(f"{clients:>3} clients: mlgate/mlflow req/s {mg[0] / ml[0]:5.2f}x, p99 {mg[2]:.2f} vs "
-                      f"{ml[2]:.2f} ms; split costs {100 * (1 - sp[0] / mg[0]):5.1f}% req/s")  # fmt: skip
+                got = {n: rows[(n, clients)] for n in order}
+                parts = [f"{clients:>3} clients:"]
+                if "mlflow" in got and "mlgate" in got:
+                    ml, mg = got["mlflow"], got["mlgate"]
+                    parts.append(
+                        f"mlgate/mlflow req/s {mg[0] / ml[0]:5.2f}x, p99 {mg[2]:.2f} vs "
+                        f"{ml[2]:.2f} ms;"
+                    )
+                if "mlgate-split" in got and "mlgate" in got:
+                    cost = 100 * (1 - got["mlgate-split"][0] / got["mlgate"][0])
+                    parts.append(f"split costs {cost:5.1f}% req/s;")
+                if "mlgate-v2" in got and "mlgate" in got:
+                    parts.append(f"V2/invocations {got['mlgate-v2'][0] / got['mlgate'][0]:5.2f};")
+                if "mlgate-v2" in got and "mlserver-v2" in got:
+                    ratio = got["mlgate-v2"][0] / got["mlserver-v2"][0]
+                    parts.append(f"mlgate V2/MLServer V2 {ratio:5.2f}x;")
+                if "bare" in got:
+                    limit = got["bare"][0]
+                    for n in ("mlgate", "mlgate-v2"):
+                        if n in got:
+                            parts.append(f"{n} {100 * got[n][0] / limit:4.1f}% of bare;")
+                print(" ".join(parts))
         finally:
+            if mlserver is not None:
+                mlserver.stop()
             for p in procs:
                 p.terminate()
             for p in procs:

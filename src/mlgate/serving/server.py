@@ -4,6 +4,8 @@
   ``dataframe_records``, ``instances``, ``inputs``; CSV), same response shape
   (``{"predictions": ...}``). The ``X-Mlgate-Version`` and ``X-Mlgate-Role`` response headers
   say which version answered. ``X-Mlgate-Key`` makes routing sticky.
+* ``/v2/...`` — the Open Inference Protocol (V2 REST), routed the same way
+  (:mod:`mlgate.serving.v2`).
 * ``GET /ping`` (200 once the champion is loaded), ``/health`` (JSON; 503 until ready, with the
   registry and loading state), ``/version`` (what serves at what weight), ``/metrics``
   (Prometheus).
@@ -52,8 +54,11 @@ from mlgate.lineage import Tags
 from mlgate.serving import control
 from mlgate.serving.batching import Batcher, Dispatcher
 from mlgate.serving.fastpath import NumericSchema, parse_rows
+from mlgate.serving.lane import FastLane
 from mlgate.serving.metrics import Metrics
 from mlgate.serving.routing import RoutingTable, Traffic
+from mlgate.serving.v2 import Endpoints as V2Endpoints
+from mlgate.serving.v2 import error_response as v2_error
 
 log = logging.getLogger("mlgate.serve")
 
@@ -429,18 +434,22 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
         metrics.observe(route.version, route.role, 200, time.perf_counter() - started)
         metrics.observe_predictions(route.version, preds)
         if route.shadow is not None and route.shadow in state.runtimes:
-            shadow = state.runtimes[route.shadow]
-            if rows is not None and shadow.schema == runtime.schema:  # same columns and dtypes
-                scoring = shadow.batcher.submit_rows(rows)
-            else:
-                shadow_input = (
-                    runtime.schema.frame(rows) if rows is not None and runtime.schema else data
-                )
-                scoring = shadow.batcher.submit(shadow_input, params)
-            task = asyncio.get_running_loop().create_task(_shadow(shadow, scoring, preds))
-            background.add(task)
-            task.add_done_callback(background.discard)
+            start_shadow(state.runtimes[route.shadow], runtime, rows, data, params, preds)
         return Response(text, media_type="application/json", headers=headers)
+
+    def start_shadow(
+        shadow: Runtime, runtime: Runtime, rows: Any, data: Any, params: Any, preds: Any
+    ) -> None:
+        if rows is not None and shadow.schema == runtime.schema:  # same columns and dtypes
+            scoring = shadow.batcher.submit_rows(rows)
+        else:
+            shadow_input = (
+                runtime.schema.frame(rows) if rows is not None and runtime.schema else data
+            )
+            scoring = shadow.batcher.submit(shadow_input, params)
+        task = asyncio.get_running_loop().create_task(_shadow(shadow, scoring, preds))
+        background.add(task)
+        task.add_done_callback(background.discard)
 
     async def _shadow(runtime: Runtime, scoring: Any, champion_preds: Any) -> None:
         try:
@@ -499,6 +508,16 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
             metrics.render(config.model), media_type="text/plain; version=0.0.4"
         )
 
+    v2 = V2Endpoints(
+        config=config,
+        follower=follower,
+        metrics=metrics,
+        rng=rng,
+        read_body=lambda request: _read_body(request, config.max_body_bytes),
+        shadow=start_shadow,
+        version=__version__,
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> Any:
         follower.start()
@@ -508,6 +527,7 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
     app = Starlette(
         routes=[
             Route("/invocations", invocations, methods=["POST"]),
+            *v2.routes(),
             Route("/ping", ping, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
@@ -518,17 +538,20 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
     )
     app.state.follower = follower
     app.state.metrics = metrics
-    return app
+    return FastLane(app, invocations=invocations, infer=v2.infer)
 
 
 async def _not_found(request: Any, exc: Any) -> Any:
+    if request.url.path.startswith("/v2/"):  # the Open Inference Protocol's error shape
+        return v2_error(404, f"no route {request.url.path}")
     return _error(404, "NOT_FOUND", f"no route {request.url.path}")
 
 
 async def _not_allowed(request: Any, exc: Any) -> Any:
-    return _error(
-        405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}"
-    )
+    message = f"{request.method} is not allowed on {request.url.path}"
+    if request.url.path.startswith("/v2/"):
+        return v2_error(405, message)
+    return _error(405, "METHOD_NOT_ALLOWED", message)
 
 
 def check(config: ServeConfig) -> Runtime:

@@ -1,0 +1,347 @@
+"""The Open Inference Protocol (V2 REST) of `mlgate serve`, on a real server and real models."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import mlgate
+from mlgate.serving.control import set_traffic
+from mlgate.serving.metrics import parse_prometheus
+from mlgate.serving.v2 import decode, model_spec
+from test_serving import FEATURES, local_predictions, start_server, stop
+
+
+def columns(frame, datatype: str = "FP64", shape_1: bool = False) -> list[dict]:
+    """One V2 input per column (the `pd` content type), as MLServer's PandasCodec encodes it."""
+    n = len(frame)
+    return [
+        {
+            "name": c,
+            "datatype": datatype,
+            "shape": [n, 1] if shape_1 else [n],
+            "data": frame[c].tolist(),
+        }
+        for c in frame.columns
+    ]
+
+
+def infer(url: str, model: str, body, *, version: str | None = None, **kw) -> requests.Response:
+    path = f"/v2/models/{model}" + (f"/versions/{version}" if version else "") + "/infer"
+    data = body if isinstance(body, bytes) else json.dumps(body)
+    return requests.post(
+        f"{url}{path}",
+        data=data,
+        headers={"Content-Type": "application/json", **kw.pop("headers", {})},
+        timeout=10,
+        **kw,
+    )
+
+
+@pytest.fixture
+def two_versions(store, model_name, make_version, classifier, tmp_path):
+    """v1 champion (the fixture's model) and v2 challenger (a different fit)."""
+    from sklearn.linear_model import LogisticRegression
+
+    _, train, _ = classifier
+    policy = tmp_path / "mlgate.toml"
+    policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
+    v1 = make_version()
+    v2 = make_version(
+        LogisticRegression(C=0.001, max_iter=200).fit(train[FEATURES], train["label"])
+    )
+    mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
+    mlgate.promote(model_name, v2, to="challenger", policy=policy, store=store)
+    return v1, v2, policy
+
+
+@pytest.fixture
+def server(tracking_uri, model_name, two_versions):
+    url, proc = start_server(tracking_uri, model_name)
+    yield url
+    stop(proc)
+
+
+def test_health_and_metadata_from_the_signature(server, model_name, two_versions):
+    """Health, readiness and model metadata (inputs from the MLflow signature, per version)."""
+    v1, v2, _ = two_versions
+    assert requests.get(f"{server}/v2/health/live", timeout=5).status_code == 200
+    assert requests.get(f"{server}/v2/health/ready", timeout=5).status_code == 200
+    assert requests.get(f"{server}/v2", timeout=5).json()["name"] == "mlgate"
+    meta = requests.get(f"{server}/v2/models/{model_name}", timeout=5).json()
+    assert meta["name"] == model_name and meta["versions"] == [v1, v2]
+    assert meta["inputs"] == [
+        {"name": f, "datatype": "FP64", "shape": [-1, 1], "parameters": {"content_type": "np"}}
+        for f in FEATURES
+    ]
+    assert [(o["datatype"], o["shape"]) for o in meta["outputs"]] == [("INT64", [-1])]
+    assert meta["parameters"] == {"content_type": "pd"}
+    for v in (v1, v2):
+        one = requests.get(f"{server}/v2/models/{model_name}/versions/{v}", timeout=5).json()
+        assert one["versions"] == [v] and one["inputs"] == meta["inputs"]
+        ready = requests.get(f"{server}/v2/models/{model_name}/versions/{v}/ready", timeout=5)
+        assert ready.status_code == 200
+    assert requests.get(f"{server}/v2/models/{model_name}/ready", timeout=5).status_code == 200
+    for path in (
+        "/v2/models/nope",
+        f"/v2/models/{model_name}/versions/99",
+        f"/v2/models/{model_name}/versions/99/ready",
+        "/v2/models/nope/ready",
+    ):
+        r = requests.get(f"{server}{path}", timeout=5)
+        assert r.status_code == 404 and r.json()["error"], path
+
+
+def test_infer_gives_pyfunc_predictions_and_names_the_version(
+    server, store, model_name, two_versions, classifier
+):
+    """pd columns ([N] or [N, 1], nested or flat) predict as pyfunc does; id echoed; the
+    response's model_version is the version that answered, champion or challenger."""
+    v1, v2, _ = two_versions
+    _, _, test = classifier
+    frame = test[FEATURES].head(9)
+    for version in (v1, v2):
+        want = local_predictions(store, model_name, version, frame)
+        for shape_1 in (False, True):
+            for params in (None, {"content_type": "pd"}):
+                body = {"id": f"req-{version}", "inputs": columns(frame, shape_1=shape_1)}
+                if params:
+                    body["parameters"] = params
+                r = infer(server, model_name, body, version=version)
+                assert r.status_code == 200, r.text
+                doc = r.json()
+                assert doc["id"] == f"req-{version}" and doc["model_name"] == model_name
+                assert doc["model_version"] == version == r.headers["X-Mlgate-Version"]
+                [out] = doc["outputs"]
+                assert out["datatype"] == "INT64" and out["shape"] == [9, 1]
+                assert np.array_equal(out["data"], want)
+    # Routed: the champion answers at weight 0, and says so.
+    r = infer(server, model_name, {"inputs": columns(frame.head(1))})
+    assert r.status_code == 200 and r.json()["model_version"] == v1 and r.json()["id"]
+    # A float32 column takes the general decoder: the same values MLServer's codec gives.
+    r = infer(server, model_name, {"inputs": columns(frame, "FP32")}, version=v1)
+    want32 = local_predictions(store, model_name, v1, frame.astype("float32").astype("float64"))
+    assert r.status_code == 200 and np.array_equal(r.json()["outputs"][0]["data"], want32)
+
+
+def test_split_sticky_and_metrics_per_version(server, store, model_name, two_versions, classifier):
+    """At 50% V2 requests reach both versions, a key sticks to one, /metrics counts each."""
+    v1, v2, _ = two_versions
+    _, _, test = classifier
+    set_traffic(store, model_name, weight=50, reason="test")
+    deadline = time.time() + 15
+    while requests.get(f"{server}/version", timeout=5).json()["serving"][1]["weight"] != 50.0:
+        assert time.time() < deadline, "server did not follow the traffic change"
+        time.sleep(0.2)
+    body = {"inputs": columns(test[FEATURES].head(1))}
+    seen = {infer(server, model_name, body).json()["model_version"] for _ in range(60)}
+    assert seen == {v1, v2}
+    sticky = {
+        infer(server, model_name, body, headers={"X-Mlgate-Key": "user-7"}).json()["model_version"]
+        for _ in range(20)
+    }
+    assert len(sticky) == 1
+    stats = parse_prometheus(requests.get(f"{server}/metrics", timeout=5).text)
+    assert stats[v1]["requests"] + stats[v2]["requests"] >= 80
+    assert stats[v1]["requests"] > 0 and stats[v2]["requests"] > 0
+
+
+def test_shadow_mode_counts_the_challenger(tracking_uri, model_name, two_versions, classifier):
+    """In shadow mode the champion answers every V2 request and the challenger scores a copy."""
+    v1, v2, _ = two_versions
+    _, _, test = classifier
+    url, proc = start_server(tracking_uri, model_name, "--mode", "shadow")
+    try:
+        body = {"inputs": columns(test[FEATURES].head(5))}
+        versions = {infer(url, model_name, body).json()["model_version"] for _ in range(10)}
+        assert versions == {v1}
+        time.sleep(0.5)
+        text = requests.get(f"{url}/metrics", timeout=5).text
+        assert f'mlgate_shadow_requests_total{{model="{model_name}",version="{v2}"}} 10' in text
+    finally:
+        stop(proc)
+
+
+ROW = [0.1, -1.2, 0.3, 2.0, -0.5, 1.1]
+
+
+def _cols(**override) -> list[dict]:
+    return [
+        {"name": f, "datatype": "FP64", "shape": [1], "data": [ROW[i]], **override}
+        for i, f in enumerate(FEATURES)
+    ]
+
+
+BAD = {
+    "not json": b"{nope",
+    "empty body": b"",
+    "a list": b"[1, 2]",
+    "no inputs": {"id": "x"},
+    "empty inputs": {"inputs": []},
+    "inputs not a list": {"inputs": {"f0": 1}},
+    "unknown datatype": {"inputs": _cols(datatype="FLOAT")},
+    "strings as FP64": {"inputs": _cols(data=["a"])},
+    "booleans as FP64": {"inputs": _cols(data=[True])},
+    "floats as INT64": {"inputs": _cols(datatype="INT64", data=[1.5])},
+    "too big for INT8": {
+        "parameters": {"content_type": "np"},
+        "inputs": [{"name": "x", "datatype": "INT8", "shape": [1], "data": [999]}],
+    },
+    "shape larger than data": {"inputs": _cols(shape=[3])},
+    "shape not a column": {"inputs": _cols(shape=[1, 2], data=[1.0, 2.0])},
+    "negative shape": {"inputs": _cols(shape=[-1])},
+    "missing shape": {"inputs": [{k: v for k, v in c.items() if k != "shape"} for c in _cols()]},
+    "a missing column": {"inputs": _cols()[:5]},
+    "duplicate names": {"inputs": [*_cols(), _cols()[0]]},
+    "columns of different lengths": {
+        "inputs": [*_cols()[:5], {**_cols()[5], "shape": [2], "data": [1.0, 2.0]}]
+    },
+    "np with six tensors": {"parameters": {"content_type": "np"}, "inputs": _cols()},
+    "np tensor for named columns": {
+        "parameters": {"content_type": "np"},
+        "inputs": [{"name": "x", "datatype": "FP64", "shape": [1, 6], "data": ROW}],
+    },
+    "unknown content type": {"parameters": {"content_type": "zzz"}, "inputs": _cols()},
+    "id not a string": {"id": 5, "inputs": _cols()},
+    "unknown output": {"inputs": _cols(), "outputs": [{"name": "nope"}]},
+}
+
+
+def test_malformed_requests_get_4xx_json_and_the_server_stays_up(server, model_name):
+    """Wrong datatype, shape that does not match data, wrong names: 4xx {"error": ...}."""
+    for case, body in BAD.items():
+        r = infer(server, model_name, body)
+        assert 400 <= r.status_code < 500, (case, r.status_code, r.text)
+        assert set(r.json()) == {"error"} and r.json()["error"], case
+    assert requests.get(f"{server}/v2/health/live", timeout=5).status_code == 200
+    assert infer(server, model_name, {"inputs": _cols()}).status_code == 200
+
+
+def test_unknown_model_or_version_and_wrong_method(server, model_name):
+    """Unknown model or version: 404; GET on infer: 405; all {"error": ...}."""
+    body = {"inputs": _cols()}
+    for r in (
+        infer(server, "nope", body),
+        infer(server, model_name, body, version="99"),
+        requests.get(f"{server}/v2/models/{model_name}/infer", timeout=5),
+        requests.get(f"{server}/v2/nothing", timeout=5),
+    ):
+        assert r.status_code in (404, 405) and set(r.json()) == {"error"}, r.text
+
+
+def test_a_challenger_that_failed_to_load_is_a_4xx(
+    server, store, model_name, two_versions, make_version, tracking_server
+):
+    """A challenger whose artifacts fail their digest is not loaded: asking for it is a 4xx
+    that says so, and the champion keeps answering."""
+    v1, _, policy = two_versions
+    v3 = make_version()
+    model_id = store.get_version(model_name, v3).model_id
+    [blob] = [
+        p for p in (tracking_server.root / "artifacts").rglob("model.*") if model_id in str(p)
+    ]
+    blob.write_bytes(blob.read_bytes() + b"\0")
+    mlgate.promote(model_name, v3, to="challenger", policy=policy, store=store)
+    deadline = time.time() + 15
+    while not requests.get(f"{server}/health", timeout=5).json()["load_errors"]:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    r = infer(server, model_name, {"inputs": _cols()}, version=v3)
+    assert r.status_code == 400 and "not loaded" in r.json()["error"], r.text
+    ready = requests.get(f"{server}/v2/models/{model_name}/versions/{v3}/ready", timeout=5)
+    assert ready.status_code == 400
+    r = infer(server, model_name, {"inputs": _cols()})
+    assert r.status_code == 200 and r.json()["model_version"] == v1
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=False) | st.integers() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4)
+    ),
+    max_leaves=16,
+)
+TENSOR = st.fixed_dictionaries(
+    {},
+    optional={
+        "name": st.sampled_from([*FEATURES, "x", ""]) | JSONISH,
+        "datatype": st.sampled_from(["FP64", "FP32", "INT64", "BOOL", "BYTES", "UINT8", "X"])
+        | JSONISH,
+        "shape": st.lists(st.integers(-2, 3), max_size=3) | JSONISH,
+        "data": st.lists(JSONISH, max_size=4) | JSONISH,
+        "parameters": st.fixed_dictionaries({}, optional={"content_type": JSONISH}) | JSONISH,
+    },
+)
+REQUEST = st.fixed_dictionaries(
+    {},
+    optional={
+        "id": st.text(max_size=5) | JSONISH,
+        "inputs": st.lists(TENSOR, max_size=7) | JSONISH,
+        "parameters": st.fixed_dictionaries(
+            {}, optional={"content_type": st.sampled_from(["pd", "np", "dict", "x"]) | JSONISH}
+        )
+        | JSONISH,
+        "outputs": st.lists(st.fixed_dictionaries({"name": JSONISH}), max_size=2) | JSONISH,
+    },
+)
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(payload=st.one_of(st.binary(max_size=200), REQUEST.map(lambda v: json.dumps(v).encode())))
+def test_fuzzed_v2_requests_never_get_5xx(server, model_name, payload):
+    """Random bytes and random V2-shaped JSON: never a 5xx, errors are {"error": ...}."""
+    r = infer(server, model_name, payload)
+    assert r.status_code < 500, (payload, r.status_code, r.text)
+    if r.status_code >= 400:
+        assert set(r.json()) == {"error"}
+
+
+def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, make_version):
+    """The common request decodes to rows (the batcher's fast path) that predict exactly as the
+    general decoder's DataFrame does; anything unusual takes the general decoder."""
+    from mlgate._mlflow import predict
+    from mlgate.serving.fastpath import NumericSchema
+
+    pyfunc = store.load_pyfunc(f"models:/{model_name}/{make_version()}")
+    schema = NumericSchema.from_model(pyfunc)
+    spec = model_spec(pyfunc, schema)
+    rows = [[0.5, 1, -2.25, 3.0, 0.0, 1e-3], [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]]
+    inputs = [
+        {"name": f, "datatype": "FP64", "shape": [2], "data": [r[i] for r in rows]}
+        for i, f in enumerate(FEATURES)
+    ]
+    fast = decode(json.dumps({"inputs": inputs[::-1]}).encode(), spec)
+    assert fast.rows is not None
+    general = decode(json.dumps({"inputs": inputs, "parameters": {"a": 1}}).encode(), spec)
+    assert general.rows is None and general.params == {"a": 1}
+    np.testing.assert_array_equal(
+        predict(pyfunc, schema.frame(fast.rows)), predict(pyfunc, general.data)
+    )
+    nested = [{**c, "shape": [2, 1], "data": [[v] for v in c["data"]]} for c in inputs]
+    assert decode(json.dumps({"inputs": nested}).encode(), spec).rows is None
+
+
+def test_the_fast_lane_recognises_exactly_the_infer_paths():
+    """Only /v2/models/NAME[/versions/V]/infer skips Starlette's router; anything else reaches
+    the app (and its 404 or 405)."""
+    from mlgate.serving.lane import v2_infer_params
+
+    assert v2_infer_params("/v2/models/m/infer") == {"name": "m"}
+    assert v2_infer_params("/v2/models/m/versions/3/infer") == {"name": "m", "version": "3"}
+    for path in (
+        "/v2/models//infer",
+        "/v2/models/m/versions//infer",
+        "/v2/models/m/ready",
+        "/v2/models/m/infer/x",
+        "/v2/models/m/x/3/infer",
+        "/v2/models/m",
+    ):
+        assert v2_infer_params(path) is None, path
