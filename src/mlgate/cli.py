@@ -660,7 +660,8 @@ def serve(
 ) -> None:
     """Serve the champion and challenger of MODEL, following the registry.
 
-    Speaks MLflow's scoring protocol on /invocations; /ping, /health, /version, /metrics.
+    Speaks MLflow's scoring protocol on /invocations and the Open Inference Protocol (V2, as
+    KServe and MLServer) under /v2; /ping, /health, /version, /metrics.
     With --model-dir, serves one local model directory with no registry (the image entrypoint).
 
     The port is bound first: one already in use exits 2 before anything loads. A model, --pin
