@@ -117,7 +117,8 @@ def translate(exc: BaseException, what: str) -> MlgateError:
         return exc
     reason = _unreachable(exc)
     if reason is not None:
-        return TrackingServerError(f"{what}: cannot reach the tracking server: {reason}")
+        sep = " " if reason.startswith("at ") else ": "
+        return TrackingServerError(f"{what}: cannot reach the tracking server{sep}{reason}")
     if isinstance(exc, MlflowException):
         code = _error_code(exc)
         message = config.redact(exc.message.splitlines()[0] if exc.message else str(exc))
@@ -140,7 +141,8 @@ def _unreachable(exc: BaseException) -> str | None:
     """Why the server could not be reached, when ``exc`` (or what it wraps) says so.
 
     MLflow wraps the HTTP layer's exception in an ``INTERNAL_ERROR`` whose message is hundreds
-    of characters long; the wrapped exception's type says what happened.
+    of characters long; the wrapped exception's type says what happened, and its request which
+    server it was (shown without credentials).
     """
     import requests
 
@@ -148,10 +150,20 @@ def _unreachable(exc: BaseException) -> str | None:
     for _ in range(10):
         if seen is None:
             return None
-        if isinstance(seen, requests.exceptions.ConnectTimeout | requests.exceptions.ReadTimeout):
-            return "no answer in time"
-        if isinstance(seen, requests.exceptions.ConnectionError):
-            return "connection refused or reset"
+        if isinstance(seen, requests.exceptions.RequestException):
+            if isinstance(seen, requests.exceptions.Timeout):
+                why = "no answer in time"
+            elif isinstance(seen, requests.exceptions.ConnectionError):
+                why = "connection refused or reset"
+            else:
+                return None
+            url = getattr(getattr(seen, "request", None), "url", None)
+            if url:
+                import urllib.parse
+
+                parts = urllib.parse.urlsplit(str(url))
+                return config.redact(f"at {parts.scheme}://{parts.netloc}: {why}")
+            return why
         seen = seen.__cause__ or seen.__context__
     return None
 
