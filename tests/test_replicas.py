@@ -7,6 +7,7 @@ converge on the registry's state, so a traffic change or a rollout needs no rede
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -115,8 +116,17 @@ def _cli(r: dict[str, Any], *args: str) -> int:
     return main(["--tracking-uri", r["uri"], *args])
 
 
-def _loads(r: dict[str, Any]) -> list[LoadGenerator]:
-    return [LoadGenerator(url, r["body"], clients=2) for url in r["urls"]]
+@contextlib.contextmanager
+def _under_load(r: dict[str, Any]) -> Iterator[list[LoadGenerator]]:
+    """Two keep-alive clients on every replica for the duration of the block."""
+    loads = [LoadGenerator(url, r["body"], clients=2) for url in r["urls"]]
+    for load in loads:
+        load.start()
+    try:
+        yield loads
+    finally:
+        for load in loads:
+            load.stop()
 
 
 def test_traffic_change_reaches_every_replica_within_a_poll(replicas):
@@ -151,14 +161,8 @@ def test_rollout_across_three_replicas_then_rollback_of_a_failing_challenger(rep
         "20",
     ]
     endpoints = [arg for url in r["urls"] for arg in ("-e", url)]
-    loads = _loads(r)
-    for load in loads:
-        load.start()
-    try:
+    with _under_load(r) as loads:
         code = _cli(r, "rollout", name, *endpoints, *steps, "--policy", policy)
-    finally:
-        for load in loads:
-            load.stop()
     assert code == 0
     assert store.version_by_alias(name, "champion").version == r["v2"]
     for load in loads:
@@ -178,14 +182,8 @@ def test_rollout_across_three_replicas_then_rollback_of_a_failing_challenger(rep
     mlgate.promote(name, v3, to="challenger", policy=policy, store=store)
     for u in r["urls"]:
         _wait(lambda u=u: _serving(u).get("challenger") == 0.0, 120)
-    loads = _loads(r)
-    for load in loads:
-        load.start()
-    try:
+    with _under_load(r):
         code = _cli(r, "rollout", name, *endpoints, *steps, "--policy", policy)
-    finally:
-        for load in loads:
-            load.stop()
     assert code == 3  # rolled back
     assert store.version_by_alias(name, "champion").version == r["v2"]
     for u in r["urls"]:

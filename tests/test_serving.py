@@ -229,22 +229,28 @@ def test_alias_moves_under_load_fail_no_request(
     assert served[0] == v1 and v3 in served and served[-1] == v1
 
 
+def promote_tampered(server, store, name, version, alias, policy, tracking_server) -> None:
+    """Append a byte to the version's model file on the tracking server, promote it to ``alias``,
+    and wait until the running ``server`` reports that it refused to load it."""
+    model_id = store.get_version(name, version).model_id
+    [blob] = [
+        p for p in (tracking_server.root / "artifacts").rglob("model.*") if model_id in str(p)
+    ]
+    blob.write_bytes(blob.read_bytes() + b"\0")
+    mlgate.promote(name, version, to=alias, policy=policy, store=store)
+    deadline = time.time() + 15
+    while not requests.get(f"{server}/health", timeout=5).json()["load_errors"]:
+        assert time.time() < deadline
+        time.sleep(0.2)
+
+
 def test_tampered_version_is_never_swapped_in(
     server, store, model_name, two_versions, make_version, tracking_server
 ):
     """A new champion whose artifacts fail their digest is refused; the old one keeps serving."""
     v1, _, policy = two_versions
     v3 = make_version()
-    model_id = store.get_version(model_name, v3).model_id
-    [blob] = [
-        p for p in (tracking_server.root / "artifacts").rglob("model.*") if model_id in str(p)
-    ]
-    blob.write_bytes(blob.read_bytes() + b"\0")
-    mlgate.promote(model_name, v3, to="champion", policy=policy, store=store)
-    deadline = time.time() + 15
-    while not requests.get(f"{server}/health", timeout=5).json()["load_errors"]:
-        assert time.time() < deadline
-        time.sleep(0.2)
+    promote_tampered(server, store, model_name, v3, "champion", policy, tracking_server)
     health = requests.get(f"{server}/health", timeout=5).json()
     assert "digest" in health["load_errors"][v3]
     assert health["status"] == "ok" and health["champion"] == v1

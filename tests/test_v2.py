@@ -15,7 +15,7 @@ import mlgate
 from mlgate.serving.control import set_traffic
 from mlgate.serving.metrics import parse_prometheus
 from mlgate.serving.v2 import decode, model_spec
-from test_serving import FEATURES, local_predictions, start_server, stop
+from test_serving import FEATURES, local_predictions, promote_tampered, start_server, stop
 
 
 def columns(frame, datatype: str = "FP64", shape_1: bool = False) -> list[dict]:
@@ -242,16 +242,7 @@ def test_a_challenger_that_failed_to_load_is_a_4xx(
     that says so, and the champion keeps answering."""
     v1, _, policy = two_versions
     v3 = make_version()
-    model_id = store.get_version(model_name, v3).model_id
-    [blob] = [
-        p for p in (tracking_server.root / "artifacts").rglob("model.*") if model_id in str(p)
-    ]
-    blob.write_bytes(blob.read_bytes() + b"\0")
-    mlgate.promote(model_name, v3, to="challenger", policy=policy, store=store)
-    deadline = time.time() + 15
-    while not requests.get(f"{server}/health", timeout=5).json()["load_errors"]:
-        assert time.time() < deadline
-        time.sleep(0.2)
+    promote_tampered(server, store, model_name, v3, "challenger", policy, tracking_server)
     r = infer(server, model_name, {"inputs": _cols()}, version=v3)
     assert r.status_code == 400 and "not loaded" in r.json()["error"], r.text
     ready = requests.get(f"{server}/v2/models/{model_name}/versions/{v3}/ready", timeout=5)
