@@ -77,8 +77,17 @@ def make_version(store, model_name, classifier, tmp_path_factory):
     _, train, test = classifier
     outside_git = tmp_path_factory.mktemp("no-git")
 
-    def make(model=None, *, name: str | None = None, train_data=None, eval_data=None,
-             metrics=None, input_example=None, code_path=None, **kwargs) -> str:  # fmt: skip
+    def make(
+        model=None,
+        *,
+        name: str | None = None,
+        train_data=None,
+        eval_data=None,
+        metrics=None,
+        input_example=None,
+        code_path=None,
+        **kwargs,
+    ) -> str:
         model = model if model is not None else classifier[0]
         features = train.drop(columns="label")
         reg = mlgate.register(

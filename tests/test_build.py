@@ -73,9 +73,15 @@ def image_record(store, name: str, version: str) -> dict[str, Any] | None:
 
 def _register(store, name: str, model, train, test, outside_git: Path) -> str:
     reg = mlgate.register(
-        model, name=name, train_data=train, eval_data=test, metrics={"accuracy": 0.9},
-        input_example=test.drop(columns="label").head(3), code_path=outside_git, store=store,
-    )  # fmt: skip
+        model,
+        name=name,
+        train_data=train,
+        eval_data=test,
+        metrics={"accuracy": 0.9},
+        input_example=test.drop(columns="label").head(3),
+        code_path=outside_git,
+        store=store,
+    )
     return reg.number
 
 
@@ -101,10 +107,25 @@ def built(engine, module_env, tracking_server, tmp_path_factory) -> dict[str, An
             store.set_alias(name, "champion", v2)
             moved.append(message)
 
-    first = build(f"{name}@champion", store=store, repository=REPO, base_image=BASE,
-                  offline=True, on_progress=move_alias_once)  # fmt: skip
-    argv = ["--tracking-uri", tracking_server.uri, "build", f"{name}/{v2}", "--repo", REPO,
-            "--offline", "--json", "--quiet"]  # fmt: skip
+    first = build(
+        f"{name}@champion",
+        store=store,
+        repository=REPO,
+        base_image=BASE,
+        offline=True,
+        on_progress=move_alias_once,
+    )
+    argv = [
+        "--tracking-uri",
+        tracking_server.uri,
+        "build",
+        f"{name}/{v2}",
+        "--repo",
+        REPO,
+        "--offline",
+        "--json",
+        "--quiet",
+    ]
     if BASE:
         argv += ["--base-image", BASE]
     out = io.StringIO()
@@ -112,21 +133,37 @@ def built(engine, module_env, tracking_server, tmp_path_factory) -> dict[str, An
         code = main(argv)
     assert code == 0, out.getvalue()
     second = json.loads(out.getvalue())
-    return {"store": store, "name": name, "v1": v1, "v2": v2, "first": first, "second": second,
-            "test": test, "moved": moved}  # fmt: skip
+    return {
+        "store": store,
+        "name": name,
+        "v1": v1,
+        "v2": v2,
+        "first": first,
+        "second": second,
+        "test": test,
+        "moved": moved,
+    }
 
 
 class Container:
     """A container of an image, on the host network at a free port (works on bridge-less engines)."""
 
-    def __init__(self, engine, image: str, command: list[str] | None = None,
-                 env: dict[str, str] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine,
+        image: str,
+        command: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.c = engine.client.containers.run(
-            image, command=command, detach=True, network_mode="host",
+            image,
+            command=command,
+            detach=True,
+            network_mode="host",
             environment={"MLGATE_PORT": str(self.port), **(env or {})},
-        )  # fmt: skip
+        )
 
     def alive(self) -> bool:
         self.c.reload()
@@ -159,15 +196,20 @@ def test_alias_resolved_once_and_image_serves_every_format_like_pyfunc(built, se
     frame = built["test"].drop(columns="label").head(9)
     want = np.asarray(built["store"].load_pyfunc(f"models:/{name}/{v1}").predict(frame))
     for fmt, (ctype, body) in scoring_bodies(frame).items():
-        r = requests.post(f"{served_v1.url}/invocations", data=body,
-                          headers={"Content-Type": ctype}, timeout=30)  # fmt: skip
+        r = requests.post(
+            f"{served_v1.url}/invocations", data=body, headers={"Content-Type": ctype}, timeout=30
+        )
         assert r.status_code == 200, (fmt, r.text)
         assert np.array_equal(np.asarray(r.json()["predictions"]), want), fmt
         assert r.headers["X-Mlgate-Version"] == v1
-    for body, ctype in [(b"{not json", "application/json"), (b'{"dataframe_split": {"columns": ["x"], '
-                        b'"data": [[1]]}}', "application/json"), (b"a,b\n1,2", "text/plain")]:  # fmt: skip
-        r = requests.post(f"{served_v1.url}/invocations", data=body,
-                          headers={"Content-Type": ctype}, timeout=30)  # fmt: skip
+    for body, ctype in [
+        (b"{not json", "application/json"),
+        (b'{"dataframe_split": {"columns": ["x"], "data": [[1]]}}', "application/json"),
+        (b"a,b\n1,2", "text/plain"),
+    ]:
+        r = requests.post(
+            f"{served_v1.url}/invocations", data=body, headers={"Content-Type": ctype}, timeout=30
+        )
         assert 400 <= r.status_code < 500, (body, r.status_code, r.text)
         assert r.json()["message"]
     info = requests.get(f"{served_v1.url}/version", timeout=10).json()
@@ -223,8 +265,9 @@ def test_model_only_rebuild_reuses_every_requirement_layer(engine, built):
     assert a[-1] != b[-1]
 
 
-def test_tampered_artifacts_are_refused_before_building(engine, module_env, built, tracking_server,
-                                                        capsys):  # fmt: skip
+def test_tampered_artifacts_are_refused_before_building(
+    engine, module_env, built, tracking_server, capsys
+):
     """Artifacts changed on the server since registration: exit 3 naming both digests; no image."""
     store, name = built["store"], built["name"]
     model, train, test = tiny_classifier(c=0.3)
@@ -234,8 +277,18 @@ def test_tampered_artifacts_are_refused_before_building(engine, module_env, buil
         p for p in (tracking_server.root / "artifacts").rglob("model.*") if model_id in str(p)
     ]
     blob.write_bytes(blob.read_bytes() + b"\0")
-    code = main(["--tracking-uri", tracking_server.uri, "build", f"{name}/{v3}", "--repo", REPO,
-                 "--offline", "--quiet"])  # fmt: skip
+    code = main(
+        [
+            "--tracking-uri",
+            tracking_server.uri,
+            "build",
+            f"{name}/{v3}",
+            "--repo",
+            REPO,
+            "--offline",
+            "--quiet",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == EXIT_REJECTED, err
     recorded = store.get_version(name, v3).tags[Tags.ARTIFACT_DIGEST]
@@ -255,13 +308,21 @@ def test_failed_build_leaves_no_image_under_the_tag(engine, module_env, built, t
         info.size = 5
         tar.addfile(info, io.BytesIO(b"none\n"))
     no_python = "mlgate-test-nopython:latest"
-    engine.client.api.import_image_from_data(buf.getvalue(), repository="mlgate-test-nopython",
-                                             tag="latest")  # fmt: skip
+    engine.client.api.import_image_from_data(
+        buf.getvalue(), repository="mlgate-test-nopython", tag="latest"
+    )
     store, name, v2 = built["store"], built["name"], built["v2"]
     fresh = f"fresh-{uuid.uuid4().hex[:6]}"
     with pytest.raises(DockerError, match="image build failed at step"):
-        build(f"{name}/{v2}", store=store, repository=REPO, tag=fresh, base_image=no_python,
-              offline=True, record=False)  # fmt: skip
+        build(
+            f"{name}/{v2}",
+            store=store,
+            repository=REPO,
+            tag=fresh,
+            base_image=no_python,
+            offline=True,
+            record=False,
+        )
     assert not engine.exists(f"{REPO}:{fresh}")
     good = engine.inspect(built["second"]["image"]).id
     with pytest.raises(DockerError):
@@ -278,8 +339,11 @@ def test_missing_version_alias_and_no_pyfunc_are_one_line_usage_errors(
     import mlflow
 
     name, uri = built["name"], tracking_server.uri
-    for ref, words in [(f"{name}/999", "999"), (f"{name}@nosuchalias", "not set"),
-                       (name, "say which version")]:  # fmt: skip
+    for ref, words in [
+        (f"{name}/999", "999"),
+        (f"{name}@nosuchalias", "not set"),
+        (name, "say which version"),
+    ]:
         code = main(["--tracking-uri", uri, "build", ref, "--repo", REPO, "--quiet"])
         err = capsys.readouterr().err.strip()
         assert code == EXIT_USAGE and words in err and "\n" not in err, err
@@ -293,8 +357,9 @@ def test_missing_version_alias_and_no_pyfunc_are_one_line_usage_errors(
     client.log_artifacts(run.info.run_id, str(model_dir), "model")
     client.set_terminated(run.info.run_id)
     store = mlgate.Store(uri)
-    v = mlgate.register(f"runs:/{run.info.run_id}/model", name=f"{name}-nopyfunc",
-                        store=store, code_path=tmp_path).number  # fmt: skip
+    v = mlgate.register(
+        f"runs:/{run.info.run_id}/model", name=f"{name}-nopyfunc", store=store, code_path=tmp_path
+    ).number
     capsys.readouterr()  # what registering printed
     code = main(["--tracking-uri", uri, "build", f"{name}-nopyfunc/{v}", "--repo", REPO, "--quiet"])
     err = capsys.readouterr().err.strip()
@@ -321,8 +386,14 @@ def test_tracking_server_dies_during_a_build_then_rerun_completes(
                 killed.set()
 
         with pytest.raises(MlgateError) as info:
-            build(f"{name}/{v}", store=store, repository=REPO, base_image=BASE, offline=True,
-                  on_progress=kill_when_building)  # fmt: skip
+            build(
+                f"{name}/{v}",
+                store=store,
+                repository=REPO,
+                base_image=BASE,
+                offline=True,
+                on_progress=kill_when_building,
+            )
         assert killed.is_set() and isinstance(info.value, TrackingServerError), info.value
         assert info.value.exit_code == EXIT_ERROR
         server.start()
@@ -343,11 +414,13 @@ def test_demo_builds_the_challenger_image_when_an_engine_answers(engine, module_
 
     example = Path(__file__).resolve().parents[1] / "mlruns_example"
     dst = tmp_path / "repo" / "mlruns_example"
-    shutil.copytree(example, dst, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "data",
-                                                                "__pycache__"))  # fmt: skip
+    shutil.copytree(
+        example, dst, ignore=shutil.ignore_patterns("mlflow.db", "mlruns", "data", "__pycache__")
+    )
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    out = subprocess.run([sys.executable, "demo.py"], cwd=dst, env=env, capture_output=True,
-                         text=True, timeout=1200)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "demo.py"], cwd=dst, env=env, capture_output=True, text=True, timeout=1200
+    )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "built mlgate:example-classifier-v2" in out.stdout
     assert "rollback moved: example-classifier@champion 2 -> 1" in out.stdout
@@ -364,10 +437,13 @@ def registry(tmp_path) -> Iterator[str]:
         pytest.skip("no docker-registry binary (apt-get install docker-registry)")
     port = free_port()
     cfg = tmp_path / "registry.yml"
-    cfg.write_text(f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
-                   f"http:\n  addr: 127.0.0.1:{port}\n")  # fmt: skip
-    proc = subprocess.Popen([binary, "serve", str(cfg)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)  # fmt: skip
+    cfg.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    proc = subprocess.Popen(
+        [binary, "serve", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/v2/", timeout=30, alive=lambda: proc.poll() is None)
         yield f"127.0.0.1:{port}"
@@ -381,11 +457,15 @@ def test_push_records_the_registry_digest(engine, module_env, built, registry):
     recorded on the version."""
     store, name, v1 = built["store"], built["name"], built["v1"]
     repo = f"{registry}/mlgate-test"
-    result = build(f"{name}/{v1}", store=store, repository=repo, base_image=BASE, offline=True,
-                   push=True)  # fmt: skip
+    result = build(
+        f"{name}/{v1}", store=store, repository=repo, base_image=BASE, offline=True, push=True
+    )
     assert result.pushed_digest and result.pushed_digest.startswith("sha256:")
-    r = requests.get(f"http://{registry}/v2/mlgate-test/manifests/{name}-v{v1}", timeout=30,
-                     headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"})  # fmt: skip
+    r = requests.get(
+        f"http://{registry}/v2/mlgate-test/manifests/{name}-v{v1}",
+        timeout=30,
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
     assert r.status_code == 200 and r.headers["Docker-Content-Digest"] == result.pushed_digest
     rec = image_record(store, name, v1)
     assert rec["digest"] == result.pushed_digest and rec["image"] == f"{repo}:{name}-v{v1}"
@@ -426,8 +506,12 @@ def test_image_can_follow_the_registry_instead(engine, built, tracking_server):
     (not the version baked in) and follows it when the alias moves."""
     store, name, v1, v2 = built["store"], built["name"], built["v1"], built["v2"]
     assert store.version_by_alias(name, "champion").version == v2  # moved during the first build
-    box = Container(engine, built["first"].image, ["serve", name, "--poll", "0.5"],
-                    {"MLFLOW_TRACKING_URI": tracking_server.uri})  # fmt: skip
+    box = Container(
+        engine,
+        built["first"].image,
+        ["serve", name, "--poll", "0.5"],
+        {"MLFLOW_TRACKING_URI": tracking_server.uri},
+    )
     try:
         wait_http(f"{box.url}/ping", timeout=120, alive=box.alive)
         info = requests.get(f"{box.url}/version", timeout=10).json()

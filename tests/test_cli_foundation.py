@@ -124,8 +124,21 @@ def test_register_and_show_via_cli(tracking_uri, model_name, classifier, tmp_pat
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run() as run:
         mlflow.sklearn.log_model(model, name="model")
-    rc = main(["register", "--name", model_name, "--run", run.info.run_id, "--train", str(data),
-               "--metric", "accuracy=0.9", "--param", "C=1"])  # fmt: skip
+    rc = main(
+        [
+            "register",
+            "--name",
+            model_name,
+            "--run",
+            run.info.run_id,
+            "--train",
+            str(data),
+            "--metric",
+            "accuracy=0.9",
+            "--param",
+            "C=1",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert f"registered {model_name} version 1" in capsys.readouterr().out
     assert main(["show", f"{model_name}/1", "--json"]) == 0

@@ -58,10 +58,15 @@ def race(store, tracking_uri: str, model_name: str, model_uri: str, policy, roun
         ]
         start = time.time() + 6.0
         procs = [
-            subprocess.Popen([sys.executable, "-c", RACER, model_name, v, expected, str(policy), str(start)],
-                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", RACER, model_name, v, expected, str(policy), str(start)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for v in versions
-        ]  # fmt: skip
+        ]
         results = {
             v: (*p.communicate(timeout=180), p.returncode)
             for v, p in zip(versions, procs, strict=True)
@@ -114,8 +119,13 @@ def test_promotion_killed_between_lease_and_move(
     mlgate.promote(model_name, v1, to="champion", policy=ungated, store=store)
     v2 = mlgate.register(logged_model_uri, name=model_name, store=store).number
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    killed = subprocess.run([sys.executable, "-c", KILLER, model_name, v2, str(ungated)],
-                            env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, model_name, v2, str(ungated)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert killed.returncode == -9, killed.stderr[-500:]
     assert store.version_by_alias(model_name, "champion").version == v1
     assert store.model_exists(lease_name(model_name))

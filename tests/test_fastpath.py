@@ -48,8 +48,10 @@ NUMBER = st.one_of(st.floats(-1e6, 1e6, allow_nan=False), st.integers(-1000, 100
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(rows=st.lists(st.lists(NUMBER, min_size=6, max_size=6), min_size=1, max_size=20),
-       records=st.booleans())  # fmt: skip
+@given(
+    rows=st.lists(st.lists(NUMBER, min_size=6, max_size=6), min_size=1, max_size=20),
+    records=st.booleans(),
+)
 def test_fast_path_matches_mlflow_parser(pyfunc, rows, records):
     """For numeric rows the fast path's frame predicts exactly as MLflow's parsed frame does."""
     if records:
@@ -169,8 +171,13 @@ def test_array_path_is_refused_when_the_frame_could_matter():
     pandas_out.set_output(transform="pandas")
     pandas_out.fit(frame, label)
     reordered = LogisticRegression().fit(frame[FEATURES[::-1]], label)
-    for est in (by_name, pandas_out, MyModel().fit(frame, label), reordered,
-                HistGradientBoostingClassifier().fit(frame, label)):  # fmt: skip
+    for est in (
+        by_name,
+        pandas_out,
+        MyModel().fit(frame, label),
+        reordered,
+        HistGradientBoostingClassifier().fit(frame, label),
+    ):
         assert array_predictor(est, "predict", DOUBLES) is None, type(est).__name__
     mixed = NumericSchema(tuple(FEATURES), (np.int64,) + (np.float64,) * 5, (True,) + (False,) * 5)
     assert array_predictor(LogisticRegression().fit(frame, label), "predict", mixed) is None

@@ -60,9 +60,22 @@ def test_server_killed_mid_promotion_then_rerun(own_server, classifier, tmp_path
         "MLFLOW_TRACKING_URI": own_server.uri,
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
-    out = subprocess.run([sys.executable, "-c", KILL_SERVER_THEN_MOVE, "faulty", v2, str(policy),
-                          str(own_server.process.pid), own_server.uri],
-                         env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILL_SERVER_THEN_MOVE,
+            "faulty",
+            v2,
+            str(policy),
+            str(own_server.process.pid),
+            own_server.uri,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == EXIT_ERROR, out.stderr[-1500:]
     errors = [line for line in out.stderr.splitlines() if line.startswith("mlgate:")]
     assert len(errors) == 1 and "Traceback" not in out.stderr
@@ -90,11 +103,19 @@ def test_transient_outage_is_retried_permanent_errors_are_not(own_server, classi
     model, train, _ = classifier
     store = mlgate.Store(own_server.uri)
     mlgate.register(model, name="blink", train_data=train, store=store)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": own_server.uri, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
-           "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": own_server.uri,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "6",
+        "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    }
     started = time.time()
-    missing = subprocess.run([sys.executable, "-m", "mlgate", "show", "no-such-model"], env=env,
-                             capture_output=True, text=True)  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, "-m", "mlgate", "show", "no-such-model"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert missing.returncode == 2 and time.time() - started < 8  # no backoff for a permanent error
     os.killpg(own_server.process.pid, signal.SIGKILL)
     own_server.stop()
@@ -102,8 +123,13 @@ def test_transient_outage_is_retried_permanent_errors_are_not(own_server, classi
     restarter.start()
     try:
         started = time.time()
-        out = subprocess.run([sys.executable, "-m", "mlgate", "show", "blink/1"], env=env, capture_output=True,
-                             text=True, timeout=180)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "mlgate", "show", "blink/1"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         waited = time.time() - started
     finally:
         restarter.join()
@@ -140,8 +166,16 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
 
     try:
         with pytest.raises(TrackingServerError):
-            ro.rollout("roll", [url], steps=(50, 100), bounds=bounds, policy=policy, store=store, poll=0.3,
-                       progress=kill_in_step_2)  # fmt: skip
+            ro.rollout(
+                "roll",
+                [url],
+                steps=(50, 100),
+                bounds=bounds,
+                policy=policy,
+                store=store,
+                poll=0.3,
+                progress=kill_in_step_2,
+            )
         own_server.stop()
         own_server.start()
         state = ro.read_state(store, "roll")

@@ -164,11 +164,20 @@ def test_every_dtype_in_a_mixed_frame_is_covered():
     df = mixed_frame()
     fp = fingerprint(df)
     edits = {
-        "f": 123.0, "i": 999, "b": not df.at[4, "b"], "s_obj": "zz", "s_str": "zz",
-        "s_arrow": "zz", "nint": 777, "nbool": not bool(df.at[4, "nbool"]),
-        "ts": pd.Timestamp("1999-01-01"), "tstz": pd.Timestamp("1999-01-01", tz="Europe/Paris"),
-        "cat": "z" if df.at[4, "cat"] != "z" else "x", "a_int": -5, "mixed": 42,
-    }  # fmt: skip
+        "f": 123.0,
+        "i": 999,
+        "b": not df.at[4, "b"],
+        "s_obj": "zz",
+        "s_str": "zz",
+        "s_arrow": "zz",
+        "nint": 777,
+        "nbool": not bool(df.at[4, "nbool"]),
+        "ts": pd.Timestamp("1999-01-01"),
+        "tstz": pd.Timestamp("1999-01-01", tz="Europe/Paris"),
+        "cat": "z" if df.at[4, "cat"] != "z" else "x",
+        "a_int": -5,
+        "mixed": 42,
+    }
     for column, value in edits.items():
         changed = df.copy()
         changed.at[4, column] = value

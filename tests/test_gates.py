@@ -90,8 +90,11 @@ def test_unreadable_champion_fails_comparisons():
     """An unreadable champion is a failure, never a first promotion."""
     ev = evidence(version(logged={"accuracy": 1.0}), None, champion_error="boom")
     assert not ev.first_promotion
-    for s in (spec("no_regression", metric="accuracy"), spec("signature"),
-              spec("bootstrap", metric="accuracy")):  # fmt: skip
+    for s in (
+        spec("no_regression", metric="accuracy"),
+        spec("signature"),
+        spec("bootstrap", metric="accuracy"),
+    ):
         assert not one(s, ev).passed
 
 
@@ -166,8 +169,11 @@ def test_lineage_gate():
 
 def test_data_gate():
     """Pinned fingerprints, paths, train != eval and recorded-path checks."""
-    tags = {Tags.data("train", "fingerprint"): EVAL_A, Tags.data("eval", "fingerprint"): EVAL_B,
-            Tags.data("train", "source"): "/data/train.csv"}  # fmt: skip
+    tags = {
+        Tags.data("train", "fingerprint"): EVAL_A,
+        Tags.data("eval", "fingerprint"): EVAL_B,
+        Tags.data("train", "source"): "/data/train.csv",
+    }
     v = version(tags=tags)
     assert one(spec("data", train_fingerprint=EVAL_A, distinct_train_eval=True), evidence(v)).passed
     assert not one(spec("data", train_fingerprint=EVAL_B), evidence(v)).passed

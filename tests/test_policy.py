@@ -62,8 +62,12 @@ def test_good_policy_parses(tmp_path):
     churn = pol.for_model("churn")
     assert (churn.champion_alias, churn.challenger_alias) == ("prod", "canary")
     assert [g.type for g in churn.gates_for("prod")] == [
-        "no_regression", "bootstrap", "data", "signature", "lineage"
-    ]  # fmt: skip
+        "no_regression",
+        "bootstrap",
+        "data",
+        "signature",
+        "lineage",
+    ]
     assert churn.gates_for("canary") == ()
     assert churn.gates_for("champion") is None
     assert churn.evaluation.data == str(tmp_path / "eval.csv")
@@ -78,24 +82,72 @@ def test_good_policy_parses(tmp_path):
         ("lease_ttl = 'x'", "lease_ttl", "must be a number"),
         ("lease_ttl = 0", "lease_ttl", "between 1 and 3600"),
         ("[models.m]\ncolour = 1", "models.m.colour", "unknown key"),
-        ("[[models.m.gates.champion]]\ntype = 'magic'", "models.m.gates.champion[0].type", "unknown gate type"),
-        ("[[models.m.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'", "models.m.gates.champion[0]", "needs min, max"),
-        ("[[models.m.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 0.9\nmax = 0.1", "models.m.gates.champion[0].min", "no value can pass"),
-        ("[[models.m.gates.champion]]\ntype = 'metric'\nmin = 0.9", "models.m.gates.champion[0].metric", "is required"),
-        ("[[models.m.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 'high'", "models.m.gates.champion[0].min", "must be a number"),
-        ("[[models.m.gates.champion]]\ntype = 'no_regression'\nmetric = 'zork'", "models.m.gates.champion[0].greater_is_better", "does not know"),
-        ("[[models.m.gates.champion]]\ntype = 'no_regression'\nmetric = 'rmse'\ntolerance = -1", "models.m.gates.champion[0].tolerance", "zero or more"),
-        ("[[models.m.gates.champion]]\ntype = 'bootstrap'\nmetric = 'accuracy'\nconfidence = 1.5", "models.m.gates.champion[0].confidence", "in [0.5, 1)"),
-        ("[[models.m.gates.champion]]\ntype = 'data'", "models.m.gates.champion[0]", "at least one of"),
-        ("[[models.m.gates.champion]]\ntype = 'data'\ntrain_fingerprint = 'abc'", "models.m.gates.champion[0].train_fingerprint", "blake3:"),
-        ("[[models.m.gates.champion]]\ntype = 'lineage'\nrequire_data = ['test']", "models.m.gates.champion[0].require_data", "train"),
+        (
+            "[[models.m.gates.champion]]\ntype = 'magic'",
+            "models.m.gates.champion[0].type",
+            "unknown gate type",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'",
+            "models.m.gates.champion[0]",
+            "needs min, max",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 0.9\nmax = 0.1",
+            "models.m.gates.champion[0].min",
+            "no value can pass",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'metric'\nmin = 0.9",
+            "models.m.gates.champion[0].metric",
+            "is required",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 'high'",
+            "models.m.gates.champion[0].min",
+            "must be a number",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'no_regression'\nmetric = 'zork'",
+            "models.m.gates.champion[0].greater_is_better",
+            "does not know",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'no_regression'\nmetric = 'rmse'\ntolerance = -1",
+            "models.m.gates.champion[0].tolerance",
+            "zero or more",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'bootstrap'\nmetric = 'accuracy'\nconfidence = 1.5",
+            "models.m.gates.champion[0].confidence",
+            "in [0.5, 1)",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'data'",
+            "models.m.gates.champion[0]",
+            "at least one of",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'data'\ntrain_fingerprint = 'abc'",
+            "models.m.gates.champion[0].train_fingerprint",
+            "blake3:",
+        ),
+        (
+            "[[models.m.gates.champion]]\ntype = 'lineage'\nrequire_data = ['test']",
+            "models.m.gates.champion[0].require_data",
+            "train",
+        ),
         ("[models.m.gates]\nchampion = 'x'", "models.m.gates.champion", "array of tables"),
         ("[models.m.gates]\nlatest = []", "models.m.gates.latest", "reserved"),
-        ("[models.m]\nchampion_alias = 'a'\nchallenger_alias = 'a'", "models.m.challenger_alias", "must differ"),
+        (
+            "[models.m]\nchampion_alias = 'a'\nchallenger_alias = 'a'",
+            "models.m.challenger_alias",
+            "must differ",
+        ),
         ("[models.m.evaluation]\ndata = 'x.csv'", "models.m.evaluation.target", "is required"),
         ("[models.m.evaluation]\ntask = 'ranking'", "models.m.evaluation.task", "classification"),
     ],
-)  # fmt: skip
+)
 def test_bad_policies_name_file_and_key(tmp_path, text, key, problem):
     """Each malformed policy raises PolicyError naming the file and the exact key path."""
     path = write(tmp_path, text)

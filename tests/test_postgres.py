@@ -41,16 +41,35 @@ def postgres(tmp_path_factory):
     sock.mkdir()
     subprocess.run(["chown", "-R", f"{user}:", str(root)], check=True)
     as_pg = ["runuser", "-u", user, "--"] if os.geteuid() == 0 else []
-    subprocess.run([*as_pg, initdb, "-D", str(data), "-U", "mlgate", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*as_pg, initdb, "-D", str(data), "-U", "mlgate", "--auth=trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     port = free_port()
-    subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-l", str(root / "pg.log"), "-w", "-o",
-                    f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200", "start"],
-                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [
+            *as_pg,
+            pg_ctl,
+            "-D",
+            str(data),
+            "-l",
+            str(root / "pg.log"),
+            "-w",
+            "-o",
+            f"-p {port} -k {sock} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         createdb = _pg_bin("createdb")
-        subprocess.run([*as_pg, createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "mlgate", "mlflow"],
-                       check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [*as_pg, createdb, "-h", "127.0.0.1", "-p", str(port), "-U", "mlgate", "mlflow"],
+            check=True,
+            capture_output=True,
+        )
         yield f"postgresql+psycopg2://mlgate@127.0.0.1:{port}/mlflow"
     finally:
         subprocess.run([*as_pg, pg_ctl, "-D", str(data), "-m", "fast", "stop"], capture_output=True)

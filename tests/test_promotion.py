@@ -123,13 +123,39 @@ def test_dry_run_and_expected_conflict(store, model_name, make_version, eval_pol
     """--dry-run moves nothing; --expected that does not match is a recorded conflict (exit 4)."""
     v1, v2 = make_version(), make_version()
     capsys.readouterr()
-    assert main(["promote", model_name, "-v", v1, "--to", "champion", "--dry-run",
-                 "--policy", str(eval_policy)]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "promote",
+                model_name,
+                "-v",
+                v1,
+                "--to",
+                "champion",
+                "--dry-run",
+                "--policy",
+                str(eval_policy),
+            ]
+        )
+        == 0
+    )
     assert "dry run" in capsys.readouterr().out
     assert store.version_by_alias(model_name, "champion") is None
     mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
-    rc = main(["promote", model_name, "-v", v2, "--to", "champion", "--expected", "none",
-               "--policy", str(eval_policy)])  # fmt: skip
+    rc = main(
+        [
+            "promote",
+            model_name,
+            "-v",
+            v2,
+            "--to",
+            "champion",
+            "--expected",
+            "none",
+            "--policy",
+            str(eval_policy),
+        ]
+    )
     assert rc == EXIT_CONFLICT
     with pytest.raises(ConflictError) as err:
         mlgate.promote(model_name, v2, to="champion", expected="7", policy=eval_policy, store=store)
@@ -151,8 +177,10 @@ def test_rollback_after_two_promotions(store, model_name, make_version, eval_pol
     assert store.version_by_alias(model_name, "champion").version == v1
     moves = [e for e in mlgate.history(model_name, policy=eval_policy, store=store) if e.moved]
     assert [(e.kind, e.from_version, e.to_version) for e in moves] == [
-        ("rollback", v2, v1), ("promote", v1, v2), ("promote", None, v1)
-    ]  # fmt: skip
+        ("rollback", v2, v1),
+        ("promote", v1, v2),
+        ("promote", None, v1),
+    ]
     assert moves[0].reason == "latency spike"
     capsys.readouterr()
     assert main(["rollback", model_name, "--policy", str(eval_policy)]) == EXIT_USAGE
@@ -230,11 +258,14 @@ def test_data_change_past_row_10000_blocks_promotion(store, model_name, make_ver
     altered.loc[15_000, "f2"] += 0.5
     altered.to_csv(tmp_path / "train_altered.csv", index=False)
     assert mlflow.data.from_pandas(data).digest == mlflow.data.from_pandas(altered).digest
-    policy = write_policy(tmp_path, """
+    policy = write_policy(
+        tmp_path,
+        """
 [[default.gates.champion]]
 type = "data"
 train_path = "train.csv"
-""")  # fmt: skip
+""",
+    )
     good = make_version(train_data=tmp_path / "train.csv")
     bad = make_version(train_data=tmp_path / "train_altered.csv")
     assert mlgate.check(model_name, good, to="champion", policy=policy, store=store).passed
@@ -319,7 +350,9 @@ def test_bootstrap_gate_on_real_models(store, model_name, make_version, classifi
     """A clearly better model passes the paired bootstrap; an equally good one does not."""
     _, train, test = classifier
     test.to_csv(tmp_path / "eval.csv", index=False)
-    policy = write_policy(tmp_path, """
+    policy = write_policy(
+        tmp_path,
+        """
 [default.evaluation]
 data = "eval.csv"
 target = "label"
@@ -328,7 +361,8 @@ type = "bootstrap"
 metric = "accuracy"
 confidence = 0.95
 samples = 500
-""")  # fmt: skip
+""",
+    )
     v1 = make_version(dummy(train))
     mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
     better = mlgate.check(model_name, make_version(), to="champion", policy=policy, store=store)

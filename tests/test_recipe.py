@@ -26,8 +26,9 @@ scikit-learn==1.9.1 ; python_version >= "3.9"
 
 
 def test_requirements_keep_the_models_pins_and_add_the_servers():
-    text = recipe.merge_requirements(MODEL_REQS, {"numpy": "1.0", "blake3": "1.0.8",
-                                                  "Click": "8.3.1"})  # fmt: skip
+    text = recipe.merge_requirements(
+        MODEL_REQS, {"numpy": "1.0", "blake3": "1.0.8", "Click": "8.3.1"}
+    )
     lines = text.splitlines()
     assert "numpy==2.4.6" in lines and "numpy==1.0" not in lines  # the model's pin wins
     assert "mlflow-skinny==3.17.2" in lines and not any(x.startswith("mlflow==") for x in lines)
@@ -99,8 +100,12 @@ def test_runtime_dockerfile_orders_layers_from_stable_to_changing():
 
 
 def test_model_layer_is_one_commit_with_cmd_and_labels():
-    layer = recipe.ModelLayer(model="churn", version="7", digest="blake3:abc",
-                              labels={"io.mlgate.model.version": "7", "b": 'quo"te'})  # fmt: skip
+    layer = recipe.ModelLayer(
+        model="churn",
+        version="7",
+        digest="blake3:abc",
+        labels={"io.mlgate.model.version": "7", "b": 'quo"te'},
+    )
     changes = layer.changes()
     assert changes[0] == f"CMD {json.dumps(recipe.SERVE_CMD)}"
     assert changes[1] == 'LABEL b="quo\\"te" io.mlgate.model.version="7"'
@@ -117,12 +122,22 @@ def test_online_build_uses_the_ca_bundle_only_in_the_build_stage():
 
 def test_labels_come_from_the_lineage_tags():
     tags = {
-        "mlgate.git.commit": "abc123", "mlgate.git.dirty": "false",
-        "mlgate.artifact.digest": "blake3:d", "mlgate.data.train.fingerprint": "blake3:t",
-        "mlgate.data.holdout.fingerprint": "blake3:h", "mlgate.data.train.columns": "9",
-    }  # fmt: skip
-    labels = recipe.labels(model="m", version="2", run_id="r1", tags=tags, mlgate_version="0.1",
-                           base_image="b", created="2026-01-01T00:00:00Z")  # fmt: skip
+        "mlgate.git.commit": "abc123",
+        "mlgate.git.dirty": "false",
+        "mlgate.artifact.digest": "blake3:d",
+        "mlgate.data.train.fingerprint": "blake3:t",
+        "mlgate.data.holdout.fingerprint": "blake3:h",
+        "mlgate.data.train.columns": "9",
+    }
+    labels = recipe.labels(
+        model="m",
+        version="2",
+        run_id="r1",
+        tags=tags,
+        mlgate_version="0.1",
+        base_image="b",
+        created="2026-01-01T00:00:00Z",
+    )
     assert labels["io.mlgate.git.commit"] == labels["org.opencontainers.image.revision"] == "abc123"
     assert labels["io.mlgate.data.holdout.fingerprint"] == "blake3:h"
     assert "io.mlgate.data.train.columns" not in labels
@@ -134,8 +149,11 @@ def test_manifest_round_trip_and_errors(tmp_path):
     path = tmp_path / "image.json"
     path.write_text(json.dumps(r.manifest("run1")))
     assert recipe.read_manifest(str(path))["artifact_digest"] == "blake3:abc"
-    for text, words in [("{", "not a JSON"), ("[]", "JSON object"),
-                        ('{"model": "m", "version": 1, "model_dir": "/x"}', "version")]:  # fmt: skip
+    for text, words in [
+        ("{", "not a JSON"),
+        ("[]", "JSON object"),
+        ('{"model": "m", "version": 1, "model_dir": "/x"}', "version"),
+    ]:
         path.write_text(text)
         with pytest.raises(UsageError, match=words):
             recipe.read_manifest(str(path))
@@ -146,12 +164,14 @@ def test_manifest_round_trip_and_errors(tmp_path):
 def test_an_empty_wheelhouse_with_downloads_off_fails_clearly(tmp_path):
     (tmp_path / "wh").mkdir()
     with pytest.raises(DockerError, match="wheelhouse lacks"):
-        resolve_wheels("blake3==1.0.8\n", python="3.11", wheelhouse=tmp_path / "wh",
-                       allow_download=False)  # fmt: skip
+        resolve_wheels(
+            "blake3==1.0.8\n", python="3.11", wheelhouse=tmp_path / "wh", allow_download=False
+        )
 
 
-def test_build_needs_a_version_and_a_reachable_engine(tracking_uri, make_version, model_name,
-                                                      tmp_path, capsys, monkeypatch):  # fmt: skip
+def test_build_needs_a_version_and_a_reachable_engine(
+    tracking_uri, make_version, model_name, tmp_path, capsys, monkeypatch
+):
     """A bare name is a usage error; an engine that is down is one line, exit 1."""
     v = make_version()
     assert main(["build", model_name, "--quiet"]) == EXIT_USAGE
@@ -163,8 +183,9 @@ def test_build_needs_a_version_and_a_reachable_engine(tracking_uri, make_version
     assert main(["build", f"{model_name}/{v}", "--no-download"]) == EXIT_USAGE
 
 
-def test_serve_model_dir_checks_the_digest_before_serving(store, make_version, model_name,
-                                                          classifier, tmp_path, capsys):  # fmt: skip
+def test_serve_model_dir_checks_the_digest_before_serving(
+    store, make_version, model_name, classifier, tmp_path, capsys
+):
     """What the image runs, run here: --check loads and verifies; a tampered directory is refused
     with exit 3 and nothing is served."""
     from mlgate.lineage import Tags
@@ -174,15 +195,19 @@ def test_serve_model_dir_checks_the_digest_before_serving(store, make_version, m
     digest = store.get_version(model_name, v).tags[Tags.ARTIFACT_DIGEST]
     local = Path(store.download(f"models:/{model_name}/{v}", dst=str(tmp_path / "m")))
     manifest = tmp_path / "image.json"
-    manifest.write_text(json.dumps({"model": model_name, "version": v, "model_dir": str(local),
-                                    "artifact_digest": digest}))  # fmt: skip
+    manifest.write_text(
+        json.dumps(
+            {"model": model_name, "version": v, "model_dir": str(local), "artifact_digest": digest}
+        )
+    )
     capsys.readouterr()  # what registering printed
     assert main(["serve", "--manifest", str(manifest), "--check"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out == {"model": model_name, "version": v, "verified": True, "ok": True}
 
-    follower = Follower(ServeConfig(model=model_name, model_dir=str(local), pin=v,
-                                    expect_digest=digest))  # fmt: skip
+    follower = Follower(
+        ServeConfig(model=model_name, model_dir=str(local), pin=v, expect_digest=digest)
+    )
     runtime = follower.load_now()
     frame = classifier[2].drop(columns="label").head(5)
     want = store.load_pyfunc(f"models:/{model_name}/{v}").predict(frame)

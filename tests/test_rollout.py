@@ -61,9 +61,20 @@ def test_rollout_resumes_and_promotes(
     url, proc = start_server(tracking_uri, model_name)
     messages: list[str] = []
     try:
-        result = run_with_load(url, classifier, lambda: ro.rollout(
-            model_name, [url], steps=(50, 100), bounds=FAST, policy=policy, store=store, poll=0.5,
-            progress=messages.append))  # fmt: skip
+        result = run_with_load(
+            url,
+            classifier,
+            lambda: ro.rollout(
+                model_name,
+                [url],
+                steps=(50, 100),
+                bounds=FAST,
+                policy=policy,
+                store=store,
+                poll=0.5,
+                progress=messages.append,
+            ),
+        )
     finally:
         stop(proc)
     assert any("resuming" in m for m in messages)
@@ -92,8 +103,19 @@ def test_failing_challenger_is_rolled_back(
     url, proc = start_server(tracking_uri, model_name)
     try:
         with pytest.raises(GateRejected, match="rolled back"):
-            run_with_load(url, classifier, lambda: ro.rollout(
-                model_name, [url], steps=(25, 100), bounds=FAST, policy=policy, store=store, poll=0.5))  # fmt: skip
+            run_with_load(
+                url,
+                classifier,
+                lambda: ro.rollout(
+                    model_name,
+                    [url],
+                    steps=(25, 100),
+                    bounds=FAST,
+                    policy=policy,
+                    store=store,
+                    poll=0.5,
+                ),
+            )
     finally:
         stop(proc)
     assert store.version_by_alias(model_name, "champion").version == v1
@@ -114,8 +136,11 @@ def test_abort_and_status(store, model_name, make_version, policy, capsys):
     v1, v2 = make_version(), make_version()
     mlgate.promote(model_name, v1, to="champion", policy=policy, store=store)
     mlgate.promote(model_name, v2, to="challenger", policy=policy, store=store)
-    store.set_model_tag(model_name, ro.ROLLOUT_TAG,
-                        ro.RolloutState(champion=v1, challenger=v2, steps=[5, 100]).to_json())  # fmt: skip
+    store.set_model_tag(
+        model_name,
+        ro.ROLLOUT_TAG,
+        ro.RolloutState(champion=v1, challenger=v2, steps=[5, 100]).to_json(),
+    )
     capsys.readouterr()
     assert main(["rollout", model_name, "--abort", "-m", "pager", "--policy", str(policy)]) == 0
     assert main(["rollout", model_name, "--status", "--json"]) == 0

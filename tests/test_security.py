@@ -30,8 +30,11 @@ def auth_server(tmp_path_factory):
         f"database_uri = sqlite:///{root / 'auth.db'}\nadmin_username = admin\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
     )
-    env = {"MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key", "MLFLOW_AUTH_CONFIG_PATH": str(ini),
-           "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD}  # fmt: skip
+    env = {
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+        "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+        "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN_PASSWORD,
+    }
     with TrackingServer(root, extra_args=["--app-name", "basic-auth"], env=env) as server:
         yield server
 
@@ -60,11 +63,19 @@ def secured_model(auth_server, monkeypatch, classifier, tmp_path):
     policy.write_text(
         "[[default.gates.champion]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 0.5\n"
     )
-    v1 = mlgate.register(model, name=name, train_data=train, eval_data=test, metrics={"accuracy": 0.9},
-                         input_example=test.drop(columns="label").head(2), store=store).number  # fmt: skip
+    v1 = mlgate.register(
+        model,
+        name=name,
+        train_data=train,
+        eval_data=test,
+        metrics={"accuracy": 0.9},
+        input_example=test.drop(columns="label").head(2),
+        store=store,
+    ).number
     mlgate.promote(name, v1, to="champion", policy=policy, store=store)
-    v2 = mlgate.register(model, name=name, train_data=train, eval_data=test, metrics={"accuracy": 0.9},
-                         store=store).number  # fmt: skip
+    v2 = mlgate.register(
+        model, name=name, train_data=train, eval_data=test, metrics={"accuracy": 0.9}, store=store
+    ).number
     return name, v1, v2, policy, store
 
 
@@ -108,23 +119,47 @@ def test_wrong_password_is_exit_5(secured_model, monkeypatch, capsys):
 def test_credentials_never_appear_anywhere(secured_model, auth_server, monkeypatch, tmp_path):
     """Every command run with a recognisable password: it is in no output, report, event or tag."""
     name, _v1, v2, policy, store = secured_model
-    env = {**os.environ, "MLFLOW_TRACKING_URI": auth_server.uri, "MLFLOW_TRACKING_USERNAME": "admin",
-           "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD, "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
-           "GITHUB_OUTPUT": str(tmp_path / "out.txt")}  # fmt: skip
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": auth_server.uri,
+        "MLFLOW_TRACKING_USERNAME": "admin",
+        "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD,
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "out.txt"),
+    }
     data = tmp_path / "d.csv"
     data.write_text("a,b\n1,2\n")
     commands = [
-        ["fingerprint", str(data)], ["show", f"{name}/{v2}", "--json"],
+        ["fingerprint", str(data)],
+        ["show", f"{name}/{v2}", "--json"],
         ["check", name, "--version", v2, "--to", "champion", "--policy", str(policy), "--json"],
-        ["promote", name, "--version", v2, "--to", "champion", "--policy", str(policy), "--markdown"],
-        ["rollback", name, "--policy", str(policy)], ["history", name, "--json"], ["status", name, "--json"],
-        ["traffic", name, "--weight", "5"], ["show", "no-such-model"],
+        [
+            "promote",
+            name,
+            "--version",
+            v2,
+            "--to",
+            "champion",
+            "--policy",
+            str(policy),
+            "--markdown",
+        ],
+        ["rollback", name, "--policy", str(policy)],
+        ["history", name, "--json"],
+        ["status", name, "--json"],
+        ["traffic", name, "--weight", "5"],
+        ["show", "no-such-model"],
         ["--tracking-uri", f"http://admin:{ADMIN_PASSWORD}@127.0.0.1:9", "status", name],
-    ]  # fmt: skip
+    ]
     seen = []
     for cmd in commands:
-        out = subprocess.run([sys.executable, "-m", "mlgate", *cmd], env={**env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
-                             capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "mlgate", *cmd],
+            env={**env, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0"},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
         seen += [out.stdout, out.stderr]
     assert any("***@127.0.0.1:9" in s for s in seen), (
         "the URI with credentials was not shown redacted"

@@ -34,9 +34,24 @@ def wait_ready(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
 def start_server(tracking_uri: str, model: str, *args: str) -> tuple[str, subprocess.Popen]:
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}
-    proc = subprocess.Popen([sys.executable, "-m", "mlgate", "serve", model, "--port", str(port),
-                             "--poll", "0.5", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlgate",
+            "serve",
+            model,
+            "--port",
+            str(port),
+            "--poll",
+            "0.5",
+            *args,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_ready(url, proc)
     return url, proc
@@ -88,8 +103,12 @@ def test_every_input_format_matches_in_process_predictions(
     want = local_predictions(store, model_name, v1, frame)
     bodies = scoring_bodies(frame)
     for fmt, (ctype, body) in bodies.items():
-        r = requests.post(f"{server}/invocations", data=body, headers={"Content-Type": ctype,
-                          "X-Mlgate-Key": "k-champion-sticky"}, timeout=10)  # fmt: skip
+        r = requests.post(
+            f"{server}/invocations",
+            data=body,
+            headers={"Content-Type": ctype, "X-Mlgate-Key": "k-champion-sticky"},
+            timeout=10,
+        )
         assert r.status_code == 200, (fmt, r.text)
         got = np.asarray(r.json()["predictions"])
         version = r.headers["X-Mlgate-Version"]
@@ -113,8 +132,15 @@ def test_health_version_metrics_and_split(server, store, model_name, two_version
         assert time.time() < deadline, "server did not follow the traffic change"
         time.sleep(0.2)
     body = json.dumps({"dataframe_records": test[FEATURES].head(1).to_dict(orient="records")})
-    seen = {requests.post(f"{server}/invocations", data=body, headers={"Content-Type": "application/json"},
-                          timeout=10).headers["X-Mlgate-Version"] for _ in range(60)}  # fmt: skip
+    seen = {
+        requests.post(
+            f"{server}/invocations",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=10,
+        ).headers["X-Mlgate-Version"]
+        for _ in range(60)
+    }
     assert seen == {v1, v2}
     stats = parse_prometheus(requests.get(f"{server}/metrics", timeout=5).text)
     assert stats[v1]["requests"] + stats[v2]["requests"] >= 60
@@ -128,13 +154,17 @@ def test_health_version_metrics_and_split(server, store, model_name, two_version
         (b"", "application/json", 400),
         (b"[1, 2, 3]", "application/json", 400),
         (b'{"dataframe_split": {"columns": ["nope"], "data": [[1]]}}', "application/json", 400),
-        (b'{"dataframe_records": [{"f0": "text", "f1": 1, "f2": 1, "f3": 1, "f4": 1, "f5": 1}]}', "application/json", 400),
+        (
+            b'{"dataframe_records": [{"f0": "text", "f1": 1, "f2": 1, "f3": 1, "f4": 1, "f5": 1}]}',
+            "application/json",
+            400,
+        ),
         (b'{"dataframe_split": {}, "instances": []}', "application/json", 400),
         (b"f0,f1\n1,2\n", "text/csv", 400),
         (b"\xff\xfe\x00garbage", "text/csv", 400),
         (b"<xml/>", "application/xml", 415),
     ],
-)  # fmt: skip
+)
 def test_bad_input_gets_4xx_json_and_server_stays_up(server, body, ctype, status):
     """Malformed JSON, wrong columns, wrong types, empty bodies: 4xx JSON naming the problem."""
     r = requests.post(
@@ -266,8 +296,15 @@ def test_shadow_mode_answers_from_champion(
     url, proc = start_server(tracking_uri, model_name, "--mode", "shadow")
     try:
         body = json.dumps({"dataframe_records": test[FEATURES].head(20).to_dict(orient="records")})
-        versions = {requests.post(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"},
-                                  timeout=10).headers["X-Mlgate-Version"] for _ in range(20)}  # fmt: skip
+        versions = {
+            requests.post(
+                f"{url}/invocations",
+                data=body,
+                headers={"Content-Type": "application/json"},
+                timeout=10,
+            ).headers["X-Mlgate-Version"]
+            for _ in range(20)
+        }
         assert versions == {v1}
         time.sleep(0.5)
         text = requests.get(f"{url}/metrics", timeout=5).text

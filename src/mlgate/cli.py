@@ -395,8 +395,11 @@ def check(
 @click.argument("model", metavar="MODEL[/VERSION|@ALIAS]")
 @click.option("--version", "-v", "version", help="Candidate version number or alias.")
 @click.option("--to", "to", required=True, help="Target alias, e.g. champion or challenger.")
-@click.option("--expected", help="Move only if the alias points at this version ('none': unset) "
-              "[default: where it pointed when the check started].")  # fmt: skip
+@click.option(
+    "--expected",
+    help="Move only if the alias points at this version ('none': unset) "
+    "[default: where it pointed when the check started].",
+)
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
 @click.option(
     "--eval-data",
@@ -560,8 +563,15 @@ def rollback(
 @_policy_option
 @_format_options
 @click.pass_context
-def history(ctx: click.Context, model: str, alias: str | None, limit: int | None, policy: str | None,
-            as_json: bool, markdown: bool) -> None:  # fmt: skip
+def history(
+    ctx: click.Context,
+    model: str,
+    alias: str | None,
+    limit: int | None,
+    policy: str | None,
+    as_json: bool,
+    markdown: bool,
+) -> None:
     """List the ledger's events for a model, newest first."""
     from mlgate.promotion import history as do_history
     from mlgate.report import markdown_events, render_events
@@ -596,12 +606,30 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
 # --------------------------------------------------------------------------- serving
 @cli.command()
 @click.argument("model", required=False)
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="MLGATE_HOST",
-              help="Address to listen on [env: MLGATE_HOST].")  # fmt: skip
-@click.option("--port", "-p", default=8080, show_default=True, type=click.IntRange(1, 65535),
-              envvar="MLGATE_PORT", help="Port [env: MLGATE_PORT].")  # fmt: skip
-@click.option("--poll", "poll_interval", default=5.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds between registry polls.")  # fmt: skip
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="MLGATE_HOST",
+    help="Address to listen on [env: MLGATE_HOST].",
+)
+@click.option(
+    "--port",
+    "-p",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    envvar="MLGATE_PORT",
+    help="Port [env: MLGATE_PORT].",
+)
+@click.option(
+    "--poll",
+    "poll_interval",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between registry polls.",
+)
 @click.option(
     "--weight", type=click.FloatRange(0, 100), help="Override the registry: challenger percent."
 )
@@ -615,22 +643,44 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
 @click.option(
     "--challenger-alias", default="challenger", show_default=True, help="Alias of the challenger."
 )
-@click.option("--max-body-mb", default=10.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Largest accepted request body.")  # fmt: skip
-@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds a request may take to score.")  # fmt: skip
+@click.option(
+    "--max-body-mb",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(min=0.001),
+    help="Largest accepted request body.",
+)
+@click.option(
+    "--timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds a request may take to score.",
+)
 @click.option("--no-verify", is_flag=True, help="Do not check artifact digests before serving.")
-@click.option("--model-dir", type=click.Path(exists=True, file_okay=False),
-              help="Serve this local MLflow model directory (what `mlgate build` puts in an "
-                   "image) instead of following the registry.")  # fmt: skip
+@click.option(
+    "--model-dir",
+    type=click.Path(exists=True, file_okay=False),
+    help="Serve this local MLflow model directory (what `mlgate build` puts in an "
+    "image) instead of following the registry.",
+)
 @click.option("--model-version", help="With --model-dir: the version it is (shown in /version).")
-@click.option("--expect-digest", help="With --model-dir: refuse to serve unless the directory's "
-                                      "artifact digest is this.")  # fmt: skip
-@click.option("--manifest", type=click.Path(dir_okay=False),
-              help="Serve what an image manifest names (model, version, directory, digest); "
-                   "the default command of an `mlgate build` image.")  # fmt: skip
-@click.option("--check", "check_only", is_flag=True,
-              help="Load (and verify) the model, print what would serve, and exit.")  # fmt: skip
+@click.option(
+    "--expect-digest",
+    help="With --model-dir: refuse to serve unless the directory's artifact digest is this.",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False),
+    help="Serve what an image manifest names (model, version, directory, digest); "
+    "the default command of an `mlgate build` image.",
+)
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Load (and verify) the model, print what would serve, and exit.",
+)
 @click.option(
     "--wait",
     is_flag=True,
@@ -714,8 +764,9 @@ def serve(
     )
     if check_only:
         runtime = check_config(config)
-        _echo_json({"model": model, "version": runtime.version, "verified": runtime.verified,
-                    "ok": True})  # fmt: skip
+        _echo_json(
+            {"model": model, "version": runtime.version, "verified": runtime.verified, "ok": True}
+        )
         return
     sock = listen(host, port)
     click.echo(f"mlgate serving {model} on http://{host}:{port} (Ctrl-C to stop)", err=True)
@@ -725,42 +776,90 @@ def serve(
 # --------------------------------------------------------------------------- build
 @cli.command()
 @click.argument("ref", metavar="MODEL@ALIAS|MODEL/VERSION")
-@click.option("--repo", "repository", default="mlgate", show_default=True,
-              help="Image repository, e.g. registry.example.com:5000/team/models.")  # fmt: skip
-@click.option("--tag", "tag", default="{model}-v{version}", show_default=True,
-              help="Image tag template ({model}, {version}).")  # fmt: skip
-@click.option("--base-image", envvar="MLGATE_BASE_IMAGE",
-              help="Base image with python3 and venv [env: MLGATE_BASE_IMAGE; default: "
-                   "python:X.Y-slim for the model's Python].")  # fmt: skip
-@click.option("--python-version", "python", help="The image's Python (MAJOR.MINOR) [default: the "
-                                                 "model's].")  # fmt: skip
-@click.option("--offline", is_flag=True, help="Download every wheel on the host first; the build "
-                                              "runs with no network.")  # fmt: skip
-@click.option("--wheelhouse", type=click.Path(file_okay=False),
-              help="Use (and fill) this directory of wheels; implies --offline.")  # fmt: skip
-@click.option("--no-download", is_flag=True, help="With --wheelhouse: never download; fail if a "
-                                                  "wheel is missing (air-gapped).")  # fmt: skip
-@click.option("--ca-bundle", type=click.Path(exists=True, dir_okay=False),
-              help="Extra CA bundle pip trusts during an online build (TLS interception). "
-                   "Not left in the image.")  # fmt: skip
+@click.option(
+    "--repo",
+    "repository",
+    default="mlgate",
+    show_default=True,
+    help="Image repository, e.g. registry.example.com:5000/team/models.",
+)
+@click.option(
+    "--tag",
+    "tag",
+    default="{model}-v{version}",
+    show_default=True,
+    help="Image tag template ({model}, {version}).",
+)
+@click.option(
+    "--base-image",
+    envvar="MLGATE_BASE_IMAGE",
+    help="Base image with python3 and venv [env: MLGATE_BASE_IMAGE; default: "
+    "python:X.Y-slim for the model's Python].",
+)
+@click.option(
+    "--python-version", "python", help="The image's Python (MAJOR.MINOR) [default: the model's]."
+)
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Download every wheel on the host first; the build runs with no network.",
+)
+@click.option(
+    "--wheelhouse",
+    type=click.Path(file_okay=False),
+    help="Use (and fill) this directory of wheels; implies --offline.",
+)
+@click.option(
+    "--no-download",
+    is_flag=True,
+    help="With --wheelhouse: never download; fail if a wheel is missing (air-gapped).",
+)
+@click.option(
+    "--ca-bundle",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Extra CA bundle pip trusts during an online build (TLS interception). "
+    "Not left in the image.",
+)
 @click.option("--platform", help="Target platform, e.g. linux/amd64 or linux/arm64.")
-@click.option("--network", "network_mode", envvar="MLGATE_DOCKER_NETWORK",
-              help="Network for online builds, e.g. host [env: MLGATE_DOCKER_NETWORK].")  # fmt: skip
-@click.option("--full-mlflow", is_flag=True, help="Install the full mlflow package, not "
-                                                  "mlflow-skinny.")  # fmt: skip
-@click.option("--push", is_flag=True, help="Push the image after building (the repo names the "
-                                           "registry).")  # fmt: skip
+@click.option(
+    "--network",
+    "network_mode",
+    envvar="MLGATE_DOCKER_NETWORK",
+    help="Network for online builds, e.g. host [env: MLGATE_DOCKER_NETWORK].",
+)
+@click.option(
+    "--full-mlflow", is_flag=True, help="Install the full mlflow package, not mlflow-skinny."
+)
+@click.option(
+    "--push", is_flag=True, help="Push the image after building (the repo names the registry)."
+)
 @click.option("--no-cache", "nocache", is_flag=True, help="Build every layer anew.")
 @click.option("--no-verify", is_flag=True, help="Build even without a recorded artifact digest.")
 @click.option("--no-check", is_flag=True, help="Skip running the image once before tagging it.")
 @click.option("--quiet", "-q", is_flag=True, help="No build progress on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.pass_context
-def build(ctx: click.Context, ref: str, repository: str, tag: str, base_image: str | None,
-          python: str | None, offline: bool, wheelhouse: str | None, no_download: bool,
-          ca_bundle: str | None, platform: str | None, network_mode: str | None,
-          full_mlflow: bool, push: bool, nocache: bool, no_verify: bool, no_check: bool,
-          quiet: bool, as_json: bool) -> None:  # fmt: skip
+def build(
+    ctx: click.Context,
+    ref: str,
+    repository: str,
+    tag: str,
+    base_image: str | None,
+    python: str | None,
+    offline: bool,
+    wheelhouse: str | None,
+    no_download: bool,
+    ca_bundle: str | None,
+    platform: str | None,
+    network_mode: str | None,
+    full_mlflow: bool,
+    push: bool,
+    nocache: bool,
+    no_verify: bool,
+    no_check: bool,
+    quiet: bool,
+    as_json: bool,
+) -> None:
     """Build a Docker image that serves one model version.
 
     Resolves an alias once, verifies the artifacts against the digest recorded at registration
@@ -781,29 +880,57 @@ def build(ctx: click.Context, ref: str, repository: str, tag: str, base_image: s
         raise click.UsageError("--no-download needs --wheelhouse")
     progress = None if quiet else (lambda m: click.echo(m, err=True))
     result = run_build(
-        ref, store=_store(ctx), repository=repository, tag=tag, base_image=base_image,
-        python=python, offline=offline, wheelhouse=wheelhouse, allow_download=not no_download,
-        ca_bundle=ca_bundle, platform=platform, network_mode=network_mode,
-        full_mlflow=full_mlflow, verify=not no_verify, check=not no_check, nocache=nocache,
-        push=push, on_progress=progress,
-    )  # fmt: skip
+        ref,
+        store=_store(ctx),
+        repository=repository,
+        tag=tag,
+        base_image=base_image,
+        python=python,
+        offline=offline,
+        wheelhouse=wheelhouse,
+        allow_download=not no_download,
+        ca_bundle=ca_bundle,
+        platform=platform,
+        network_mode=network_mode,
+        full_mlflow=full_mlflow,
+        verify=not no_verify,
+        check=not no_check,
+        nocache=nocache,
+        push=push,
+        on_progress=progress,
+    )
     if as_json:
         _echo_json(result.to_dict())
         return
     size = result.size_bytes / 1e6
-    reuse = ("runtime reused" if result.runtime_reused
-             else f"runtime built, {result.cached_steps}/{result.steps} steps from cache")  # fmt: skip
+    reuse = (
+        "runtime reused"
+        if result.runtime_reused
+        else f"runtime built, {result.cached_steps}/{result.steps} steps from cache"
+    )
     pushed = f", pushed {result.pushed_digest}" if result.pushed_digest else ""
-    click.echo(f"built {result.image} ({result.image_id[:19]}, {size:.0f} MB, {reuse}, "
-               f"{result.seconds:.1f} s{pushed})")  # fmt: skip
+    click.echo(
+        f"built {result.image} ({result.image_id[:19]}, {size:.0f} MB, {reuse}, "
+        f"{result.seconds:.1f} s{pushed})"
+    )
 
 
 @cli.command()
 @click.argument("model")
-@click.option("--weight", "-w", required=True, type=click.FloatRange(0, 100),
-              help="Percent of requests the challenger answers.")  # fmt: skip
-@click.option("--mode", default="split", show_default=True, type=click.Choice(["split", "shadow"]),
-              help="split: challenger answers its share; shadow: it only scores copies.")  # fmt: skip
+@click.option(
+    "--weight",
+    "-w",
+    required=True,
+    type=click.FloatRange(0, 100),
+    help="Percent of requests the challenger answers.",
+)
+@click.option(
+    "--mode",
+    default="split",
+    show_default=True,
+    type=click.Choice(["split", "shadow"]),
+    help="split: challenger answers its share; shadow: it only scores copies.",
+)
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
 @click.option(
     "--force", is_flag=True, help="Set a weight above 0 even though no challenger is set."
@@ -848,26 +975,62 @@ def traffic(
 
 @cli.command()
 @click.argument("model")
-@click.option("--endpoint", "-e", "endpoints", multiple=True, metavar="URL",
-              help="A serving endpoint whose /metrics to read (repeat for replicas).")  # fmt: skip
+@click.option(
+    "--endpoint",
+    "-e",
+    "endpoints",
+    multiple=True,
+    metavar="URL",
+    help="A serving endpoint whose /metrics to read (repeat for replicas).",
+)
 @click.option(
     "--steps",
     default="5,25,50,100",
     show_default=True,
     help="Challenger percentages, ending at 100.",
 )
-@click.option("--min-requests", default=200, show_default=True, type=click.IntRange(min=1),
-              help="Challenger requests each step needs before it is judged.")  # fmt: skip
-@click.option("--min-seconds", default=30.0, show_default=True, type=click.FloatRange(min=0),
-              help="Shortest time a step is held.")  # fmt: skip
-@click.option("--max-seconds", default=900.0, show_default=True, type=click.FloatRange(min=1),
-              help="A step without enough traffic by then rolls back.")  # fmt: skip
-@click.option("--max-error-delta", default=0.01, show_default=True, type=click.FloatRange(min=0),
-              help="Largest allowed excess of the challenger's error rate over the champion's.")  # fmt: skip
-@click.option("--max-latency-ratio", default=1.5, show_default=True, type=click.FloatRange(min=1),
-              help="Largest allowed challenger/champion mean-latency ratio.")  # fmt: skip
-@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
-              help="Seconds between metric reads.")  # fmt: skip
+@click.option(
+    "--min-requests",
+    default=200,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Challenger requests each step needs before it is judged.",
+)
+@click.option(
+    "--min-seconds",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Shortest time a step is held.",
+)
+@click.option(
+    "--max-seconds",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="A step without enough traffic by then rolls back.",
+)
+@click.option(
+    "--max-error-delta",
+    default=0.01,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Largest allowed excess of the challenger's error rate over the champion's.",
+)
+@click.option(
+    "--max-latency-ratio",
+    default=1.5,
+    show_default=True,
+    type=click.FloatRange(min=1),
+    help="Largest allowed challenger/champion mean-latency ratio.",
+)
+@click.option(
+    "--poll",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds between metric reads.",
+)
 @click.option("--status", "show_status", is_flag=True, help="Show the rollout state and exit.")
 @click.option("--json", "as_json", is_flag=True, help="With --status: print the state as JSON.")
 @click.option(
@@ -922,10 +1085,23 @@ def rollout(
         raise click.BadParameter(
             f"{steps!r}: comma-separated numbers", param_hint="--steps"
         ) from None
-    bounds = ro.Bounds(min_requests=min_requests, min_seconds=min_seconds, max_seconds=max_seconds,
-                       max_error_rate_delta=max_error_delta, max_latency_ratio=max_latency_ratio)  # fmt: skip
-    result = ro.rollout(model, list(endpoints), steps=plan, bounds=bounds, policy=policy, store=store,
-                        poll=poll, progress=lambda m: click.echo(m, err=True))  # fmt: skip
+    bounds = ro.Bounds(
+        min_requests=min_requests,
+        min_seconds=min_seconds,
+        max_seconds=max_seconds,
+        max_error_rate_delta=max_error_delta,
+        max_latency_ratio=max_latency_ratio,
+    )
+    result = ro.rollout(
+        model,
+        list(endpoints),
+        steps=plan,
+        bounds=bounds,
+        policy=policy,
+        store=store,
+        poll=poll,
+        progress=lambda m: click.echo(m, err=True),
+    )
     click.echo(result.message)
 
 

@@ -31,8 +31,14 @@ from mlgate.errors import MlgateError, NotFoundError, UsageError
 from mlgate.fingerprint import fingerprint
 from mlgate.scoring import PROBABILITY
 
-_READERS = {".csv": "read_csv", ".parquet": "read_parquet", ".pq": "read_parquet",
-            ".json": "read_json", ".jsonl": "read_json", ".feather": "read_feather"}  # fmt: skip
+_READERS = {
+    ".csv": "read_csv",
+    ".parquet": "read_parquet",
+    ".pq": "read_parquet",
+    ".json": "read_json",
+    ".jsonl": "read_json",
+    ".feather": "read_feather",
+}
 #: Formats that store no column types: read with the types recorded for the frame.
 _UNTYPED = {".csv", ".json", ".jsonl"}
 
@@ -46,8 +52,10 @@ def load_table(path: str | os.PathLike[str]) -> Any:
         raise NotFoundError(f"evaluation data: no such file: {p}")
     reader = _READERS.get(p.suffix.lower())
     if reader is None:
-        raise UsageError(f"evaluation data {p}: unsupported format {p.suffix or '(none)'}",
-                         hint="use .csv, .parquet, .json/.jsonl or .feather")  # fmt: skip
+        raise UsageError(
+            f"evaluation data {p}: unsupported format {p.suffix or '(none)'}",
+            hint="use .csv, .parquet, .json/.jsonl or .feather",
+        )
     kwargs: dict[str, Any] = {"lines": True} if p.suffix.lower() == ".jsonl" else {}
     try:
         return getattr(pd, reader)(p, **kwargs)
@@ -292,8 +300,10 @@ def evaluate(
     if not target:
         raise UsageError("evaluation needs the target column name (evaluation.target / --target)")
     if target not in frame.columns:
-        raise UsageError(f"evaluation data has no target column {target!r}",
-                         hint=f"columns: {', '.join(map(str, frame.columns[:20]))}")  # fmt: skip
+        raise UsageError(
+            f"evaluation data has no target column {target!r}",
+            hint=f"columns: {', '.join(map(str, frame.columns[:20]))}",
+        )
     if len(frame) == 0:
         raise UsageError("evaluation data has no rows")
     missing = int(frame[target].isna().sum())

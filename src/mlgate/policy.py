@@ -464,8 +464,14 @@ def parse_policy(data: Mapping[str, Any], path: str, *, base: Path | None = None
     base = base or Path(path).parent
     c.only(data, "", {"ledger_experiment", "lease_ttl", "default", "models"})
     ledger = c.string(data, "", "ledger_experiment", DEFAULT_LEDGER)
-    ttl = c.number(data, "", "lease_ttl", DEFAULT_LEASE_TTL, check=lambda v: 1 <= v <= 3600,
-                   rule="between 1 and 3600 seconds")  # fmt: skip
+    ttl = c.number(
+        data,
+        "",
+        "lease_ttl",
+        DEFAULT_LEASE_TTL,
+        check=lambda v: 1 <= v <= 3600,
+        rule="between 1 and 3600 seconds",
+    )
     default = None
     if "default" in data:
         default = _model_policy(c, "*", data["default"], "default", base)

@@ -317,13 +317,23 @@ def promote(
     want = observed if expected is CURRENT else (None if expected is None else str(expected))
 
     def event(outcome: str, message: str, decision: Decision | None = None) -> Event:
-        return new_event("promote", outcome, name, to, from_version=observed,
-                         to_version=candidate.version, reason=reason, message=message,
-                         gates=_gates(decision))  # fmt: skip
+        return new_event(
+            "promote",
+            outcome,
+            name,
+            to,
+            from_version=observed,
+            to_version=candidate.version,
+            reason=reason,
+            message=message,
+            gates=_gates(decision),
+        )
 
     if want != observed:
-        msg = (f"{name}@{to} points at {observed or 'nothing'}, the caller expected "
-               f"{want or 'nothing'}")  # fmt: skip
+        msg = (
+            f"{name}@{to} points at {observed or 'nothing'}, the caller expected "
+            f"{want or 'nothing'}"
+        )
         ev = event("conflict", msg)
         raise ConflictError(msg, event=ev if dry_run else _record_refusal(ledger, ev))
     if observed == candidate.version:
@@ -350,10 +360,15 @@ def promote(
 
     try:
         return _move(
-            store, ledger, pol, event("pending", decision.summary(), decision),
-            expected=want, ttl=lease_ttl, before_move=write_evidence,
+            store,
+            ledger,
+            pol,
+            event("pending", decision.summary(), decision),
+            expected=want,
+            ttl=lease_ttl,
+            before_move=write_evidence,
             clear_alias=mp.challenger_alias if to == mp.champion_alias else None,
-        )  # fmt: skip
+        )
     except NotPermittedError as exc:
         if getattr(exc, "event", None) is None:
             exc.event = _record_refusal(ledger, event("not_permitted", exc.message))
@@ -423,9 +438,16 @@ def rollback(
     store.get_version(name, target)  # NotFoundError if it is gone
     if target == current.version:
         raise UsageError(f"{name}@{alias} already points at version {target}")
-    ev = new_event("rollback", "pending", name, alias, from_version=current.version,
-                   to_version=target, reason=reason,
-                   message=f"roll {alias} back from version {current.version} to {target}")  # fmt: skip
+    ev = new_event(
+        "rollback",
+        "pending",
+        name,
+        alias,
+        from_version=current.version,
+        to_version=target,
+        reason=reason,
+        message=f"roll {alias} back from version {current.version} to {target}",
+    )
     if dry_run:
         return replace(ev, outcome="dry_run")
     return _move(store, ledger, pol, ev, expected=current.version, ttl=lease_ttl)
@@ -457,8 +479,11 @@ class AliasStatus:
     last_move: Event | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"alias": self.alias, "version": self.version,
-                "last_move": self.last_move.to_dict() if self.last_move else None}  # fmt: skip
+        return {
+            "alias": self.alias,
+            "version": self.version,
+            "last_move": self.last_move.to_dict() if self.last_move else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -519,15 +544,19 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
         if last is None:
             notes.append(f"{alias} was set outside mlgate (no ledger event)")
         elif last.to_version != version:
-            notes.append(f"{alias} points at {version} but the ledger's last move says "
-                         f"{last.to_version}: it was moved outside mlgate")  # fmt: skip
+            notes.append(
+                f"{alias} points at {version} but the ledger's last move says "
+                f"{last.to_version}: it was moved outside mlgate"
+            )
         aliases.append(AliasStatus(alias=alias, version=version, last_move=last))
     pending = tuple(ledger.events(name, outcome="pending", limit=50))
     for e in pending:
         where = info.aliases.get(e.alias)
         done = "did move" if where == e.to_version else "did not move"
-        notes.append(f"a {e.kind} of {e.alias} to {e.to_version} by {e.actor} at {e.at} was "
-                     f"interrupted; the alias {done}")  # fmt: skip
+        notes.append(
+            f"a {e.kind} of {e.alias} to {e.to_version} by {e.actor} at {e.at} was "
+            f"interrupted; the alias {done}"
+        )
     lease = None
     with contextlib.suppress(NotFoundError):
         lease = dict(store.get_model(lease_name(name)).tags)

@@ -193,19 +193,33 @@ def render_events(events: Sequence[Any]) -> str:
     if not events:
         return "no events"
     rows = [
-        [e.at, e.kind, e.outcome, e.alias, f"{e.from_version or '-'} -> {e.to_version or '-'}", e.actor,
-         e.reason or e.message]
+        [
+            e.at,
+            e.kind,
+            e.outcome,
+            e.alias,
+            f"{e.from_version or '-'} -> {e.to_version or '-'}",
+            e.actor,
+            e.reason or e.message,
+        ]
         for e in events
-    ]  # fmt: skip
+    ]
     return table(["time", "kind", "outcome", "alias", "move", "actor", "reason"], rows)
 
 
 def markdown_events(events: Sequence[Any]) -> str:
     rows = [
-        [e.at, e.kind, e.outcome, e.alias, f"{e.from_version or '-'} → {e.to_version or '-'}", e.actor,
-         e.reason or e.message]
+        [
+            e.at,
+            e.kind,
+            e.outcome,
+            e.alias,
+            f"{e.from_version or '-'} → {e.to_version or '-'}",
+            e.actor,
+            e.reason or e.message,
+        ]
         for e in events
-    ]  # fmt: skip
+    ]
     return (
         markdown_table(["time", "kind", "outcome", "alias", "move", "actor", "reason"], rows) + "\n"
     )
@@ -221,8 +235,10 @@ def render_event(event: Any) -> str:
     }
     what = verbs.get(event.outcome, event.outcome)
     cleared = f"; cleared {', '.join(event.cleared)}" if event.cleared else ""
-    return (f"{event.kind} {what}: {event.model}@{event.alias} "
-            f"{event.from_version or '-'} -> {event.to_version}{cleared}")  # fmt: skip
+    return (
+        f"{event.kind} {what}: {event.model}@{event.alias} "
+        f"{event.from_version or '-'} -> {event.to_version}{cleared}"
+    )
 
 
 def render_promotion(event: Any) -> str:
@@ -274,8 +290,15 @@ def render_status(status: Any) -> str:
     rows = []
     for a in status.aliases:
         m = a.last_move
-        rows.append([a.alias, a.version, m.at if m else "-", m.actor if m else "-",
-                     (m.reason or m.message) if m else "set outside mlgate"])  # fmt: skip
+        rows.append(
+            [
+                a.alias,
+                a.version,
+                m.at if m else "-",
+                m.actor if m else "-",
+                (m.reason or m.message) if m else "set outside mlgate",
+            ]
+        )
     lines.append(
         table(["alias", "version", "moved at", "by", "why"], rows) if rows else "no aliases set"
     )

@@ -80,14 +80,22 @@ class TrackingServer:
         artifacts = self.root / "artifacts"
         artifacts.mkdir(exist_ok=True)
         cmd = [
-            sys.executable, "-m", "mlflow", "server",
-            "--host", "127.0.0.1",
-            "--port", str(self.port),
-            "--backend-store-uri", self.backend_uri,
-            "--artifacts-destination", str(artifacts),
-            "--workers", str(self.workers),
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            self.backend_uri,
+            "--artifacts-destination",
+            str(artifacts),
+            "--workers",
+            str(self.workers),
             *self.extra_args,
-        ]  # fmt: skip
+        ]
         env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env}
         env.pop("MLFLOW_TRACKING_URI", None)
         self._log = self.log_path.open("ab")
@@ -243,8 +251,15 @@ class LoadGenerator:
     ``errors`` the connection failures (the thread reconnects and goes on).
     """
 
-    def __init__(self, url: str, body: str | bytes, *, clients: int = 3,
-                 content_type: str = "application/json", timeout: float = 30.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str,
+        body: str | bytes,
+        *,
+        clients: int = 3,
+        content_type: str = "application/json",
+        timeout: float = 30.0,
+    ) -> None:
         import threading
         from urllib.parse import urlsplit
 

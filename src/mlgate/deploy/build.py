@@ -182,9 +182,13 @@ def _add_mlgate(ctx: _Context, python: str) -> None:
             cached = Path(importlib.util.cache_from_source(str(rel)))
             out = Path(tmp) / cached
             out.parent.mkdir(parents=True, exist_ok=True)
-            py_compile.compile(str(py), cfile=str(out), dfile=f"{recipe.LIB}/mlgate/{rel}",
-                               doraise=True,
-                               invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)  # fmt: skip
+            py_compile.compile(
+                str(py),
+                cfile=str(out),
+                dfile=f"{recipe.LIB}/mlgate/{rel}",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
             ctx.add_bytes(f"mlgate/{cached.as_posix()}", out.read_bytes())
 
 
@@ -287,8 +291,13 @@ def _ensure_runtime(
         return ref, True, 0, 0
     mode = "offline" if runtime.offline else "online"
     _note(on_progress, f"building the runtime from {runtime.base_image} ({mode})")
-    built = engine.build(str(context), network_mode=network_mode, platform=platform,
-                         nocache=nocache, on_progress=on_progress)  # fmt: skip
+    built = engine.build(
+        str(context),
+        network_mode=network_mode,
+        platform=platform,
+        nocache=nocache,
+        on_progress=on_progress,
+    )
     engine.tag(built.image_id, RUNTIME_REPOSITORY, key)
     return ref, False, built.steps, built.cached
 
@@ -383,41 +392,68 @@ def build(
             model_reqs, _serve_pins(model_reqs), full_mlflow=full_mlflow
         )
         labels = recipe.labels(
-            model=name, version=version, run_id=record_v.run_id, tags=record_v.tags,
-            mlgate_version=__version__, base_image=base,
+            model=name,
+            version=version,
+            run_id=record_v.run_id,
+            tags=record_v.tags,
+            mlgate_version=__version__,
+            base_image=base,
             created=record_v.tags.get(Tags.REGISTERED_AT),
-        )  # fmt: skip
-        runtime = recipe.Runtime(base_image=base, python=py, offline=offline,
-                                 ca_bundle=ca_bundle is not None and not offline)  # fmt: skip
+        )
+        runtime = recipe.Runtime(
+            base_image=base,
+            python=py,
+            offline=offline,
+            ca_bundle=ca_bundle is not None and not offline,
+        )
         layer = recipe.ModelLayer(model=name, version=version, digest=digest, labels=labels)
 
         wheel_dir = None
         if offline:
             _note(on_progress, f"resolving wheels on the host for Python {py}")
             wheel_dir = wheels.resolve(
-                requirements, python=py, platform=platform, wheelhouse=wheelhouse,
-                allow_download=allow_download, on_progress=on_progress,
-            )  # fmt: skip
+                requirements,
+                python=py,
+                platform=platform,
+                wheelhouse=wheelhouse,
+                allow_download=allow_download,
+                on_progress=on_progress,
+            )
 
-        context = _runtime_context(work / "runtime.tar", runtime, requirements, wheel_dir,
-                                   ca_bundle)  # fmt: skip
+        context = _runtime_context(
+            work / "runtime.tar", runtime, requirements, wheel_dir, ca_bundle
+        )
         net = (
             "none" if offline else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
         )
         runtime_ref, reused, steps, cached = _ensure_runtime(
-            engine, context, runtime, platform=platform, network_mode=net, nocache=nocache,
+            engine,
+            context,
+            runtime,
+            platform=platform,
+            network_mode=net,
+            nocache=nocache,
             on_progress=on_progress,
-        )  # fmt: skip
+        )
 
         bundle = _bundle(work / "bundle.tar", model_dir, layer, record_v.run_id)
-        _note(on_progress, "adding the model layer" + (
-            "; checking that the model loads and verifies inside the image (no network)"
-            if check else ""))  # fmt: skip
+        _note(
+            on_progress,
+            "adding the model layer"
+            + (
+                "; checking that the model loads and verifies inside the image (no network)"
+                if check
+                else ""
+            ),
+        )
         image_id = engine.add_layer(
-            runtime_ref, bundle.read_bytes(), recipe.PREFIX, changes=layer.changes(),
+            runtime_ref,
+            bundle.read_bytes(),
+            recipe.PREFIX,
+            changes=layer.changes(),
             check=layer.check_cmd() if check else None,
             message=f"mlgate: {name} version {version} ({digest or 'unverified'})",
-        )  # fmt: skip
+        )
         engine.tag(image_id, repository, image_tag)
         image = f"{repository}:{image_tag}"
         pushed = None
@@ -426,12 +462,24 @@ def build(
             pushed = engine.push(repository, image_tag, on_progress=on_progress)
         info = engine.inspect(image_id)
         result = BuildResult(
-            model=name, version=version, image=image, image_id=image_id, base_image=base,
-            python=py, offline=offline, verified=verified, checked=check,
-            runtime_image=runtime_ref, runtime_reused=reused, steps=steps, cached_steps=cached,
-            size_bytes=info.size, seconds=round(time.monotonic() - started, 2),
-            pushed_digest=pushed, labels=labels,
-        )  # fmt: skip
+            model=name,
+            version=version,
+            image=image,
+            image_id=image_id,
+            base_image=base,
+            python=py,
+            offline=offline,
+            verified=verified,
+            checked=check,
+            runtime_image=runtime_ref,
+            runtime_reused=reused,
+            steps=steps,
+            cached_steps=cached,
+            size_bytes=info.size,
+            seconds=round(time.monotonic() - started, 2),
+            pushed_digest=pushed,
+            labels=labels,
+        )
         if record:
             store.set_version_tags(name, version, {Tags.IMAGE: compact_json(result.record())})
         return result

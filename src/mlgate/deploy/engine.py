@@ -149,9 +149,16 @@ class Engine:
         steps = cached = 0
         with _calling("building the image"), Path(context_tar).open("rb") as fh:
             stream = self.client.api.build(
-                fileobj=fh, custom_context=True, rm=True, forcerm=True, pull=False,
-                decode=True, network_mode=network_mode, platform=platform, nocache=nocache,
-            )  # fmt: skip
+                fileobj=fh,
+                custom_context=True,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                network_mode=network_mode,
+                platform=platform,
+                nocache=nocache,
+            )
             for chunk in stream:
                 if "error" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
@@ -236,8 +243,9 @@ class Engine:
             raise DockerError(f"pushing {repository}:{tag} ended without a digest")
         return digest
 
-    def ensure_image(self, ref: str, *, platform: str | None = None,
-                     on_progress: Progress | None = None) -> str:  # fmt: skip
+    def ensure_image(
+        self, ref: str, *, platform: str | None = None, on_progress: Progress | None = None
+    ) -> str:
         """The id of image ``ref``, pulling it first when the engine does not have it."""
         try:
             return self.inspect(ref).id
@@ -274,9 +282,12 @@ class Engine:
         """
         with _calling("adding the model layer"):
             container = self.client.containers.create(
-                image, command=check or ["true"], network_mode="none", detach=True,
+                image,
+                command=check or ["true"],
+                network_mode="none",
+                detach=True,
                 tmpfs={"/tmp": "", "/home/mlgate": ""},  # noqa: S108 - inside the container
-            )  # fmt: skip
+            )
             try:
                 if not container.put_archive(dest, archive):
                     raise DockerError(f"the engine refused to add files at {dest}")

@@ -184,8 +184,13 @@ class Runtime:
             "'mlgate build: the base image has Python %d.%d but the model was saved with %d.%d; "
             "choose a matching --base-image' % (have + want))"
         )
-        pip = [f"{VENV}/bin/pip", "install", "--no-cache-dir", "--disable-pip-version-check",
-               "--no-input"]  # fmt: skip
+        pip = [
+            f"{VENV}/bin/pip",
+            "install",
+            "--no-cache-dir",
+            "--disable-pip-version-check",
+            "--no-input",
+        ]
         if self.offline:
             pip += ["--no-index", "--find-links", f"{STAGING}/wheels", "--only-binary=:all:"]
         if self.ca_bundle:
@@ -241,8 +246,13 @@ class ModelLayer:
 
     def manifest(self, run_id: str | None = None) -> dict[str, str | None]:
         """``/opt/mlgate/image.json``: what the image serves, read by ``mlgate serve --manifest``."""
-        return {"model": self.model, "version": self.version, "model_dir": MODEL_DIR,
-                "artifact_digest": self.digest, "run_id": run_id}  # fmt: skip
+        return {
+            "model": self.model,
+            "version": self.version,
+            "model_dir": MODEL_DIR,
+            "artifact_digest": self.digest,
+            "run_id": run_id,
+        }
 
     def check_cmd(self) -> list[str]:
         """Run in the new layer's container before it is committed: load, verify, exit."""

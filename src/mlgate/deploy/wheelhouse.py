@@ -38,8 +38,15 @@ def _key(requirements: str, python: str, platform: str | None) -> str:
 
 
 def _pip_download(args: list[str], on_progress: Callable[[str], None] | None) -> tuple[int, str]:
-    cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-           "--no-input", *args]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        *args,
+    ]
     tail: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
         assert proc.stdout is not None
@@ -97,8 +104,9 @@ def resolve(
         common += ["-r", str(req), "-d", str(dest)]
         status, said = 1, ""
         if user is not None:
-            status, said = _pip_download(["--no-index", "--find-links", str(user), *common],
-                                         on_progress)  # fmt: skip
+            status, said = _pip_download(
+                ["--no-index", "--find-links", str(user), *common], on_progress
+            )
         if status != 0:
             if not allow_download:
                 raise DockerError(

@@ -77,8 +77,10 @@ def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
                     f"recorded {role} data {source} cannot be read: {(now or 'error: not computed')[6:].strip()}"
                 )
             elif now != recorded[role]:
-                problems.append(f"recorded {role} data {source} changed since registration "
-                                f"({_short(recorded[role])} -> {_short(now)})")  # fmt: skip
+                problems.append(
+                    f"recorded {role} data {source} changed since registration "
+                    f"({_short(recorded[role])} -> {_short(now)})"
+                )
         if not any_source:
             problems.append("no data path was recorded at registration, so none can be verified")
     observed = {k: v for k, v in recorded.items() if v}

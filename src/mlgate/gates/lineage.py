@@ -37,8 +37,11 @@ def recorded(spec: GateSpec, ev: Evidence) -> GateResult:
         checks.append(f"{role} data recorded")
         if not tags.get(Tags.data(role, "fingerprint")):
             problems.append(f"no {role} data fingerprint was recorded")
-    observed = {"commit": commit, "dirty": tags.get(Tags.GIT_DIRTY),
-                "artifact_digest": ev.candidate.artifact_digest_now}  # fmt: skip
+    observed = {
+        "commit": commit,
+        "dirty": tags.get(Tags.GIT_DIRTY),
+        "artifact_digest": ev.candidate.artifact_digest_now,
+    }
     expected = "; ".join(checks)
     if problems:
         return result(spec, False, observed, expected, "; ".join(problems))

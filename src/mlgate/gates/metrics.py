@@ -42,8 +42,13 @@ def champion_missing(spec: GateSpec, ev: Evidence, expected: str) -> GateResult 
     if ev.champion_error:
         return result(spec, False, None, expected, f"champion unreadable: {ev.champion_error}")
     if ev.champion is None:
-        return result(spec, True, None, expected,
-                      f"no {ev.champion_alias} yet: first promotion, nothing to compare")  # fmt: skip
+        return result(
+            spec,
+            True,
+            None,
+            expected,
+            f"no {ev.champion_alias} yet: first promotion, nothing to compare",
+        )
     return None
 
 
@@ -154,14 +159,24 @@ def versus_champion(spec: GateSpec, ev: Evidence) -> GateResult:
     if problem:
         return result(spec, False, None, expected, problem)
     if not usable(cand) or not usable(champ):
-        return result(spec, False, {"candidate": cand, "champion": champ}, expected,
-                      f"{metric} is not a finite number (candidate {cand}, champion {champ})")  # fmt: skip
+        return result(
+            spec,
+            False,
+            {"candidate": cand, "champion": champ},
+            expected,
+            f"{metric} is not a finite number (candidate {cand}, champion {champ})",
+        )
     assert cand is not None and champ is not None
     gain = (cand - champ) if gib else (champ - cand)
     if relative:
         if champ == 0:
-            return result(spec, False, {"candidate": cand, "champion": champ}, expected,
-                          "relative change from a champion value of 0 is undefined")  # fmt: skip
+            return result(
+                spec,
+                False,
+                {"candidate": cand, "champion": champ},
+                expected,
+                "relative change from a champion value of 0 is undefined",
+            )
         gain = gain / abs(champ)
     ok = gain >= amount - 1e-12
     observed = {"candidate": cand, "champion": champ, "improvement": gain}
@@ -203,27 +218,50 @@ def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
     if too_few:
         return result(spec, False, None, expected, too_few)
     if e is None:
-        return result(spec, False, None, expected,
-                      "a bootstrap gate needs evaluation data (rows to resample); set evaluation.data "
-                      "in the policy or pass eval data")  # fmt: skip
+        return result(
+            spec,
+            False,
+            None,
+            expected,
+            "a bootstrap gate needs evaluation data (rows to resample); set evaluation.data "
+            "in the policy or pass eval data",
+        )
     if metric not in metrics_for(e.task):
-        return result(spec, False, None, expected,
-                      f"{metric!r} cannot be bootstrapped for {e.task}; use one of "
-                      f"{', '.join(sorted(metrics_for(e.task)))}")  # fmt: skip
+        return result(
+            spec,
+            False,
+            None,
+            expected,
+            f"{metric!r} cannot be bootstrapped for {e.task}; use one of "
+            f"{', '.join(sorted(metrics_for(e.task)))}",
+        )
     cand = e.predictions.get(ev.candidate.version)
     champ = e.predictions.get(ev.champion.version)
     if cand is None or champ is None:
         err = ev.candidate.evaluation_error or ev.champion.evaluation_error or "no predictions"
         return result(spec, False, None, expected, f"like-for-like evaluation failed: {err}")
     b = paired_bootstrap(
-        e.task, metric, e.y_true, cand, champ,
-        greater_is_better=greater_is_better(spec), confidence=conf,
-        samples=int(spec.get("samples", 1000)), seed=int(spec.get("seed", 0)),
-    )  # fmt: skip
+        e.task,
+        metric,
+        e.y_true,
+        cand,
+        champ,
+        greater_is_better=greater_is_better(spec),
+        confidence=conf,
+        samples=int(spec.get("samples", 1000)),
+        seed=int(spec.get("seed", 0)),
+    )
     ok = b.lower > floor
-    observed = {"improvement": b.observed, "lower": b.lower, "upper": b.upper, "rows": b.rows,
-                "samples": b.samples}  # fmt: skip
-    reason = (f"{metric} improvement {fmt(b.observed)} (evaluated), {conf:.0%} interval "
-              f"[{fmt(b.lower)}, {fmt(b.upper)}] over {b.rows} rows x {b.samples} resamples"
-              f"{'' if ok else f' reaches {fmt(floor)} or below'}")  # fmt: skip
+    observed = {
+        "improvement": b.observed,
+        "lower": b.lower,
+        "upper": b.upper,
+        "rows": b.rows,
+        "samples": b.samples,
+    }
+    reason = (
+        f"{metric} improvement {fmt(b.observed)} (evaluated), {conf:.0%} interval "
+        f"[{fmt(b.lower)}, {fmt(b.upper)}] over {b.rows} rows x {b.samples} resamples"
+        f"{'' if ok else f' reaches {fmt(floor)} or below'}"
+    )
     return result(spec, ok, observed, expected, reason)

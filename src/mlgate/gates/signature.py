@@ -6,8 +6,13 @@ from mlgate.gates import Column, Evidence, GateResult, result
 from mlgate.policy import GateSpec
 
 # Types a column may widen to without breaking callers that send the narrower type.
-_WIDENS = {("integer", "long"), ("integer", "double"), ("long", "double"), ("float", "double"),
-           ("integer", "float")}  # fmt: skip
+_WIDENS = {
+    ("integer", "long"),
+    ("integer", "double"),
+    ("long", "double"),
+    ("float", "double"),
+    ("integer", "float"),
+}
 
 
 def compatible(spec: GateSpec, ev: Evidence) -> GateResult:
@@ -17,18 +22,33 @@ def compatible(spec: GateSpec, ev: Evidence) -> GateResult:
     cand = ev.candidate.signature
     if cand is None:
         why = ev.candidate.signature_error or "the candidate was logged without a signature"
-        return result(spec, allow_missing, None, expected,
-                      why + ("; allowed by allow_missing" if allow_missing else ""))  # fmt: skip
+        return result(
+            spec,
+            allow_missing,
+            None,
+            expected,
+            why + ("; allowed by allow_missing" if allow_missing else ""),
+        )
     if ev.champion_error:
         return result(spec, False, None, expected, f"champion unreadable: {ev.champion_error}")
     if ev.champion is None:
-        return result(spec, True, _cols(cand), expected,
-                      f"no {ev.champion_alias} yet: first promotion, nothing to be compatible with")  # fmt: skip
+        return result(
+            spec,
+            True,
+            _cols(cand),
+            expected,
+            f"no {ev.champion_alias} yet: first promotion, nothing to be compatible with",
+        )
     champ = ev.champion.signature
     if champ is None:
         why = ev.champion.signature_error or f"champion v{ev.champion.version} has no signature"
-        return result(spec, allow_missing, None, expected,
-                      why + ("; allowed by allow_missing" if allow_missing else ""))  # fmt: skip
+        return result(
+            spec,
+            allow_missing,
+            None,
+            expected,
+            why + ("; allowed by allow_missing" if allow_missing else ""),
+        )
     by_name = {c.name: c for c in cand}
     old = {c.name: c for c in champ}
     breaks: list[str] = []

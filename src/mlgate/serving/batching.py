@@ -54,8 +54,9 @@ class Batcher:
     """How one version scores a group of queued requests (on the predict thread, or on the
     event loop for cycles measured as cheap: see :data:`INLINE_BUDGET`)."""
 
-    def __init__(self, model: Any, dispatcher: Dispatcher,
-                 schema: NumericSchema | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, model: Any, dispatcher: Dispatcher, schema: NumericSchema | None = None
+    ) -> None:
         self.model = model
         self.schema = schema
         self.dispatcher = dispatcher

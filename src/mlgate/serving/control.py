@@ -24,14 +24,21 @@ def parse_traffic(raw: str | None) -> Traffic:
         return Traffic()
     try:
         data = json.loads(raw)
-        return Traffic(mode=str(data.get("mode", "split")),
-                       challenger_weight=float(data.get("challenger_weight", 0.0)))  # fmt: skip
+        return Traffic(
+            mode=str(data.get("mode", "split")),
+            challenger_weight=float(data.get("challenger_weight", 0.0)),
+        )
     except (ValueError, TypeError, AttributeError):
         return Traffic()
 
 
-def read_table(store: Store, model: str, *, champion_alias: str = "champion",
-               challenger_alias: str = "challenger") -> RoutingTable:  # fmt: skip
+def read_table(
+    store: Store,
+    model: str,
+    *,
+    champion_alias: str = "champion",
+    challenger_alias: str = "challenger",
+) -> RoutingTable:
     """One registry read: where the aliases point and the traffic setting."""
     info = store.get_model(model)
     return RoutingTable(
@@ -74,9 +81,15 @@ def set_traffic(
             )
         old = parse_traffic(info.tags.get(TRAFFIC_TAG))
         store.set_model_tag(model, TRAFFIC_TAG, compact_json(new.to_dict()))
-    event = new_event(kind, "moved", model, alias,
-                      from_version=f"{old.mode}:{old.challenger_weight:g}%",
-                      to_version=f"{new.mode}:{new.challenger_weight:g}%", reason=reason,
-                      message=f"challenger traffic {old.challenger_weight:g}% -> {new.challenger_weight:g}%"
-                      f" ({new.mode})")  # fmt: skip
+    event = new_event(
+        kind,
+        "moved",
+        model,
+        alias,
+        from_version=f"{old.mode}:{old.challenger_weight:g}%",
+        to_version=f"{new.mode}:{new.challenger_weight:g}%",
+        reason=reason,
+        message=f"challenger traffic {old.challenger_weight:g}% -> {new.challenger_weight:g}%"
+        f" ({new.mode})",
+    )
     return ledger.append(event)

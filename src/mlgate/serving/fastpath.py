@@ -141,20 +141,43 @@ def parse_rows(
 ARRAY_SAFE = frozenset(
     {
         # linear models
-        "LogisticRegression", "LinearRegression", "Ridge", "RidgeClassifier", "Lasso",
-        "ElasticNet", "SGDClassifier", "SGDRegressor", "Perceptron",
+        "LogisticRegression",
+        "LinearRegression",
+        "Ridge",
+        "RidgeClassifier",
+        "Lasso",
+        "ElasticNet",
+        "SGDClassifier",
+        "SGDRegressor",
+        "Perceptron",
         # trees and ensembles of trees
-        "DecisionTreeClassifier", "DecisionTreeRegressor", "RandomForestClassifier",
-        "RandomForestRegressor", "ExtraTreesClassifier", "ExtraTreesRegressor",
-        "GradientBoostingClassifier", "GradientBoostingRegressor",
+        "DecisionTreeClassifier",
+        "DecisionTreeRegressor",
+        "RandomForestClassifier",
+        "RandomForestRegressor",
+        "ExtraTreesClassifier",
+        "ExtraTreesRegressor",
+        "GradientBoostingClassifier",
+        "GradientBoostingRegressor",
         # others
-        "KNeighborsClassifier", "KNeighborsRegressor", "GaussianNB", "SVC", "SVR", "LinearSVC",
-        "LinearSVR", "MLPClassifier", "MLPRegressor",
+        "KNeighborsClassifier",
+        "KNeighborsRegressor",
+        "GaussianNB",
+        "SVC",
+        "SVR",
+        "LinearSVC",
+        "LinearSVR",
+        "MLPClassifier",
+        "MLPRegressor",
         # transformers, as Pipeline steps
-        "StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler", "PCA",
+        "StandardScaler",
+        "MinMaxScaler",
+        "MaxAbsScaler",
+        "RobustScaler",
+        "PCA",
         "PolynomialFeatures",
     }
-)  # fmt: skip
+)
 
 _NO_NAMES_WARNING = r"X does not have valid feature names"
 
@@ -178,9 +201,11 @@ def _probe_rows(schema: NumericSchema) -> list[list[Any]]:
     rows = []
     for i in range(4):
         rows.append(
-            [(i + j) % 5 - 2 if integer else ((i + 1) * (j + 2) % 7 - 3) / 4
-             for j, integer in enumerate(schema.integer)]
-        )  # fmt: skip
+            [
+                (i + j) % 5 - 2 if integer else ((i + 1) * (j + 2) % 7 - 3) / 4
+                for j, integer in enumerate(schema.integer)
+            ]
+        )
     return rows
 
 
@@ -232,5 +257,8 @@ def thread_pools(estimator: Any) -> dict[str, Any]:
         params = estimator.get_params(deep=True)
     except Exception:  # noqa: BLE001 - not a scikit-learn estimator after all
         return {}
-    return {k: v for k, v in params.items()
-            if (k == "n_jobs" or k.endswith("__n_jobs")) and v not in (None, 1)}  # fmt: skip
+    return {
+        k: v
+        for k, v in params.items()
+        if (k == "n_jobs" or k.endswith("__n_jobs")) and v not in (None, 1)
+    }

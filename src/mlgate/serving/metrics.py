@@ -113,13 +113,15 @@ class Metrics:
         out = _Exposition(model)
         with self._lock:
             versions = sorted(self._v.items())
-            out.family("mlgate_requests_total", "counter",
-                       "Requests answered, by version and role.")  # fmt: skip
+            out.family(
+                "mlgate_requests_total", "counter", "Requests answered, by version and role."
+            )
             for v, m in versions:
                 for role, n in sorted(m.requests.items()):
                     out.sample("mlgate_requests_total", n, version=v, role=role)
-            out.family("mlgate_errors_total", "counter",
-                       "Error responses, by version and status code.")  # fmt: skip
+            out.family(
+                "mlgate_errors_total", "counter", "Error responses, by version and status code."
+            )
             for v, m in versions:
                 for code, n in sorted(m.errors.items()):
                     out.sample("mlgate_errors_total", n, version=v, code=code)
@@ -132,13 +134,17 @@ class Metrics:
                     out.sample("mlgate_request_seconds_bucket", cumulative, version=v, le=le)
                 out.sample("mlgate_request_seconds_sum", f"{m.latency_sum:.6f}", version=v)
                 out.sample("mlgate_request_seconds_count", m.latency_count, version=v)
-            out.family("mlgate_predictions_total", "counter",
-                       "Predictions by class (classification).")  # fmt: skip
+            out.family(
+                "mlgate_predictions_total", "counter", "Predictions by class (classification)."
+            )
             for v, m in versions:
                 for label, n in sorted(m.classes.items()):
                     out.sample("mlgate_predictions_total", n, version=v, **{"class": label})
-            out.family("mlgate_prediction_value", "summary",
-                       "Sum and count of numeric predictions (regression).")  # fmt: skip
+            out.family(
+                "mlgate_prediction_value",
+                "summary",
+                "Sum and count of numeric predictions (regression).",
+            )
             for v, m in versions:
                 if m.value_count:
                     out.sample("mlgate_prediction_value_sum", f"{m.value_sum:.6g}", version=v)
@@ -146,11 +152,15 @@ class Metrics:
             out.family("mlgate_shadow_requests_total", "counter", "Requests scored in shadow.")
             for v, n in sorted(self.shadow_requests.items()):
                 out.sample("mlgate_shadow_requests_total", n, version=v)
-                out.sample("mlgate_shadow_disagreements_total",
-                           self.shadow_disagreements.get(v, 0), version=v)  # fmt: skip
+                out.sample(
+                    "mlgate_shadow_disagreements_total",
+                    self.shadow_disagreements.get(v, 0),
+                    version=v,
+                )
                 out.sample("mlgate_shadow_errors_total", self.shadow_errors.get(v, 0), version=v)
-            out.family("mlgate_invalid_requests_total", "counter",
-                       "Requests refused before routing (4xx).")  # fmt: skip
+            out.family(
+                "mlgate_invalid_requests_total", "counter", "Requests refused before routing (4xx)."
+            )
             out.sample("mlgate_invalid_requests_total", self.invalid_requests)
         return out.text()
 

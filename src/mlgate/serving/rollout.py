@@ -135,13 +135,17 @@ def judge(challenger: Window, champion: Window, bounds: Bounds) -> tuple[bool, s
     problems = []
     delta = challenger.error_rate - champion.error_rate
     if delta > bounds.max_error_rate_delta:
-        problems.append(f"error rate {challenger.error_rate:.2%} vs champion {champion.error_rate:.2%} "
-                        f"(+{delta:.2%} > {bounds.max_error_rate_delta:.2%})")  # fmt: skip
+        problems.append(
+            f"error rate {challenger.error_rate:.2%} vs champion {champion.error_rate:.2%} "
+            f"(+{delta:.2%} > {bounds.max_error_rate_delta:.2%})"
+        )
     if challenger.latency is not None and champion.latency:
         ratio = challenger.latency / champion.latency
         if ratio > bounds.max_latency_ratio:
-            problems.append(f"mean latency {challenger.latency * 1000:.1f} ms is {ratio:.2f}x the champion's "
-                            f"{champion.latency * 1000:.1f} ms (> {bounds.max_latency_ratio:g}x)")  # fmt: skip
+            problems.append(
+                f"mean latency {challenger.latency * 1000:.1f} ms is {ratio:.2f}x the champion's "
+                f"{champion.latency * 1000:.1f} ms (> {bounds.max_latency_ratio:g}x)"
+            )
     if problems:
         return False, "; ".join(problems)
     lat = f", latency {challenger.latency * 1000:.1f} ms" if challenger.latency is not None else ""
@@ -219,8 +223,16 @@ def rollout(
     reference = Window(0, 0, None)  # champion's numbers from earlier steps, for the 100% step
     while state.step < len(state.steps):
         weight = state.steps[state.step]
-        events.append(set_traffic(store, model, weight=weight, reason=f"rollout step {state.step + 1}",
-                                  ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias))  # fmt: skip
+        events.append(
+            set_traffic(
+                store,
+                model,
+                weight=weight,
+                reason=f"rollout step {state.step + 1}",
+                ledger_experiment=pol.ledger_experiment,
+                alias=mp.challenger_alias,
+            )
+        )
         say(f"step {state.step + 1}/{len(state.steps)}: challenger at {weight:g}%")
         base, _ = _totals(endpoints, fetch)
         started = time.monotonic()
@@ -235,32 +247,81 @@ def rollout(
             if ch.requests >= bounds.min_requests and elapsed >= bounds.min_seconds:
                 break
             if elapsed > bounds.max_seconds:
-                _roll_back(store, model, state, ledger, events, mp.challenger_alias, pol.ledger_experiment,
-                                  f"step {state.step + 1} saw only {ch.requests:.0f} challenger requests in "
-                                  f"{elapsed:.0f} s (needs {bounds.min_requests})", say)  # fmt: skip
+                _roll_back(
+                    store,
+                    model,
+                    state,
+                    ledger,
+                    events,
+                    mp.challenger_alias,
+                    pol.ledger_experiment,
+                    f"step {state.step + 1} saw only {ch.requests:.0f} challenger requests in "
+                    f"{elapsed:.0f} s (needs {bounds.min_requests})",
+                    say,
+                )
         compare = cm if cm.requests >= max(10, bounds.min_requests // 10) else reference
         ok, detail = judge(ch, compare, bounds)
-        state.results.append({"step": state.step + 1, "weight": weight, "ok": ok, "detail": detail,
-                              "challenger": asdict(ch), "champion": asdict(compare)})  # fmt: skip
+        state.results.append(
+            {
+                "step": state.step + 1,
+                "weight": weight,
+                "ok": ok,
+                "detail": detail,
+                "challenger": asdict(ch),
+                "champion": asdict(compare),
+            }
+        )
         if not ok:
-            _roll_back(store, model, state, ledger, events, mp.challenger_alias, pol.ledger_experiment,
-                              f"step {state.step + 1} at {weight:g}%: {detail}", say)  # fmt: skip
+            _roll_back(
+                store,
+                model,
+                state,
+                ledger,
+                events,
+                mp.challenger_alias,
+                pol.ledger_experiment,
+                f"step {state.step + 1} at {weight:g}%: {detail}",
+                say,
+            )
         if cm.requests:
             reference = cm
         say(f"step {state.step + 1} passed: {detail}")
         state.step += 1
         _save(store, model, state)
     try:
-        events.append(promote(model, challenger, to=mp.champion_alias, expected=champion,
-                              reason="rollout completed", policy=pol, store=store))  # fmt: skip
+        events.append(
+            promote(
+                model,
+                challenger,
+                to=mp.champion_alias,
+                expected=champion,
+                reason="rollout completed",
+                policy=pol,
+                store=store,
+            )
+        )
     except MlgateError:
-        set_traffic(store, model, weight=0, reason="rollout: final promotion refused",
-                    ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+        set_traffic(
+            store,
+            model,
+            weight=0,
+            reason="rollout: final promotion refused",
+            ledger_experiment=pol.ledger_experiment,
+            alias=mp.challenger_alias,
+        )
         state.status = "rolled_back"
         _save(store, model, state)
         raise
-    events.append(set_traffic(store, model, weight=0, reason="rollout completed: reset for the next challenger",
-                              ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias))  # fmt: skip
+    events.append(
+        set_traffic(
+            store,
+            model,
+            weight=0,
+            reason="rollout completed: reset for the next challenger",
+            ledger_experiment=pol.ledger_experiment,
+            alias=mp.challenger_alias,
+        )
+    )
     state.status = "completed"
     _save(store, model, state)
     msg = f"rollout completed: version {challenger} is now {mp.champion_alias}"
@@ -268,17 +329,46 @@ def rollout(
     return RolloutResult(state=state, events=tuple(events), message=msg)
 
 
-def _roll_back(store: Store, model: str, state: RolloutState, ledger: Ledger, events: list[Event],
-               alias: str, ledger_experiment: str, reason: str, say: Callable[[str], None]) -> NoReturn:  # fmt: skip
-    events.append(set_traffic(store, model, weight=0, reason=f"rollout rolled back: {reason}",
-                              ledger_experiment=ledger_experiment, alias=alias))  # fmt: skip
-    store.set_version_tags(model, state.challenger, {FAILED_TAG: compact_json({"at": _now(), "reason": reason,
-                                                                              "results": state.results[-3:]})})  # fmt: skip
+def _roll_back(
+    store: Store,
+    model: str,
+    state: RolloutState,
+    ledger: Ledger,
+    events: list[Event],
+    alias: str,
+    ledger_experiment: str,
+    reason: str,
+    say: Callable[[str], None],
+) -> NoReturn:
+    events.append(
+        set_traffic(
+            store,
+            model,
+            weight=0,
+            reason=f"rollout rolled back: {reason}",
+            ledger_experiment=ledger_experiment,
+            alias=alias,
+        )
+    )
+    store.set_version_tags(
+        model,
+        state.challenger,
+        {FAILED_TAG: compact_json({"at": _now(), "reason": reason, "results": state.results[-3:]})},
+    )
     state.status = "rolled_back"
     _save(store, model, state)
-    event = ledger.append(new_event("rollout", "rejected", model, alias, from_version=state.champion,
-                                    to_version=state.challenger, message=reason,
-                                    gates=tuple(state.results[-3:])))  # fmt: skip
+    event = ledger.append(
+        new_event(
+            "rollout",
+            "rejected",
+            model,
+            alias,
+            from_version=state.champion,
+            to_version=state.challenger,
+            message=reason,
+            gates=tuple(state.results[-3:]),
+        )
+    )
     events.append(event)
     say(f"rolled back: {reason}")
     raise GateRejected(f"rollout of version {state.challenger} rolled back: {reason}", event=event)
@@ -296,11 +386,26 @@ def abort(
     state = read_state(store, model)
     if state is None or state.status != "running":
         raise UsageError(f"{model} has no running rollout")
-    set_traffic(store, model, weight=0, reason=f"rollout aborted: {reason}".rstrip(": "),
-                ledger_experiment=pol.ledger_experiment, alias=mp.challenger_alias)  # fmt: skip
+    set_traffic(
+        store,
+        model,
+        weight=0,
+        reason=f"rollout aborted: {reason}".rstrip(": "),
+        ledger_experiment=pol.ledger_experiment,
+        alias=mp.challenger_alias,
+    )
     state.status = "aborted"
     _save(store, model, state)
-    Ledger(store, pol.ledger_experiment).append(new_event(
-        "rollout", "unchanged", model, mp.challenger_alias, from_version=state.champion,
-        to_version=state.challenger, reason=reason, message="rollout aborted"))  # fmt: skip
+    Ledger(store, pol.ledger_experiment).append(
+        new_event(
+            "rollout",
+            "unchanged",
+            model,
+            mp.challenger_alias,
+            from_version=state.champion,
+            to_version=state.challenger,
+            reason=reason,
+            message="rollout aborted",
+        )
+    )
     return state

@@ -125,8 +125,12 @@ class FollowerStatus:
 class Follower:
     """Keeps :attr:`state` in step with the registry, from a background thread."""
 
-    def __init__(self, config: ServeConfig, store: Store | None = None,
-                 loader: Callable[[str], Runtime] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        config: ServeConfig,
+        store: Store | None = None,
+        loader: Callable[[str], Runtime] | None = None,
+    ) -> None:
         self.config = config
         self._store = store
         self.state: ServingState | None = None
@@ -201,8 +205,12 @@ class Follower:
             if self.state is None:
                 self.store.get_version(c.model, c.pin)  # NotFoundError: nothing to serve
             return RoutingTable(champion=c.pin, challenger=None)
-        table = control.read_table(self.store, c.model, champion_alias=c.champion_alias,
-                                   challenger_alias=c.challenger_alias)  # fmt: skip
+        table = control.read_table(
+            self.store,
+            c.model,
+            champion_alias=c.champion_alias,
+            challenger_alias=c.challenger_alias,
+        )
         if table.champion is None and self.state is None:
             raise NotFoundError(f"{c.model}@{c.champion_alias} is not set")
         if c.traffic is not None:
@@ -228,8 +236,13 @@ class Follower:
                     self.status.load_errors.pop(version, None)
                     log.info("loaded %s version %s", self.config.model, version)
                 except Exception as exc:  # noqa: BLE001 - a bad model must not stop the follower
-                    err = exc if isinstance(exc, MlgateError) else MlgateError(
-                        f"version {version} could not be loaded: {type(exc).__name__}: {exc}")  # fmt: skip
+                    err = (
+                        exc
+                        if isinstance(exc, MlgateError)
+                        else MlgateError(
+                            f"version {version} could not be loaded: {type(exc).__name__}: {exc}"
+                        )
+                    )
                     self.status.load_errors[version] = str(err)
                     self._last_load_error = err
                     log.error(
@@ -245,8 +258,13 @@ class Follower:
                     self._retire(runtime)
             if loaded:
                 freeze_heap()
-            log.info("serving %s: champion=%s challenger=%s traffic=%s", self.config.model,
-                     table.champion, table.challenger, table.traffic.to_dict())  # fmt: skip
+            log.info(
+                "serving %s: champion=%s challenger=%s traffic=%s",
+                self.config.model,
+                table.champion,
+                table.challenger,
+                table.traffic.to_dict(),
+            )
             return True
 
     def load_now(self) -> Runtime:
@@ -341,8 +359,9 @@ def freeze_heap() -> None:
 def _json(status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     from starlette.responses import Response
 
-    return Response(json.dumps(payload), status_code=status, media_type="application/json",
-                    headers=headers)  # fmt: skip
+    return Response(
+        json.dumps(payload), status_code=status, media_type="application/json", headers=headers
+    )
 
 
 def _error(status: int, code: str, message: str) -> Any:
@@ -423,8 +442,14 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
             return _json(exc.status, {"error_code": code, "message": exc.message}, headers)
         except asyncio.TimeoutError:
             metrics.observe(route.version, route.role, 503, time.perf_counter() - started)
-            return _json(503, {"error_code": "TIMEOUT",
-                               "message": f"scoring took longer than {config.timeout:g} s"}, headers)  # fmt: skip
+            return _json(
+                503,
+                {
+                    "error_code": "TIMEOUT",
+                    "message": f"scoring took longer than {config.timeout:g} s",
+                },
+                headers,
+            )
         except Exception as exc:
             log.exception("unexpected error scoring version %s", route.version)
             metrics.observe(route.version, route.role, 500, time.perf_counter() - started)
@@ -495,13 +520,31 @@ def create_app(config: ServeConfig, follower: Follower | None = None) -> Any:
         for role, v in (("champion", t.champion), ("challenger", t.challenger)):
             if v is None or v not in state.runtimes:
                 continue
-            share = (100.0 - weight if role == "champion" else weight) if t.traffic.mode == "split" else (
-                100.0 if role == "champion" else 0.0)  # fmt: skip
+            share = (
+                (100.0 - weight if role == "champion" else weight)
+                if t.traffic.mode == "split"
+                else (100.0 if role == "champion" else 0.0)
+            )
             rt = state.runtimes[v]
-            serving.append({"role": role, "version": v, "weight": share, "verified": rt.verified,
-                            "scoring": rt.batcher.path})  # fmt: skip
-        return _json(200, {"model": config.model, "mode": t.traffic.mode, "serving": serving,
-                           "generation": state.generation, "mlgate": __version__})  # fmt: skip
+            serving.append(
+                {
+                    "role": role,
+                    "version": v,
+                    "weight": share,
+                    "verified": rt.verified,
+                    "scoring": rt.batcher.path,
+                }
+            )
+        return _json(
+            200,
+            {
+                "model": config.model,
+                "mode": t.traffic.mode,
+                "serving": serving,
+                "generation": state.generation,
+                "mlgate": __version__,
+            },
+        )
 
     async def metrics_endpoint(request: Any) -> Any:
         return PlainTextResponse(
