@@ -125,7 +125,7 @@ def main() -> None:
     from mlflow.tracking import MlflowClient
 
     import mlgate
-    from mlgate.ledger import Ledger, new_event
+    from mlgate.promotion.ledger import Ledger, new_event
     from mlgate.testing import TrackingServer, tiny_classifier
 
     model, train, test = tiny_classifier()

@@ -130,7 +130,7 @@ def main() -> None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
     import mlgate
-    from mlgate.serving.control import set_traffic
+    from mlgate.promotion.traffic import set_traffic
     from mlgate.testing import TrackingServer, free_port, tiny_classifier
 
     _, train, test = tiny_classifier()

@@ -276,8 +276,8 @@ def test_attach_adds_lineage_once_and_guards_the_digest(
     tracking_uri, store, model_name, tmp_path, capsys, classifier
 ):
     """attach records digest, data, env and git on an existing version; idempotent; --force ledgered."""
-    from mlgate.evidence import artifact_digest
     from mlgate.fingerprint import fingerprint_path
+    from mlgate.promotion.evidence import artifact_digest
 
     repo = _repo(tmp_path / "p")
     _train_with_plain_mlflow(repo, register_as=model_name)

@@ -66,7 +66,7 @@ def module_env(tmp_path_factory) -> Iterator[None]:
 
 def image_record(store, name: str, version: str) -> dict[str, Any] | None:
     """What `mlgate show` reports of the version's image (the mlgate.image tag)."""
-    from mlgate.registration import show
+    from mlgate.versioning.registration import show
 
     return show(f"{name}/{version}", store=store).image
 

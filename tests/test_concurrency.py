@@ -12,14 +12,14 @@ import pytest
 import mlgate
 from conftest import write_policy
 from mlgate.errors import EXIT_CONFLICT, LeaseHeldError
-from mlgate.registry import BREAKER_PREFIX, lease_name
+from mlgate.registry.lease import BREAKER_PREFIX, lease_name
 
 ROUNDS = int(os.environ.get("MLGATE_RACE_ROUNDS", "3"))
 RACERS = 8
 
 RACER = """
 import sys, time
-import mlflow, mlgate.promotion, mlgate.cli  # import before the start line, not during the race
+import mlflow, mlgate.promotion.workflow, mlgate.cli  # import before the start line, not during the race
 model, version, expected, policy, start = sys.argv[1:6]
 while time.time() < float(start):
     time.sleep(0.002)
@@ -99,13 +99,13 @@ def test_eight_racing_promotions_exactly_one_wins(
 
 KILLER = """
 import os, signal, sys
-import mlgate.promotion
+import mlgate.promotion.workflow
 from mlgate.cli import main
 
 def die(*args, **kwargs):  # the process dies after taking the lease, before the alias moves
     os.kill(os.getpid(), signal.SIGKILL)
 
-mlgate.promotion.guarded_move = die
+mlgate.promotion.workflow.guarded_move = die
 sys.exit(main(["promote", sys.argv[1], "-v", sys.argv[2], "--to", "champion",
                "--policy", sys.argv[3], "--lease-ttl", "4"]))
 """

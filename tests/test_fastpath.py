@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlgate._mlflow import ScoringInputError, parse_scoring_request, predict
+from mlgate.errors import ScoringInputError
+from mlgate.registry.pyfunc import parse_scoring_request, predict
 from mlgate.serving.batching import (
     INLINE_BUDGET,
     INLINE_ROWS,

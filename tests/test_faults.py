@@ -15,15 +15,15 @@ import mlgate
 from conftest import write_policy
 from mlgate.errors import EXIT_CONFLICT, EXIT_ERROR
 from mlgate.lineage import Tags
-from mlgate.registry import lease_name
+from mlgate.registry.lease import lease_name
 from mlgate.testing import LoadGenerator, TrackingServer
 
 KILL_SERVER_THEN_MOVE = """
 import os, signal, sys, time, urllib.request
-import mlgate.promotion
+import mlgate.promotion.workflow
 from mlgate.cli import main
 
-original = mlgate.promotion.guarded_move
+original = mlgate.promotion.workflow.guarded_move
 server_pid, uri = int(sys.argv[4]), sys.argv[5]
 
 def stop_server_first(*args, **kwargs):  # the lease is held and the evidence written: now the server dies
@@ -31,7 +31,7 @@ def stop_server_first(*args, **kwargs):  # the lease is held and the evidence wr
     time.sleep(1.0)
     return original(*args, **kwargs)
 
-mlgate.promotion.guarded_move = stop_server_first
+mlgate.promotion.workflow.guarded_move = stop_server_first
 sys.exit(main(["promote", sys.argv[1], "-v", sys.argv[2], "--to", "champion", "--policy", sys.argv[3]]))
 """
 
@@ -143,7 +143,7 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
     import json
 
     from mlgate.errors import TrackingServerError
-    from mlgate.serving import rollout as ro
+    from mlgate.promotion import rollout as ro
     from test_serving import FEATURES, start_server, stop
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", own_server.uri)

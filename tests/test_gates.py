@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from mlgate.gates import Column, EvaluationEvidence, Evidence, VersionEvidence, run_gates
 from mlgate.lineage import Tags
-from mlgate.policy import GateSpec
-from mlgate.scoring import paired_bootstrap
+from mlgate.promotion.gates import Column, EvaluationEvidence, Evidence, VersionEvidence, run_gates
+from mlgate.promotion.measures import paired_bootstrap
+from mlgate.promotion.policy import GateSpec
 
 EVAL_A = "blake3:" + "a" * 64
 EVAL_B = "blake3:" + "b" * 64
@@ -311,7 +311,7 @@ def test_probability_metrics_match_scikit_learn():
     """Probability metrics equal scikit-learn's for 2 and 3 classes; unknown labels are a reason."""
     import sklearn.metrics as skm
 
-    from mlgate.scoring import compute_proba
+    from mlgate.promotion.measures import compute_proba
 
     rng = np.random.default_rng(0)
     y2 = rng.choice(["no", "yes"], 300)

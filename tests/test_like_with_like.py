@@ -262,7 +262,7 @@ def test_requirement_pins_are_compared_without_mlflows_scan(tmp_path):
     """The model's pinned requirements are compared with what is installed; mismatches listed."""
     from importlib.metadata import version
 
-    from mlgate._mlflow import requirement_mismatches
+    from mlgate.registry.pyfunc import requirement_mismatches
 
     (tmp_path / "requirements.txt").write_text(
         f"mlflow=={version('mlflow')}\nscikit-learn==0.0.1\nnot-a-real-package-xyz==1.0\n"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlgate.errors import PolicyError
-from mlgate.policy import find_policy, load_policy
+from mlgate.promotion.policy import find_policy, load_policy
 
 GOOD = """
 ledger_experiment = "ledger-x"

@@ -470,7 +470,7 @@ def test_status_after_a_traffic_change_raises_no_false_alarm(
     store, model_name, make_version, eval_policy
 ):
     """A traffic change is not an alias move: status shows the promotion and no outside-move note."""
-    from mlgate.serving.control import set_traffic
+    from mlgate.promotion.traffic import set_traffic
 
     v1, v2 = make_version(), make_version()
     mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
@@ -485,7 +485,7 @@ def test_status_after_a_traffic_change_raises_no_false_alarm(
 
 def test_status_shows_the_traffic_split(store, model_name, make_version, eval_policy, capsys):
     """`mlgate status` says what share the challenger answers (or shadows)."""
-    from mlgate.serving.control import set_traffic
+    from mlgate.promotion.traffic import set_traffic
 
     v1, v2 = make_version(), make_version()
     mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)

@@ -9,8 +9,8 @@ from sklearn.linear_model import LogisticRegression
 
 import mlgate
 from mlgate.errors import GateRejected
-from mlgate.serving import rollout as ro
-from mlgate.serving.control import read_table
+from mlgate.promotion import rollout as ro
+from mlgate.serving.routing import read_table
 from mlgate.testing import LoadGenerator
 from test_serving import FEATURES, start_server, stop
 

@@ -13,7 +13,7 @@ import pytest
 import mlgate
 from mlgate.errors import EXIT_NOT_PERMITTED
 from mlgate.lineage import Tags
-from mlgate.registry import lease_name
+from mlgate.registry.lease import lease_name
 from mlgate.testing import TrackingServer
 
 ADMIN_PASSWORD = "Canary-Adm1n-7f3a9c"

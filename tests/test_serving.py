@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
 import mlgate
-from mlgate.serving.control import set_traffic
-from mlgate.serving.metrics import parse_prometheus
+from mlgate.promotion.traffic import set_traffic
+from mlgate.serving.telemetry import parse_prometheus
 from mlgate.testing import LoadGenerator, TrackingServer, free_port, scoring_bodies, wait_http
 
 FEATURES = [f"f{i}" for i in range(6)]
@@ -503,7 +503,7 @@ def test_traffic_without_a_challenger_is_refused_unless_forced(
 ):
     """`traffic --weight 50` with no challenger: exit 2 and nothing written; --force sets it."""
     from mlgate.cli import main
-    from mlgate.serving.control import read_table
+    from mlgate.serving.routing import read_table
 
     policy = tmp_path / "p.toml"
     policy.write_text("[default.gates]\nchampion = []\n")

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import mlgate
-from mlgate.serving.control import set_traffic
-from mlgate.serving.metrics import parse_prometheus
+from mlgate.promotion.traffic import set_traffic
+from mlgate.serving.telemetry import parse_prometheus
 from mlgate.serving.v2 import decode, model_spec
 from test_serving import FEATURES, local_predictions, promote_tampered, start_server, stop
 
@@ -298,7 +298,7 @@ def test_fuzzed_v2_requests_never_get_5xx(server, model_name, payload):
 def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, make_version):
     """The common request decodes to rows (the batcher's fast path) that predict exactly as the
     general decoder's DataFrame does; anything unusual takes the general decoder."""
-    from mlgate._mlflow import predict
+    from mlgate.registry.pyfunc import predict
     from mlgate.serving.fastpath import NumericSchema
 
     pyfunc = store.load_pyfunc(f"models:/{model_name}/{make_version()}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from mlgate._version import __version__
 from mlgate.errors import (
     ConflictError,
     DockerError,
@@ -31,43 +32,41 @@ from mlgate.errors import (
     UsageError,
 )
 
-__version__ = "0.1.0"
-
 # Imported eagerly (it is light: numpy and blake3, pandas on first use) so that the function
 # `mlgate.fingerprint` is never shadowed by the module of the same name.
 from mlgate.fingerprint import Fingerprint, fingerprint
 
 _LAZY: dict[str, str] = {
-    "Store": "mlgate._mlflow",
-    "Registration": "mlgate.registration",
-    "register": "mlgate.registration",
-    "attach": "mlgate.registration",
-    "Attachment": "mlgate.registration",
-    "show": "mlgate.registration",
+    "Store": "mlgate.registry.store",
+    "Registration": "mlgate.versioning.registration",
+    "register": "mlgate.versioning.registration",
+    "attach": "mlgate.versioning.registration",
+    "Attachment": "mlgate.versioning.registration",
+    "show": "mlgate.versioning.registration",
     "Lineage": "mlgate.lineage",
-    "Policy": "mlgate.policy",
-    "load_policy": "mlgate.policy",
-    "Decision": "mlgate.gates",
-    "GateResult": "mlgate.gates",
-    "Event": "mlgate.ledger",
+    "Policy": "mlgate.promotion.policy",
+    "load_policy": "mlgate.promotion.policy",
+    "Decision": "mlgate.promotion.gates",
+    "GateResult": "mlgate.promotion.gates",
+    "Event": "mlgate.promotion.ledger",
     "export": "mlgate.deploy.export",
     "ExportOptions": "mlgate.deploy.export",
-    "check": "mlgate.promotion",
-    "promote": "mlgate.promotion",
-    "rollback": "mlgate.promotion",
-    "history": "mlgate.promotion",
-    "status": "mlgate.promotion",
+    "check": "mlgate.promotion.workflow",
+    "promote": "mlgate.promotion.workflow",
+    "rollback": "mlgate.promotion.workflow",
+    "history": "mlgate.promotion.workflow",
+    "status": "mlgate.promotion.workflow",
 }
 
 if TYPE_CHECKING:
-    from mlgate._mlflow import Store
     from mlgate.deploy.export import ExportOptions, export
-    from mlgate.gates import Decision, GateResult
-    from mlgate.ledger import Event
     from mlgate.lineage import Lineage
-    from mlgate.policy import Policy, load_policy
-    from mlgate.promotion import check, history, promote, rollback, status
-    from mlgate.registration import Attachment, Registration, attach, register, show
+    from mlgate.promotion.gates import Decision, GateResult
+    from mlgate.promotion.ledger import Event
+    from mlgate.promotion.policy import Policy, load_policy
+    from mlgate.promotion.workflow import check, history, promote, rollback, status
+    from mlgate.registry.store import Store
+    from mlgate.versioning.registration import Attachment, Registration, attach, register, show
 
 
 def __getattr__(name: str) -> Any:

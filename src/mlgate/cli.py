@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from mlgate import __version__
+from mlgate._version import __version__
 from mlgate.errors import EXIT_CODES, EXIT_ERROR, EXIT_USAGE, MlgateError
 
 EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code}  {text}" for code, text in EXIT_CODES.items())
@@ -56,7 +56,7 @@ def _pairs(values: Sequence[str], what: str, *, numeric: bool = False) -> dict[s
 
 
 def _store(ctx: click.Context) -> Any:
-    from mlgate._mlflow import Store
+    from mlgate.registry.store import Store
 
     return Store(ctx.obj.get("tracking_uri") if ctx.obj else None)
 
@@ -151,7 +151,7 @@ def register(
     the training run's (its mlflow.source.git.* tags); only when the run has none is the current
     checkout recorded, labelled "checkout at registration time".
     """
-    from mlgate.registration import register as do_register
+    from mlgate.versioning.registration import register as do_register
 
     if bool(run_id) == bool(model_uri):
         raise click.UsageError("give exactly one of --run or --model-uri")
@@ -205,8 +205,8 @@ def attach(
     environment the model declares and the git state from its run's tags. Running it again
     changes nothing; a different recorded digest is refused (exit 2) unless --force.
     """
-    from mlgate.registration import attach as do_attach
     from mlgate.report import render_lineage
+    from mlgate.versioning.registration import attach as do_attach
 
     done = do_attach(
         ref,
@@ -237,8 +237,8 @@ def attach(
 @click.pass_context
 def show(ctx: click.Context, ref: str, as_json: bool) -> None:
     """Show the lineage recorded for a model version (newest when no version is given)."""
-    from mlgate.registration import show as do_show
     from mlgate.report import render_lineage
+    from mlgate.versioning.registration import show as do_show
 
     info = do_show(ref, store=_store(ctx))
     if as_json:
@@ -334,7 +334,7 @@ def _emit_decision(
 
 
 def _expected(value: str | None) -> Any:
-    from mlgate.promotion import CURRENT
+    from mlgate.promotion.workflow import CURRENT
 
     if value is None:
         return CURRENT
@@ -374,7 +374,7 @@ def check(
     Exit 0 when every gate passes, 3 when one rejects.
     """
     from mlgate.errors import GateRejected
-    from mlgate.promotion import check as do_check
+    from mlgate.promotion.workflow import check as do_check
 
     _one_format(as_json, markdown)
     decision = do_check(
@@ -440,7 +440,7 @@ def promote(
     rejects, 4 on a conflict.
     """
     from mlgate.errors import GateRejected
-    from mlgate.promotion import promote as do_promote
+    from mlgate.promotion.workflow import promote as do_promote
 
     _one_format(as_json, markdown, quiet)
     try:
@@ -535,7 +535,7 @@ def rollback(
     --version returns to a version the ledger shows holding the alias before; any other
     version needs `mlgate promote` (gates run), or --force.
     """
-    from mlgate.promotion import rollback as do_rollback
+    from mlgate.promotion.workflow import rollback as do_rollback
 
     _one_format(as_json, markdown)
     if old_to is not None:
@@ -573,7 +573,7 @@ def history(
     markdown: bool,
 ) -> None:
     """List the ledger's events for a model, newest first."""
-    from mlgate.promotion import history as do_history
+    from mlgate.promotion.workflow import history as do_history
     from mlgate.report import markdown_events, render_events
 
     _one_format(as_json, markdown)
@@ -593,7 +593,7 @@ def history(
 @click.pass_context
 def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) -> None:
     """Show a model's aliases, their versions, and when and why each last moved."""
-    from mlgate.promotion import status as do_status
+    from mlgate.promotion.workflow import status as do_status
     from mlgate.report import render_status
 
     st = do_status(model, policy=policy, store=_store(ctx))
@@ -952,8 +952,8 @@ def traffic(
 
     A weight above 0 with no challenger set is refused (exit 2) unless --force.
     """
-    from mlgate.promotion import resolve_policy
-    from mlgate.serving.control import set_traffic
+    from mlgate.promotion.traffic import set_traffic
+    from mlgate.promotion.workflow import resolve_policy
 
     pol = resolve_policy(policy, required=False)
     mp = pol.for_model(model)
@@ -1061,7 +1061,7 @@ def rollout(
     Resumes a rollout interrupted half-way (its state is in the registry). Exit 3 when a step
     breaches its bounds and the rollout rolls back.
     """
-    from mlgate.serving import rollout as ro
+    from mlgate.promotion import rollout as ro
 
     if as_json and not show_status:
         raise click.UsageError("--json applies to --status only")
@@ -1227,7 +1227,7 @@ def export(
     """
     from mlgate.deploy.export import ExportOptions
     from mlgate.deploy.export import export as do_export
-    from mlgate.promotion import resolve_policy
+    from mlgate.promotion.workflow import resolve_policy
 
     mp = resolve_policy(policy, required=False).for_model(model)
     options = ExportOptions(

@@ -22,9 +22,16 @@ from __future__ import annotations
 
 import os
 import re
+import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from mlgate.errors import NoStoreError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 HOME_ENV = "MLGATE_HOME"
@@ -32,6 +39,7 @@ CACHE_ENV = "MLGATE_CACHE_DIR"
 ALLOW_EMBEDDED_ENV = "MLGATE_ALLOW_EMBEDDED"
 CI_ENVS = ("CI", "GITHUB_ACTIONS")
 EMBEDDED_DB = "mlflow.db"
+POLICY_FILE = "mlgate.toml"
 _FALSE = ("", "0", "false", "no", "off")
 
 
@@ -49,8 +57,6 @@ def home() -> Path:
     value = os.environ.get(HOME_ENV)
     if value:
         return Path(value).expanduser().resolve()
-    from mlgate.policy import find_policy
-
     cwd = Path.cwd()
     found = find_policy(cwd)
     return found.parent if found is not None else cwd.resolve()
@@ -151,3 +157,21 @@ def redact(text: str) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "***")
     return text
+
+
+def find_policy(start: Path) -> Path | None:
+    """The nearest ``mlgate.toml``, or ``pyproject.toml`` with ``[tool.mlgate]``, at or above."""
+    for directory in [start.resolve(), *start.resolve().parents]:
+        candidate = directory / POLICY_FILE
+        if candidate.is_file():
+            return candidate
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                raw = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            except (OSError, tomllib.TOMLDecodeError):
+                continue
+            tool = raw.get("tool")
+            if isinstance(tool, Mapping) and "mlgate" in tool:
+                return pyproject
+    return None

@@ -13,11 +13,13 @@ errors, Docker errors) are translated at their boundary module, never leaked raw
     │   ├── PolicyError                  exit 2  malformed policy file (names file and key)
     │   ├── NotFoundError                exit 2  a model, version, alias or path that does not exist
     │   ├── NoStoreError                 exit 2  no tracking store there (never read as "absent")
-    │   └── FingerprintError             exit 2  data that has no canonical encoding
+    │   ├── FingerprintError             exit 2  data that has no canonical encoding
+    │   └── ScoringInputError            exit 2  a scoring request the model cannot take (HTTP 4xx)
     ├── GateRejected                     exit 3  a promotion gate said no (carries the decision)
     │   └── IntegrityError               exit 3  an artifact no longer matches its recorded digest
     ├── ConflictError                    exit 4  the alias moved under us, or the lease is held
-    │   └── LeaseHeldError               exit 4  another writer holds the model's lease
+    │   ├── LeaseHeldError               exit 4  another writer holds the model's lease
+    │   └── AlreadyExistsError           exit 4  an entity with that name exists (the lease uses it)
     └── NotPermittedError                exit 5  the tracking server refused (auth / permissions)
 
 Exit code 0 means success. ``EXIT_CODES`` below is the single source of truth; the README's table
@@ -110,6 +112,14 @@ class FingerprintError(UsageError):
     """Data that mlgate cannot encode canonically (so cannot fingerprint reproducibly)."""
 
 
+class ScoringInputError(UsageError):
+    """A scoring request that MLflow's protocol (or the model) rejects; ``status`` is its 4xx."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class GateRejected(MlgateError):
     """A promotion gate rejected the candidate. ``decision`` holds the full evidence."""
 
@@ -139,6 +149,10 @@ class LeaseHeldError(ConflictError):
     """Another writer holds the promotion lease for this model."""
 
 
+class AlreadyExistsError(ConflictError):
+    """An entity with that name exists already (how the lease knows another writer won)."""
+
+
 class NotPermittedError(MlgateError):
     """The tracking server refused the request for lack of permission or credentials."""
 
@@ -153,6 +167,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_REJECTED",
     "EXIT_USAGE",
+    "AlreadyExistsError",
     "ConflictError",
     "DockerError",
     "FingerprintError",
@@ -164,6 +179,7 @@ __all__ = [
     "NotFoundError",
     "NotPermittedError",
     "PolicyError",
+    "ScoringInputError",
     "TrackingServerError",
     "UsageError",
 ]

@@ -29,13 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgate import __version__
-from mlgate._mlflow import Store, VersionRecord
+from mlgate._version import __version__
 from mlgate.deploy import recipe
 from mlgate.errors import UsageError
 from mlgate.fingerprint import MLFLOW_DOWNLOAD_FILES, verify_model_artifacts
 from mlgate.lineage import Tags, compact_json
-from mlgate.registry import parse_ref, resolve
+from mlgate.registry.refs import parse_ref, resolve
+from mlgate.registry.store import Store, VersionRecord
 
 if TYPE_CHECKING:
     from mlgate.deploy.engine import Engine

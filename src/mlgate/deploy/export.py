@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlgate._mlflow import Store
 from mlgate.errors import UsageError
 from mlgate.lineage import Tags
+from mlgate.registry.store import Store
 
 TARGETS = ("k8s", "kserve", "seldon")
 KSERVE_MODES = ("image", "native")
@@ -166,7 +166,7 @@ def read_snapshot(store: Store, model: str, options: ExportOptions, *, artifacts
     """One read of the registry: aliases, traffic, and each served version's image/artifacts."""
     import json
 
-    from mlgate.serving.control import TRAFFIC_TAG, parse_traffic
+    from mlgate.serving.routing import TRAFFIC_TAG, parse_traffic
 
     info = store.get_model(model)
     champion = info.aliases.get(options.champion_alias)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from mlgate._mlflow import predict, scoring_errors, sklearn_model
+from mlgate.registry.pyfunc import predict, scoring_errors, sklearn_model
 from mlgate.serving.fastpath import NumericSchema, array_predictor, thread_pools
 
 log = logging.getLogger("mlgate.serve")

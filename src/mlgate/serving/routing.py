@@ -12,9 +12,14 @@ Modes:
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import blake3
+
+if TYPE_CHECKING:
+    from mlgate.registry.store import Store
 
 MODES = ("split", "shadow")
 
@@ -81,3 +86,36 @@ class RoutingTable:
 
     def versions(self) -> tuple[str, ...]:
         return tuple(v for v in (self.champion, self.challenger) if v is not None)
+
+
+TRAFFIC_TAG = "mlgate.traffic"
+
+
+def parse_traffic(raw: str | None) -> Traffic:
+    """The traffic setting from its tag; a missing or unreadable tag means 'champion only'."""
+    if not raw:
+        return Traffic()
+    try:
+        data = json.loads(raw)
+        return Traffic(
+            mode=str(data.get("mode", "split")),
+            challenger_weight=float(data.get("challenger_weight", 0.0)),
+        )
+    except (ValueError, TypeError, AttributeError):
+        return Traffic()
+
+
+def read_table(
+    store: Store,
+    model: str,
+    *,
+    champion_alias: str = "champion",
+    challenger_alias: str = "challenger",
+) -> RoutingTable:
+    """One registry read: where the aliases point and the traffic setting."""
+    info = store.get_model(model)
+    return RoutingTable(
+        champion=info.aliases.get(champion_alias),
+        challenger=info.aliases.get(challenger_alias),
+        traffic=parse_traffic(info.tags.get(TRAFFIC_TAG)),
+    )

@@ -40,23 +40,25 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mlgate import __version__
-from mlgate._mlflow import (
+from mlgate._version import __version__
+from mlgate.errors import (
+    IntegrityError,
+    MlgateError,
+    NoStoreError,
+    NotFoundError,
     ScoringInputError,
-    Store,
-    load_local_pyfunc,
-    parse_scoring_request,
-    predictions_json,
+    UsageError,
 )
-from mlgate.errors import IntegrityError, MlgateError, NoStoreError, NotFoundError, UsageError
 from mlgate.fingerprint import verify_model_artifacts
 from mlgate.lineage import Tags
-from mlgate.serving import control
+from mlgate.registry.pyfunc import load_local_pyfunc, parse_scoring_request, predictions_json
+from mlgate.registry.store import Store
+from mlgate.serving import routing
 from mlgate.serving.batching import Batcher, Dispatcher
 from mlgate.serving.fastpath import NumericSchema, parse_rows
 from mlgate.serving.lane import FastLane
-from mlgate.serving.metrics import Metrics
 from mlgate.serving.routing import RoutingTable, Traffic
+from mlgate.serving.telemetry import Metrics
 from mlgate.serving.v2 import Endpoints as V2Endpoints
 from mlgate.serving.v2 import error_response as v2_error
 
@@ -205,7 +207,7 @@ class Follower:
             if self.state is None:
                 self.store.get_version(c.model, c.pin)  # NotFoundError: nothing to serve
             return RoutingTable(champion=c.pin, challenger=None)
-        table = control.read_table(
+        table = routing.read_table(
             self.store,
             c.model,
             champion_alias=c.champion_alias,

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from mlgate._mlflow import ScoringInputError
+from mlgate.errors import ScoringInputError
 from mlgate.serving import routing
 from mlgate.serving.fastpath import NumericSchema
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mlgate.gates import Column, Evidence, GateResult, result
-from mlgate.policy import GateSpec
+from mlgate.promotion.gates import Column, Evidence, GateResult, result
+from mlgate.promotion.policy import GateSpec
 
 # Types a column may widen to without breaking callers that send the narrower type.
 _WIDENS = {

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlgate.gates import Evidence, GateResult, VersionEvidence, fmt, result, usable
 from mlgate.lineage import Tags
-from mlgate.policy import GateSpec, greater_is_better
+from mlgate.promotion.gates import Evidence, GateResult, VersionEvidence, fmt, result, usable
+from mlgate.promotion.policy import GateSpec, greater_is_better
 
 
 def _value(ev: Evidence, v: VersionEvidence, metric: str) -> tuple[float | None, str, str]:
@@ -204,7 +204,7 @@ def _compared(
 
 def bootstrap(spec: GateSpec, ev: Evidence) -> GateResult:
     """The improvement over the champion must hold at the stated confidence (paired bootstrap)."""
-    from mlgate.scoring import metrics_for, paired_bootstrap
+    from mlgate.promotion.measures import metrics_for, paired_bootstrap
 
     metric = str(spec.get("metric"))
     conf = float(spec.get("confidence", 0.95))

@@ -20,8 +20,8 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from mlgate._mlflow import RunRecord, Store
 from mlgate.lineage import actor, ci_run_url, compact_json
+from mlgate.registry.store import RunRecord, Store
 
 PREFIX = "mlgate.event."
 _JSON = PREFIX + "json"

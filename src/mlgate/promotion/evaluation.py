@@ -1,7 +1,7 @@
 """Like-for-like evaluation: score several model versions on the same rows.
 
 Loads each version once (downloaded once, shared with the other evidence that needs the files),
-predicts on the evaluation data without its target column, and computes :mod:`mlgate.scoring`
+predicts on the evaluation data without its target column, and computes :mod:`mlgate.promotion.measures`
 metrics: label metrics from the pyfunc model's ``predict``, probability metrics from the
 scikit-learn estimator's own ``predict_proba``, and the policy's custom metrics. The data's
 fingerprint goes into the evidence, so a report always says which rows the numbers come from.
@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from mlgate._mlflow import Store, VersionRecord
 from mlgate.errors import MlgateError, NotFoundError, UsageError
 from mlgate.fingerprint import fingerprint
-from mlgate.scoring import PROBABILITY
+from mlgate.promotion.measures import PROBABILITY
+from mlgate.registry.store import Store, VersionRecord
 
 _READERS = {
     ".csv": "read_csv",
@@ -238,7 +238,7 @@ def _decide_task(
     task: str | None, y: np.ndarray, target: str, model: str, kinds: Mapping[str, str | None]
 ) -> tuple[str, str]:
     """(task, how it was decided)."""
-    from mlgate import scoring
+    from mlgate.promotion import measures as scoring
 
     known = {v: k for v, k in kinds.items() if k}
     if task:
@@ -345,8 +345,8 @@ def _score(
     custom: Mapping[str, Callable[..., Any]],
     want_proba: bool,
 ) -> Evaluation:
-    from mlgate import scoring
-    from mlgate._mlflow import load_for_evaluation, requirement_mismatches
+    from mlgate.promotion import measures as scoring
+    from mlgate.registry.pyfunc import load_for_evaluation, requirement_mismatches
 
     loaded: dict[str, tuple[Any, Any]] = {}
     errors: dict[str, str] = {}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mlgate.gates import Evidence, GateResult, result
 from mlgate.lineage import NO_GIT, Tags
-from mlgate.policy import GateSpec
+from mlgate.promotion.gates import Evidence, GateResult, result
+from mlgate.promotion.policy import GateSpec
 
 
 def recorded(spec: GateSpec, ev: Evidence) -> GateResult:

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from mlgate._mlflow import Store, VersionRecord
 from mlgate.errors import MlgateError, NotFoundError
-from mlgate.evaluation import ModelFiles
 from mlgate.fingerprint import fingerprint_model_artifacts, fingerprint_path
-from mlgate.gates import Column, EvaluationEvidence, Evidence, VersionEvidence
 from mlgate.lineage import Tags
-from mlgate.policy import GateSpec, ModelPolicy
+from mlgate.promotion.evaluation import ModelFiles
+from mlgate.promotion.gates import Column, EvaluationEvidence, Evidence, VersionEvidence
+from mlgate.promotion.policy import GateSpec, ModelPolicy
+from mlgate.registry.store import Store, VersionRecord
 
 _METRIC_GATES = {"metric", "no_regression", "improvement", "bootstrap"}
 
@@ -98,7 +98,7 @@ def _paths_to_fingerprint(
     specs: Sequence[GateSpec], candidate: VersionRecord
 ) -> tuple[list[str], dict[str, str]]:
     """(paths to hash as bytes, {path: role} of paths to read as the recorded frame)."""
-    from mlgate.gates.data import recorded_kind
+    from mlgate.promotion.gates.data import recorded_kind
 
     paths: list[str] = []
     frames: dict[str, str] = {}
@@ -119,8 +119,8 @@ def _paths_to_fingerprint(
 
 
 def _frame_digest(path: Path, tags: dict[str, str], role: str) -> str:
-    from mlgate.evaluation import read_frame
     from mlgate.fingerprint import fingerprint
+    from mlgate.promotion.evaluation import read_frame
 
     schema = None
     text = tags.get(Tags.data(role, "schema"))
@@ -170,7 +170,7 @@ def _collect(
     base_dir: str | None,
     files: ModelFiles,
 ) -> tuple[Evidence, dict[str, Any] | None]:
-    from mlgate.evaluation import evaluate
+    from mlgate.promotion.evaluation import evaluate
 
     types = {s.type for s in specs}
     want_signature = "signature" in types
@@ -242,7 +242,7 @@ def _collect(
         ):
             with contextlib.suppress(MlgateError):
                 scored.append(fingerprint_path(Path(data)).digest)
-            from mlgate.gates.data import recorded_kind
+            from mlgate.promotion.gates.data import recorded_kind
 
             if recorded_kind(candidate.tags, "train") == "dataframe":
                 with contextlib.suppress(MlgateError):

@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mlgate.config import POLICY_FILE, find_policy
 from mlgate.errors import PolicyError
 
 if sys.version_info >= (3, 11):
@@ -56,7 +57,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-POLICY_FILE = "mlgate.toml"
 DEFAULT_LEDGER = "mlgate-ledger"
 DEFAULT_LEASE_TTL = 60.0
 
@@ -235,7 +235,7 @@ class _Checker:
 
     def alias(self, value: Any, key: str) -> str:
         from mlgate.errors import UsageError
-        from mlgate.registry import validate_alias
+        from mlgate.registry.refs import validate_alias
 
         if not isinstance(value, str):
             raise self.fail(key, f"must be a string, got {_kind(value)}")
@@ -369,7 +369,7 @@ _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 
 
 def _custom_metrics(c: _Checker, raw: Any, key: str) -> dict[str, str]:
-    from mlgate.scoring import BUILTIN_METRICS
+    from mlgate.promotion.measures import BUILTIN_METRICS
 
     table = c.table(raw, key)
     out: dict[str, str] = {}
@@ -535,24 +535,6 @@ def _prefixed(table: Mapping[str, Any], path: str, base: Path) -> Policy:
         return parse_policy(table, path, base=base)
     except PolicyError as exc:
         raise PolicyError(path, _join("tool.mlgate", exc.key), exc.problem) from None
-
-
-def find_policy(start: Path) -> Path | None:
-    """The nearest ``mlgate.toml``, or ``pyproject.toml`` with ``[tool.mlgate]``, at or above."""
-    for directory in [start.resolve(), *start.resolve().parents]:
-        candidate = directory / POLICY_FILE
-        if candidate.is_file():
-            return candidate
-        pyproject = directory / "pyproject.toml"
-        if pyproject.is_file():
-            try:
-                raw = tomllib.loads(pyproject.read_text(encoding="utf-8"))
-            except (OSError, tomllib.TOMLDecodeError):
-                continue
-            tool = raw.get("tool")
-            if isinstance(tool, Mapping) and "mlgate" in tool:
-                return pyproject
-    return None
 
 
 def greater_is_better(spec: GateSpec) -> bool:

@@ -1,8 +1,8 @@
 """Use cases: check, promote, rollback, history, status.
 
 One function per use case, the same code path from Python, the CLI and CI. Each mutating call
-returns the :class:`~mlgate.ledger.Event` it recorded; a refusal raises an error that carries
-its event (and, for a gate, the :class:`~mlgate.gates.Decision`).
+returns the :class:`~mlgate.promotion.ledger.Event` it recorded; a refusal raises an error that carries
+its event (and, for a gate, the :class:`~mlgate.promotion.gates.Decision`).
 
 A promotion:
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mlgate._mlflow import Store, VersionRecord
+from mlgate.config import find_policy
 from mlgate.errors import (
     ConflictError,
     GateRejected,
@@ -34,18 +34,14 @@ from mlgate.errors import (
     PolicyError,
     UsageError,
 )
-from mlgate.evidence import collect
-from mlgate.gates import Decision, run_gates
-from mlgate.ledger import Event, Ledger, new_event
 from mlgate.lineage import Tags, compact_json
-from mlgate.policy import ModelPolicy, Policy, find_policy, load_policy
-from mlgate.registry import (
-    guarded_move,
-    leased,
-    parse_ref,
-    resolve,
-    validate_alias,
-)
+from mlgate.promotion.evidence import collect
+from mlgate.promotion.gates import Decision, run_gates
+from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.promotion.policy import ModelPolicy, Policy, load_policy
+from mlgate.registry.lease import guarded_move, leased
+from mlgate.registry.refs import parse_ref, resolve, validate_alias
+from mlgate.registry.store import Store, VersionRecord
 
 
 class _Current:
@@ -169,7 +165,7 @@ def check(
         model: registered model name (or ``NAME/VERSION`` / ``NAME@ALIAS`` with no ``version``).
         version: a version number or an alias naming the candidate.
         to: the target alias (``champion``, ``challenger``, ...).
-        policy: a :class:`~mlgate.policy.Policy`, a path, or None to search upward for one.
+        policy: a :class:`~mlgate.promotion.policy.Policy`, a path, or None to search upward for one.
         eval_data: a DataFrame or path to score candidate and champion on (overrides the
             policy's ``evaluation.data``).
         target: the evaluation data's target column (overrides the policy's
@@ -530,7 +526,7 @@ def _last_alias_move(ledger: Ledger, model: str, alias: str) -> Event | None:
 
 def status(model: str, *, policy: PolicyLike = None, store: Store | None = None) -> Status:
     """Aliases and their versions, and when and why each last moved."""
-    from mlgate.registry import lease_name
+    from mlgate.registry.lease import lease_name
 
     store = store or Store()
     pol = resolve_policy(policy, required=False)
@@ -561,7 +557,7 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     with contextlib.suppress(NotFoundError):
         lease = dict(store.get_model(lease_name(name)).tags)
     latest = store.latest_version(name)
-    from mlgate.serving.control import TRAFFIC_TAG, parse_traffic
+    from mlgate.serving.routing import TRAFFIC_TAG, parse_traffic
 
     return Status(
         model=name,

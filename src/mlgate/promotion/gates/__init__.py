@@ -1,7 +1,7 @@
 """Promotion gates: pure functions from evidence to a verdict.
 
-Each gate takes its :class:`~mlgate.policy.GateSpec` and the :class:`Evidence` collected for a
-candidate (by :mod:`mlgate.evidence`, which does all the I/O) and returns a :class:`GateResult`
+Each gate takes its :class:`~mlgate.promotion.policy.GateSpec` and the :class:`Evidence` collected for a
+candidate (by :mod:`mlgate.promotion.evidence`, which does all the I/O) and returns a :class:`GateResult`
 with what it saw, what it expected and why it passed or failed. Gates fail closed: a missing or
 NaN metric, an unreadable champion, an unknown gate type, or an exception inside a gate is a
 failure with a reason, never a pass.
@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlgate.policy import GateSpec
+from mlgate.promotion.policy import GateSpec
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class EvaluationEvidence:
 
 @dataclass(frozen=True)
 class Evidence:
-    """Everything the gates may look at. Built by mlgate.evidence; read-only here."""
+    """Everything the gates may look at. Built by mlgate.promotion.evidence; read-only here."""
 
     model: str
     alias: str
@@ -98,7 +98,7 @@ class Evidence:
     #: frame), so ``distinct_train_eval`` can tell when the rows scored are the training rows.
     scored_fingerprints: tuple[str, ...] = ()
     #: path -> fingerprint of the table the file holds, read the way the recorded frame was
-    #: written (see mlgate.evaluation.read_frame), or "error: ..."
+    #: written (see mlgate.promotion.evaluation.read_frame), or "error: ..."
     frame_fingerprints: Mapping[str, str] = field(default_factory=dict)
     #: comparison gates refuse fewer evaluation rows than this
     min_rows: int = 30
@@ -163,7 +163,7 @@ def result(spec: GateSpec, passed: bool, observed: Any, expected: str, reason: s
 
 def run_gates(specs: Sequence[GateSpec], evidence: Evidence) -> tuple[GateResult, ...]:
     """Run every gate; an exception inside a gate is that gate's failure, not a crash."""
-    from mlgate.gates import data, lineage, metrics, signature
+    from mlgate.promotion.gates import data, lineage, metrics, signature
 
     table: dict[str, GateFn] = {
         "metric": metrics.threshold,

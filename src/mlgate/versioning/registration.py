@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mlgate import __version__, lineage
-from mlgate._mlflow import Store, VersionRecord, logged_model_id
+from mlgate import lineage
+from mlgate._version import __version__
 from mlgate.errors import NotFoundError, UsageError
 from mlgate.fingerprint import Fingerprint, fingerprint, fingerprint_model_artifacts
 from mlgate.lineage import Tags, compact_json
+from mlgate.registry.store import Store, VersionRecord, logged_model_id
 
 DataLike = Any  # a pandas DataFrame, a numpy array, or a path to a file or directory
 
@@ -489,9 +490,9 @@ def attach(
         NotFoundError: the version or a data path does not exist. UsageError: the version
             records a different digest and ``force`` is not set.
     """
-    from mlgate.ledger import Ledger, new_event
-    from mlgate.promotion import resolve_policy
-    from mlgate.registry import parse_ref, resolve
+    from mlgate.promotion.ledger import Ledger, new_event
+    from mlgate.promotion.workflow import resolve_policy
+    from mlgate.registry.refs import parse_ref, resolve
 
     parsed = parse_ref(ref)
     if parsed.version is None and parsed.alias is None:
@@ -581,7 +582,7 @@ def show(ref: str, *, store: Store | None = None) -> lineage.Lineage:
     version's run where MLflow recorded them (git tags, params, metrics) and named in
     ``Lineage.from_run``.
     """
-    from mlgate.registry import resolve
+    from mlgate.registry.refs import resolve
 
     store = store or Store()
     v = resolve(store, ref)

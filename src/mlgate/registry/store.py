@@ -1,19 +1,8 @@
-"""The one module that talks to MLflow.
+"""Registry and tracking: the one class that calls ``MlflowClient``.
 
 Everything else in mlgate works with the small typed records below (``VersionRecord``,
-``RunRecord``, ...) and with :class:`Store`'s methods; nothing else imports ``mlflow``.
-Every MLflow failure is translated here, by ``error_code`` (never by message text), into an
-:mod:`mlgate.errors` class:
-
-==============================  ==========================================
-MLflow error_code               mlgate error
-==============================  ==========================================
-RESOURCE_DOES_NOT_EXIST         NotFoundError (or ``None`` where absence is an answer)
-RESOURCE_ALREADY_EXISTS         _AlreadyExists (internal: the lease uses it)
-INVALID_PARAMETER_VALUE & co.   UsageError
-PERMISSION_DENIED, UNAUTH...    NotPermittedError
-anything else, connection       TrackingServerError
-==============================  ==========================================
+``RunRecord``, ...) and with :class:`Store`'s methods. Failures are translated by
+:mod:`mlgate.registry._translate`.
 """
 
 from __future__ import annotations
@@ -22,32 +11,23 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlgate import config
 from mlgate.errors import (
-    MlgateError,
+    AlreadyExistsError,
     NoStoreError,
     NotFoundError,
-    NotPermittedError,
     TrackingServerError,
     UsageError,
 )
+from mlgate.registry._translate import _calling
+from mlgate.registry.pyfunc import load_local_pyfunc
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
-
-_USAGE_CODES = {
-    "INVALID_PARAMETER_VALUE",
-    "BAD_REQUEST",
-    "MALFORMED_REQUEST",
-    "INVALID_STATE",
-    "RESOURCE_LIMIT_EXCEEDED",
-}
-_AUTH_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
 
 # MLflow retries a failing HTTP call 7 times with a doubling backoff (minutes in all) and waits
 # 120 s for an answer. A promotion in CI should fail in seconds, so mlgate lowers the defaults;
@@ -58,10 +38,6 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
 }
-
-
-class _AlreadyExists(MlgateError):
-    """An entity with that name exists (used internally by the lease)."""
 
 
 @dataclass(frozen=True)
@@ -102,81 +78,6 @@ class RunRecord:
     metrics: dict[str, float]
     params: dict[str, str]
     tags: dict[str, str]
-
-
-def _error_code(exc: BaseException) -> str | None:
-    code = getattr(exc, "error_code", None)
-    return str(code) if code else None
-
-
-def translate(exc: BaseException, what: str) -> MlgateError:
-    """Map an exception raised by MLflow (or the HTTP layer below it) to an mlgate error."""
-    from mlflow.exceptions import MlflowException
-
-    if isinstance(exc, MlgateError):
-        return exc
-    reason = _unreachable(exc)
-    if reason is not None:
-        sep = " " if reason.startswith("at ") else ": "
-        return TrackingServerError(f"{what}: cannot reach the tracking server{sep}{reason}")
-    if isinstance(exc, MlflowException):
-        code = _error_code(exc)
-        message = config.redact(exc.message.splitlines()[0] if exc.message else str(exc))
-        if code == "RESOURCE_DOES_NOT_EXIST":
-            return NotFoundError(f"{what}: not found")
-        if code == "RESOURCE_ALREADY_EXISTS":
-            return _AlreadyExists(f"{what}: already exists")
-        if code in _AUTH_CODES:
-            return NotPermittedError(f"{what}: not permitted by the tracking server ({code})")
-        if code in _USAGE_CODES:
-            return UsageError(f"{what}: {message}")
-        return TrackingServerError(f"{what}: MLflow error {code}: {message}")
-    name = type(exc).__name__
-    return TrackingServerError(
-        f"{what}: {name}: {config.redact(str(exc).splitlines()[0] if str(exc) else name)}"
-    )
-
-
-def _unreachable(exc: BaseException) -> str | None:
-    """Why the server could not be reached, when ``exc`` (or what it wraps) says so.
-
-    MLflow wraps the HTTP layer's exception in an ``INTERNAL_ERROR`` whose message is hundreds
-    of characters long; the wrapped exception's type says what happened, and its request which
-    server it was (shown without credentials).
-    """
-    import requests
-
-    seen: BaseException | None = exc
-    for _ in range(10):
-        if seen is None:
-            return None
-        if isinstance(seen, requests.exceptions.RequestException):
-            if isinstance(seen, requests.exceptions.Timeout):
-                why = "no answer in time"
-            elif isinstance(seen, requests.exceptions.ConnectionError):
-                why = "connection refused or reset"
-            else:
-                return None
-            url = getattr(getattr(seen, "request", None), "url", None)
-            if url:
-                import urllib.parse
-
-                parts = urllib.parse.urlsplit(str(url))
-                return config.redact(f"at {parts.scheme}://{parts.netloc}: {why}")
-            return why
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-@contextlib.contextmanager
-def _calling(what: str) -> Iterator[None]:
-    """Translate anything MLflow raises inside the block."""
-    try:
-        yield
-    except MlgateError:
-        raise
-    except Exception as exc:
-        raise translate(exc, what) from exc
 
 
 def _version_record(mv: Any) -> VersionRecord:
@@ -316,7 +217,7 @@ class Store:
         try:
             with _calling(f"registered model {name!r}"):
                 self.client.create_registered_model(name, description=description)
-        except _AlreadyExists:
+        except AlreadyExistsError:
             pass
 
     def create_model_exclusive(self, name: str, tags: dict[str, str], description: str) -> bool:
@@ -324,7 +225,7 @@ class Store:
         try:
             with _calling(f"registered model {name!r}"):
                 self.client.create_registered_model(name, tags=tags, description=description)
-        except _AlreadyExists:
+        except AlreadyExistsError:
             return False
         return True
 
@@ -441,7 +342,7 @@ class Store:
         try:
             with _calling(f"experiment {name!r}"):
                 return str(self.client.create_experiment(name, artifact_location=location))
-        except _AlreadyExists:  # created by a racing process: use theirs
+        except AlreadyExistsError:  # created by a racing process: use theirs
             with _calling(f"experiment {name!r}"):
                 raced = self.client.get_experiment_by_name(name)
             if raced is None:
@@ -666,184 +567,6 @@ class Store:
         from mlflow.models import infer_signature
 
         return infer_signature(model_input, model_output)
-
-
-# --------------------------------------------------------------------------- scoring protocol
-# mlgate's server speaks MLflow's scoring protocol by using MLflow's own parsers, so every input
-# format (dataframe_split, dataframe_records, instances, inputs, CSV) behaves exactly as in
-# `mlflow models serve`, and clients need no change.
-
-
-def load_local_pyfunc(path: str) -> Any:
-    """Load a pyfunc model from a local directory (or any URI the current store resolves)."""
-    import mlflow.pyfunc
-
-    with _calling(f"loading {path} as pyfunc"):
-        return mlflow.pyfunc.load_model(path)
-
-
-class ScoringInputError(MlgateError):
-    """A request body that MLflow's scoring protocol rejects (answered with a 4xx)."""
-
-    def __init__(self, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def parse_scoring_request(body: bytes, content_type: str, model: Any) -> tuple[Any, Any]:
-    """Parse a /invocations body into ``(data, params)`` as MLflow's scoring server would."""
-    from io import StringIO
-
-    from mlflow.exceptions import MlflowException
-    from mlflow.pyfunc import scoring_server as ss
-
-    mime = content_type.split(";")[0].strip().lower()
-    schema = model.metadata.get_input_schema()
-    try:
-        if mime == ss.CONTENT_TYPE_JSON:
-            parsed = ss._parse_json_data(body, model.metadata, schema)  # type: ignore[no-untyped-call]
-            return parsed.data, parsed.params
-        if mime == ss.CONTENT_TYPE_CSV:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise ScoringInputError(f"CSV body is not valid UTF-8: {exc}") from None
-            return ss.parse_csv_input(StringIO(text), schema=schema), None
-    except MlflowException as exc:
-        raise ScoringInputError(_first_line(exc.message)) from None
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-        raise ScoringInputError(f"cannot parse the request: {type(exc).__name__}: {exc}") from None
-    raise ScoringInputError(
-        f"unsupported content type {mime!r}; use application/json or text/csv", status=415
-    )
-
-
-@contextlib.contextmanager
-def scoring_errors() -> Iterator[None]:
-    """Schema or input problems raised while scoring become :class:`ScoringInputError`."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        yield
-    except MlflowException as exc:
-        raise ScoringInputError(
-            f"the model rejected the input: {_first_line(exc.message)}"
-        ) from None
-    except (ValueError, TypeError, KeyError, IndexError) as exc:
-        raise ScoringInputError(
-            f"the model could not score the input: {type(exc).__name__}: {_first_line(str(exc))}"
-        ) from None
-
-
-def predict(model: Any, data: Any, params: Any = None) -> Any:
-    """Run a pyfunc model; schema or input problems become :class:`ScoringInputError`."""
-    with scoring_errors():
-        if params:
-            return model.predict(data, params=params)
-        return model.predict(data)
-
-
-@dataclass(frozen=True)
-class SklearnModel:
-    """The fitted estimator behind a scikit-learn flavor pyfunc, and the method it predicts with
-    (``predict``, or the ``pyfunc_predict_fn`` it was logged with, e.g. ``predict_proba``)."""
-
-    estimator: Any
-    method: str
-
-    def bound(self) -> Callable[[Any], Any]:
-        return getattr(self.estimator, self.method)  # type: ignore[no-any-return]
-
-
-def sklearn_model(model: Any) -> SklearnModel | None:
-    """The estimator a sklearn-flavor pyfunc ends in, when its ``predict`` does nothing else.
-
-    ``PyFuncModel.predict`` enforces the signature on every call: for six double columns that
-    costs about 0.35 ms whatever the row count (half the cost of a small batch), and for a frame
-    whose columns and dtypes already are the schema's (what mlgate's fast path builds) it returns
-    an equal frame. For the sklearn flavor nothing else in ``predict`` reaches the model (the
-    prediction context serves tracing of GenAI flavors), so calling the estimator's method on
-    such a frame gives the same predictions without the second check. Other flavors, signatures
-    from type hints, params schemas and models without an input schema get None.
-    """
-    try:
-        meta = model.metadata
-        if (
-            getattr(model, "loader_module", None) != "mlflow.sklearn"
-            or meta.get_input_schema() is None
-            or meta.get_params_schema() is not None
-            or meta._is_signature_from_type_hint()
-            or meta._is_type_hint_from_example()
-        ):
-            return None
-        estimator = model._model_impl.sklearn_model
-        method = model._predict_fn.__name__
-    except AttributeError:  # another MLflow version's PyFuncModel: take the public path
-        return None
-    if not callable(getattr(estimator, method, None)):
-        return None
-    return SklearnModel(estimator, method)
-
-
-def load_for_evaluation(path: str) -> tuple[Any, Any | None]:
-    """Load a model directory already on disk to score it: ``(pyfunc model, estimator)``.
-
-    ``estimator`` is the fitted scikit-learn object behind a sklearn-flavor model (for
-    ``is_classifier``/``is_regressor`` and ``predict_proba``), None for any other flavor.
-    MLflow's own comparison of the model's pip requirements with this environment is skipped:
-    it scans every installed distribution (about 0.3 s per process, measured) only to log a
-    warning; :func:`requirement_mismatches` reports the same pins in milliseconds.
-    """
-    import mlflow.pyfunc
-
-    with _calling(f"loading {path} as pyfunc"):
-        model = mlflow.pyfunc.load_model(path, suppress_warnings=True)
-    estimator = None
-    if getattr(model, "loader_module", None) == "mlflow.sklearn":
-        estimator = getattr(getattr(model, "_model_impl", None), "sklearn_model", None)
-    return model, estimator
-
-
-def requirement_mismatches(path: str) -> list[str]:
-    """``name==version`` pins in the model's requirements.txt that this environment does not
-    have installed at that version, as ``"name: model wants V, installed W"``."""
-    import importlib.metadata as md
-    import re
-    from pathlib import Path
-
-    try:
-        lines = (Path(path) / "requirements.txt").read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return []
-    out: list[str] = []
-    for line in lines:
-        m = re.match(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?\s*==\s*([^\s;#]+)", line)
-        if not m:
-            continue
-        name, wanted = m.group(1), m.group(3)
-        try:
-            have = md.version(name)
-        except md.PackageNotFoundError:
-            have = "not installed"
-        if have != wanted:
-            out.append(f"{name}: model wants {wanted}, installed {have}")
-    return out
-
-
-def predictions_json(predictions: Any) -> str:
-    """``{"predictions": ...}`` exactly as MLflow's scoring server writes it."""
-    from io import StringIO
-
-    from mlflow.pyfunc import scoring_server as ss
-
-    out = StringIO()
-    ss.predictions_to_json(predictions, out)  # type: ignore[no-untyped-call]
-    return out.getvalue()
-
-
-def _first_line(text: str, limit: int = 500) -> str:
-    line = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return line[:limit]
 
 
 #: Packages whose own types mlgate trusts when it saves a model with skops: the user already

@@ -2,7 +2,7 @@
 
 A recorded fingerprint is compared only with one taken the same way: a digest of a DataFrame's
 content (``register(train_data=frame)``) with the policy's file read into a frame
-(:func:`mlgate.evaluation.read_frame`), a digest of file bytes with the file's bytes. Every
+(:func:`mlgate.promotion.evaluation.read_frame`), a digest of file bytes with the file's bytes. Every
 mismatch message says which kind of digest each side is.
 """
 
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mlgate.gates import Evidence, GateResult, result
 from mlgate.lineage import Tags
-from mlgate.policy import GateSpec
+from mlgate.promotion.gates import Evidence, GateResult, result
+from mlgate.promotion.policy import GateSpec
 
 
 def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:

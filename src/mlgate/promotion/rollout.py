@@ -21,12 +21,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
-from mlgate._mlflow import Store
 from mlgate.errors import GateRejected, MlgateError, UsageError
-from mlgate.ledger import Event, Ledger, new_event
 from mlgate.lineage import compact_json
-from mlgate.serving.control import set_traffic
-from mlgate.serving.metrics import parse_prometheus
+from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.promotion.traffic import set_traffic
+from mlgate.registry.store import Store
+from mlgate.serving.telemetry import parse_prometheus
 
 ROLLOUT_TAG = "mlgate.rollout"
 FAILED_TAG = "mlgate.rollout.failed"
@@ -188,7 +188,7 @@ def rollout(
             promotion's gates refused.
         UsageError: no challenger, no endpoints, or bad steps.
     """
-    from mlgate.promotion import promote, resolve_policy
+    from mlgate.promotion.workflow import promote, resolve_policy
 
     store = store or Store()
     bounds = bounds or Bounds()
@@ -378,7 +378,7 @@ def abort(
     model: str, *, reason: str = "", policy: Any = None, store: Store | None = None
 ) -> RolloutState:
     """Stop a running rollout: challenger weight to 0, state ``aborted``, recorded."""
-    from mlgate.promotion import resolve_policy
+    from mlgate.promotion.workflow import resolve_policy
 
     store = store or Store()
     pol = resolve_policy(policy, required=False)

@@ -6,46 +6,12 @@ promotion lease, and recorded in the ledger), so every replica converges on the 
 
 from __future__ import annotations
 
-import json
-
-from mlgate._mlflow import Store
 from mlgate.errors import UsageError
-from mlgate.ledger import Event, Ledger, new_event
 from mlgate.lineage import compact_json
-from mlgate.registry import leased
-from mlgate.serving.routing import MODES, RoutingTable, Traffic
-
-TRAFFIC_TAG = "mlgate.traffic"
-
-
-def parse_traffic(raw: str | None) -> Traffic:
-    """The traffic setting from its tag; a missing or unreadable tag means 'champion only'."""
-    if not raw:
-        return Traffic()
-    try:
-        data = json.loads(raw)
-        return Traffic(
-            mode=str(data.get("mode", "split")),
-            challenger_weight=float(data.get("challenger_weight", 0.0)),
-        )
-    except (ValueError, TypeError, AttributeError):
-        return Traffic()
-
-
-def read_table(
-    store: Store,
-    model: str,
-    *,
-    champion_alias: str = "champion",
-    challenger_alias: str = "challenger",
-) -> RoutingTable:
-    """One registry read: where the aliases point and the traffic setting."""
-    info = store.get_model(model)
-    return RoutingTable(
-        champion=info.aliases.get(champion_alias),
-        challenger=info.aliases.get(challenger_alias),
-        traffic=parse_traffic(info.tags.get(TRAFFIC_TAG)),
-    )
+from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.registry.lease import leased
+from mlgate.registry.store import Store
+from mlgate.serving.routing import MODES, TRAFFIC_TAG, Traffic, parse_traffic
 
 
 def set_traffic(
