@@ -61,8 +61,9 @@ docker-engine:  ## start (or find) a Docker engine; prints the environment to us
 docker-engine-stop:  ## stop the engine scripts/docker-engine.sh started (and no other)
 	@scripts/docker-engine.sh stop
 
-lint: $(STAMP)
+lint: $(STAMP)  ## ruff, and the architecture's import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check src tests benchmarks mlruns_example && $(BIN)/ruff format --check src tests
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
