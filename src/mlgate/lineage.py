@@ -54,7 +54,7 @@ class Tags:
     @staticmethod
     def gates(alias: str) -> str:
         """Compact JSON of the last gate decision for promotion to ``alias``."""
-        return f"mlgate.promotion.gates.{alias}"
+        return f"mlgate.gates.{alias}"
 
 
 #: Where a version's git state was read (``mlgate.git.source``).
