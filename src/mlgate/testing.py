@@ -114,7 +114,9 @@ class TrackingServer:
                 self.stop()
                 raise RuntimeError(f"mlflow server exited early:\n{tail}")
             try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as resp:  # noqa: S310 - loopback http URL built above
+                # S310: a loopback http URL built above, never a user's scheme
+                health = f"{self.uri}/health"
+                with urllib.request.urlopen(health, timeout=2) as resp:  # noqa: S310
                     if resp.status == 200:
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):

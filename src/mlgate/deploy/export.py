@@ -48,10 +48,12 @@ STORAGE_SCHEMES = (
     "az://",
 )
 PORT = 8080
+#: The non-root user of an mlgate image (mlgate.deploy.recipe.UID).
 UID = 10001
 #: The pod's writable scratch (an emptyDir): a path inside the container, not on this host.
 TMP = "/tmp"  # noqa: S108
-ALL_INTERFACES = "0.0.0.0"  # noqa: S104 - inside a pod, the Service is the only way in  # the non-root user of an mlgate image (mlgate.deploy.recipe.UID)
+#: Inside a pod the Service is the only way in, so the server listens on every interface.
+ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 
 
 @dataclass(frozen=True)

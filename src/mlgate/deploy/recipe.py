@@ -132,7 +132,8 @@ def check_repository(repo: str) -> str:
     if not _REPO_RE.match(repo):
         raise UsageError(
             f"bad image repository {repo!r}",
-            hint="lower-case letters, digits and . _ - separators, optionally REGISTRY[:PORT]/ first",
+            hint="lower-case letters, digits and . _ - separators, "
+            "optionally REGISTRY[:PORT]/ first",
         )
     return repo
 
@@ -245,7 +246,7 @@ class ModelLayer:
     labels: dict[str, str] = field(default_factory=dict)
 
     def manifest(self, run_id: str | None = None) -> dict[str, str | None]:
-        """``/opt/mlgate/image.json``: what the image serves, read by ``mlgate serve --manifest``."""
+        """``/opt/mlgate/image.json``: what the image serves (read by ``serve --manifest``)."""
         return {
             "model": self.model,
             "version": self.version,
