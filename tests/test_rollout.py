@@ -10,6 +10,7 @@ from sklearn.linear_model import LogisticRegression
 import mlgate
 from mlgate.errors import GateRejected
 from mlgate.promotion import rollout as ro
+from mlgate.promotion.ledger import RolloutEvent, RolloutStepEvent, TrafficEvent
 from mlgate.serving.routing import read_table
 from mlgate.testing import LoadGenerator
 from test_serving import FEATURES, start_server, stop
@@ -81,8 +82,12 @@ def test_rollout_resumes_and_promotes(
     assert result.state.status == "completed"
     assert store.version_by_alias(model_name, "champion").version == v2
     assert read_table(store, model_name).traffic.challenger_weight == 0
-    traffic_steps = [e.to_version for e in result.events if e.kind == "traffic"]
-    assert traffic_steps == ["split:100%", "split:0%"]
+    traffic_steps = [(e.mode_after, e.weight_after) for e in result.events if e.kind == "traffic"]
+    assert traffic_steps == [("split", 100.0), ("split", 0.0)]
+    assert all(isinstance(e, TrafficEvent) for e in result.events if e.kind == "traffic")
+    step = result.events[0]
+    assert isinstance(step, RolloutStepEvent) and (step.step, step.steps) == (2, 2)
+    assert (step.weight_before, step.weight_after) == (0.0, 100.0)  # step 1 was only seeded
     kinds = [(e.kind, e.outcome) for e in mlgate.history(model_name, policy=policy, store=store)][
         :3
     ]
@@ -127,6 +132,9 @@ def test_failing_challenger_is_rolled_back(
         e for e in mlgate.history(model_name, policy=policy, store=store) if e.kind == "rollout"
     )
     assert latest.outcome == "rejected" and "error rate" in latest.message
+    assert isinstance(latest, RolloutEvent) and latest.status == "rolled_back"
+    assert (latest.champion, latest.challenger) == (v1, v2)
+    assert [r["weight"] for r in latest.gates] == [25.0]  # the breached step's numbers
 
 
 def test_abort_and_status(store, model_name, make_version, policy, capsys):

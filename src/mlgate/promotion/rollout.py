@@ -23,7 +23,7 @@ from typing import Any, NoReturn
 
 from mlgate.errors import GateRejected, MlgateError, UsageError
 from mlgate.lineage import compact_json
-from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.promotion.ledger import Event, Ledger, rollout_event
 from mlgate.promotion.traffic import set_traffic
 from mlgate.registry.store import Store
 from mlgate.serving.telemetry import parse_prometheus
@@ -231,6 +231,7 @@ def rollout(
                 reason=f"rollout step {state.step + 1}",
                 ledger_experiment=pol.ledger_experiment,
                 alias=mp.challenger_alias,
+                step=(state.step + 1, len(state.steps)),
             )
         )
         say(f"step {state.step + 1}/{len(state.steps)}: challenger at {weight:g}%")
@@ -358,15 +359,14 @@ def _roll_back(
     state.status = "rolled_back"
     _save(store, model, state)
     event = ledger.append(
-        new_event(
-            "rollout",
-            "rejected",
+        rollout_event(
             model,
             alias,
-            from_version=state.champion,
-            to_version=state.challenger,
+            status="rolled_back",
+            champion=state.champion,
+            challenger=state.challenger,
             message=reason,
-            gates=tuple(state.results[-3:]),
+            results=tuple(state.results[-3:]),
         )
     )
     events.append(event)
@@ -397,13 +397,12 @@ def abort(
     state.status = "aborted"
     _save(store, model, state)
     Ledger(store, pol.ledger_experiment).append(
-        new_event(
-            "rollout",
-            "unchanged",
+        rollout_event(
             model,
             mp.challenger_alias,
-            from_version=state.champion,
-            to_version=state.challenger,
+            status="aborted",
+            champion=state.champion,
+            challenger=state.challenger,
             reason=reason,
             message="rollout aborted",
         )

@@ -490,7 +490,7 @@ def attach(
         NotFoundError: the version or a data path does not exist. UsageError: the version
             records a different digest and ``force`` is not set.
     """
-    from mlgate.promotion.ledger import Ledger, new_event
+    from mlgate.promotion.ledger import Ledger, attach_event
     from mlgate.promotion.workflow import resolve_policy
     from mlgate.registry.refs import parse_ref, resolve
 
@@ -548,24 +548,11 @@ def attach(
     if Tags.MLGATE_VERSION not in v.tags:
         written[Tags.MLGATE_VERSION] = __version__
     pol = resolve_policy(policy, required=False)
-    changes = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in replaced.items())
-    message = f"attached lineage to version {v.version} ({len(written)} tags)" + (
-        f"; forced: {changes}" if replaced else ""
-    )
     # Recorded before the tags are written and settled after, like an alias move, so no write
     # of lineage is ever missing from the ledger (an interrupted one stays "pending").
     ledger = Ledger(store, pol.ledger_experiment)
     pending = ledger.append(
-        new_event(
-            "attach",
-            "pending",
-            v.name,
-            "",
-            from_version=None,
-            to_version=v.version,
-            reason=reason,
-            message=message,
-        )
+        attach_event(v.name, v.version, written=tuple(written), forced=replaced, reason=reason)
     )
     store.set_version_tags(v.name, v.version, written)
     event = ledger.settle(pending, "attached")
