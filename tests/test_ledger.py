@@ -12,6 +12,7 @@ import mlgate
 from conftest import write_policy
 from mlgate.cli import main
 from mlgate.errors import ConflictError, GateRejected, LeaseHeldError, MlgateError
+from mlgate.lineage import Tags
 from mlgate.promotion import ledger as L
 from mlgate.registry.lease import acquire_lease, release_lease
 
@@ -123,7 +124,7 @@ def test_mlgate_0_1_events_keep_their_json(old_ledger):
     )
 
 
-def test_history_and_status_print_0_1_events_as_0_1_did(old_ledger, capsys):
+def test_history_and_status_print_0_1_events_as_0_1_did(old_ledger, tracking_uri, capsys):
     """`mlgate history` (text, Markdown, JSON) and `status` print 0.1's ledger unchanged."""
     _, _, policy = old_ledger
     printed = FIXTURE["printed"]
@@ -249,6 +250,36 @@ def test_unknown_kinds_and_hand_made_records_are_kept(store, model_name):
     assert (unknown.kind, unknown.before, unknown.after) == ("deploy", "1", "2")
     assert unknown.to_dict()["cluster"] == "eu-1"
     assert isinstance(by_hand, L.TrafficEvent) and by_hand.weight_after == 5.0
+
+
+def test_registration_is_recorded_and_history_shows_it(store, model_name, make_version, capsys):
+    """register records a RegistrationEvent; `history` prints it readably and `history --json`
+    with its typed fields."""
+    v = make_version()
+    registered = mlgate.history(model_name, store=store, kind="register")
+    assert len(registered) == 1 and isinstance(registered[0], L.RegistrationEvent)
+    event = registered[0]
+    version = store.get_version(model_name, v)
+    assert (event.version, event.run_id, event.outcome) == (v, version.run_id, "registered")
+    assert event.artifact_digest == version.tags[Tags.ARTIFACT_DIGEST]
+    assert event.model_uri.startswith(("models:/", "runs:/"))
+    capsys.readouterr()
+    assert main(["history", model_name]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].split() == ["time", "kind", "outcome", "alias", "move", "actor", "reason"]
+    row = out[2].split(maxsplit=6)
+    assert row[1:6] == ["register", "registered", "-", "->", v]
+    assert out[2].endswith(f"registered version {v} from run {version.run_id} with its lineage")
+    assert main(["history", model_name, "--json"]) == 0
+    (data,) = json.loads(capsys.readouterr().out)
+    assert (data["kind"], data["version"], data["to_version"]) == ("register", v, v)
+
+
+def test_register_returns_the_event_it_recorded(store, model_name, classifier):
+    """Registration.event is the stored RegistrationEvent (the same id as in the ledger)."""
+    reg = mlgate.register(classifier[0], name=model_name, store=store)
+    assert isinstance(reg.event, L.RegistrationEvent) and reg.event.record_id
+    assert mlgate.history(model_name, store=store)[0].event_id == reg.event.event_id
 
 
 def test_refusals_carry_events_given_when_raised(store, model_name, make_version, tmp_path):
