@@ -125,7 +125,7 @@ def main() -> None:
     from mlflow.tracking import MlflowClient
 
     import mlgate
-    from mlgate.promotion.ledger import Ledger, new_event
+    from mlgate.promotion.ledger import Ledger, promotion_event
     from mlgate.testing import TrackingServer, tiny_classifier
 
     model, train, test = tiny_classifier()
@@ -153,8 +153,8 @@ def main() -> None:
                                             tags=source.tags, model_id=source.model_id)  # fmt: skip
             ledger = Ledger(store)
             for i in range(max(0, n - 1)):
-                ledger.append(new_event("promote", "rejected" if i % 3 else "conflict", name, "champion",
-                                        from_version=champ, to_version=str(i + 3), reason="bench"))  # fmt: skip
+                ledger.append(promotion_event("rejected" if i % 3 else "conflict", name, "champion",
+                                              from_version=champ, to_version=str(i + 3), reason="bench"))  # fmt: skip
             candidates = [v.version for v in store.search_versions(name) if v.version != champ]
             it = iter(candidates)
             t_cli = timed(lambda: cli(["promote", name, "-v", next(it), "--to", "champion",

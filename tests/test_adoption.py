@@ -380,7 +380,8 @@ def test_attach_on_a_relative_sqlite_store_is_ledgered(workdir, classifier, caps
     code, out, err = _cli(capsys, *uri, "history", "rel", "--json")
     events = json.loads(out)
     assert [(e["kind"], e["outcome"], e["reason"]) for e in events] == [
-        ("attach", "attached", "backfill")
+        ("attach", "attached", "backfill"),
+        ("register", "registered", ""),
     ]
     assert (workdir / "mlruns").is_dir()
 

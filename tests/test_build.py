@@ -251,6 +251,25 @@ def test_image_is_non_root_labelled_healthy_and_recorded(engine, built, served_v
         time.sleep(1)
 
 
+def test_each_recorded_build_is_a_ledger_event(built):
+    """A recorded build returns its BuildEvent (image, id, no push) and appends it to the
+    ledger; `mlgate build --json` prints what it printed before (no event in it)."""
+    from mlgate.promotion.ledger import BuildEvent
+
+    first, second, name, store = built["first"], built["second"], built["name"], built["store"]
+    event = first.event
+    assert isinstance(event, BuildEvent) and event.record_id and event.outcome == "built"
+    assert (event.version, event.image, event.image_id, event.digest) == (
+        built["v1"],
+        first.image,
+        first.image_id,
+        None,
+    )
+    recorded = {e.image_id: e for e in mlgate.history(name, store=store, kind="build")}
+    assert recorded[first.image_id] == event
+    assert recorded[second["image_id"]].version == built["v2"] and "event" not in second
+
+
 def test_model_only_rebuild_reuses_every_requirement_layer(engine, built):
     """v2 has the same requirements as v1: its build reuses the whole runtime, and the two images
     share every layer but the model's."""

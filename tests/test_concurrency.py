@@ -80,7 +80,7 @@ def race(store, tracking_uri: str, model_name: str, model_uri: str, policy, roun
         assert store.version_by_alias(model_name, "champion").version == winner
         events = [
             e
-            for e in mlgate.history(model_name, policy=policy, store=store)
+            for e in mlgate.history(model_name, policy=policy, store=store, kind="promote")
             if e.to_version in versions
         ]
         assert len(events) == RACERS

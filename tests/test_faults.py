@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -160,22 +161,23 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
     load = LoadGenerator(url, body, clients=1).start()
     bounds = ro.Bounds(min_requests=20, min_seconds=1.0, max_seconds=60, max_latency_ratio=20)
 
-    def kill_in_step_2(message: str) -> None:
-        if message.startswith("step 2/2"):
-            os.killpg(own_server.process.pid, signal.SIGKILL)
+    class KillInStep2(logging.Handler):
+        """Kills the tracking server when the rollout says step 2 has started."""
 
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("step 2/2"):
+                os.killpg(own_server.process.pid, signal.SIGKILL)
+
+    log = logging.getLogger("mlgate.rollout")
+    killer = KillInStep2()
+    log.addHandler(killer)
+    log.setLevel(logging.INFO)
     try:
         with pytest.raises(TrackingServerError):
             ro.rollout(
-                "roll",
-                [url],
-                steps=(50, 100),
-                bounds=bounds,
-                policy=policy,
-                store=store,
-                poll=0.3,
-                progress=kill_in_step_2,
+                "roll", [url], steps=(50, 100), bounds=bounds, policy=policy, store=store, poll=0.3
             )
+        log.removeHandler(killer)
         own_server.stop()
         own_server.start()
         state = ro.read_state(store, "roll")
@@ -187,6 +189,8 @@ def test_tracking_server_dies_during_a_rollout_step(own_server, classifier, tmp_
         assert result.state.status == "completed"
         assert store.version_by_alias("roll", "champion").version == v2
     finally:
+        log.removeHandler(killer)
+        log.setLevel(logging.NOTSET)
         load.stop()
         stop(server)
     # the serving process never noticed the tracking server dying: every request answered

@@ -75,7 +75,7 @@ def test_first_promotion_unchanged_and_evidence(store, model_name, make_version,
     again = mlgate.promote(model_name, v1, to="champion", policy=eval_policy, store=store)
     assert again.outcome == "unchanged"
     kinds = [e.outcome for e in mlgate.history(model_name, policy=eval_policy, store=store)]
-    assert kinds == ["unchanged", "moved"]
+    assert kinds == ["unchanged", "moved", "registered"]
 
 
 def test_worse_candidate_on_same_rows_is_refused_with_exit_3(
@@ -116,7 +116,10 @@ def test_check_changes_nothing_and_reports_json(
     assert data["passed"] and data["first_promotion"] and data["evaluation"]["rows"] > 0
     assert store.version_by_alias(model_name, "champion") is None
     assert Tags.gates("champion") not in store.get_version(model_name, v1).tags
-    assert mlgate.history(model_name, policy=eval_policy, store=store) == []
+    # The only event is the version's registration: check wrote none.
+    assert [e.kind for e in mlgate.history(model_name, policy=eval_policy, store=store)] == [
+        "register"
+    ]
 
 
 def test_dry_run_and_expected_conflict(store, model_name, make_version, eval_policy, capsys):
@@ -162,7 +165,7 @@ def test_dry_run_and_expected_conflict(store, model_name, make_version, eval_pol
     assert err.value.event.outcome == "conflict"
     assert store.version_by_alias(model_name, "champion").version == v1
     outcomes = [e.outcome for e in mlgate.history(model_name, policy=eval_policy, store=store)]
-    assert outcomes == ["conflict", "conflict", "moved"]
+    assert outcomes == ["conflict", "conflict", "moved", "registered", "registered"]
 
 
 def test_rollback_after_two_promotions(store, model_name, make_version, eval_policy, capsys):

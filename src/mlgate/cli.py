@@ -7,10 +7,11 @@ commands so that ``mlgate --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -1076,7 +1077,7 @@ def rollout(
             click.echo(render_rollout(model, state))
         return
     if do_abort:
-        state = ro.abort(model, reason=reason, policy=policy, store=store)
+        state = ro.abort(model, reason=reason, policy=policy, store=store).state
         click.echo(f"rollout of {model} version {state.challenger} aborted; challenger traffic 0%")
         return
     try:
@@ -1092,16 +1093,10 @@ def rollout(
         max_error_rate_delta=max_error_delta,
         max_latency_ratio=max_latency_ratio,
     )
-    result = ro.rollout(
-        model,
-        list(endpoints),
-        steps=plan,
-        bounds=bounds,
-        policy=policy,
-        store=store,
-        poll=poll,
-        progress=lambda m: click.echo(m, err=True),
-    )
+    with _log_to_stderr("mlgate.rollout"):
+        result = ro.rollout(
+            model, list(endpoints), steps=plan, bounds=bounds, policy=policy, store=store, poll=poll
+        )
     click.echo(result.message)
 
 
@@ -1263,6 +1258,25 @@ def export(
 
 
 # --------------------------------------------------------------------------- entry point
+@contextlib.contextmanager
+def _log_to_stderr(name: str) -> Iterator[None]:
+    """Print the library logger ``name``'s INFO messages on stderr while the block runs (the
+    library reports progress by logging; only the CLI prints)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _quiet_mlflow() -> None:
     """Keep stdout for mlgate's own output (JSON must parse): MLflow prints run URLs there and
     logs INFO lines for every registration. MLGATE_DEBUG=1 keeps MLflow's chatter."""

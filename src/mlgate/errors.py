@@ -52,8 +52,6 @@ class MlgateError(Exception):
     """Base class of every error mlgate raises on purpose."""
 
     exit_code: int = EXIT_ERROR
-    #: The ledger event recorded for this failure, when there is one.
-    event: Any = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
@@ -121,7 +119,11 @@ class ScoringInputError(UsageError):
 
 
 class GateRejected(MlgateError):
-    """A promotion gate rejected the candidate. ``decision`` holds the full evidence."""
+    """A promotion gate (or a rollout's bounds) rejected the candidate.
+
+    ``decision`` holds the full evidence and ``event`` the ledger event recorded for the
+    refusal; both are given when it is raised, never added later.
+    """
 
     exit_code = EXIT_REJECTED
 
@@ -136,7 +138,10 @@ class IntegrityError(GateRejected):
 
 
 class ConflictError(MlgateError):
-    """Someone else changed the alias between the check and the move."""
+    """Someone else changed the alias between the check and the move.
+
+    ``event`` is the ledger event recorded for the conflict (given when it is raised).
+    """
 
     exit_code = EXIT_CONFLICT
 
@@ -154,9 +159,16 @@ class AlreadyExistsError(ConflictError):
 
 
 class NotPermittedError(MlgateError):
-    """The tracking server refused the request for lack of permission or credentials."""
+    """The tracking server refused the request for lack of permission or credentials.
+
+    ``event`` is the ledger event recorded for the refused move, when there is one.
+    """
 
     exit_code = EXIT_NOT_PERMITTED
+
+    def __init__(self, message: str, *, event: Any = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.event = event
 
 
 __all__ = [

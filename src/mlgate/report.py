@@ -170,9 +170,7 @@ def markdown_decision(decision: Any, event: Any = None) -> str:
         ev = decision.evaluation
         out.append(f"Evaluated on {ev['rows']} rows of `{ev['fingerprint']}`.")
     if event is not None:
-        out.append(
-            f"Outcome: **{event.outcome}** ({event.from_version or '-'} → {event.to_version})."
-        )
+        out.append(f"Outcome: **{event.outcome}** ({event.before or '-'} → {event.after}).")
     rows = [
         ["✅" if r.passed else "❌", r.name, _observed(r.observed), r.expected, r.reason]
         for r in decision.results
@@ -189,40 +187,26 @@ def markdown_decision(decision: Any, event: Any = None) -> str:
 # --------------------------------------------------------------------------- ledger and status
 
 
+def _event_row(e: Any, arrow: str) -> list[Any]:
+    """One ledger event as a history row. ``move`` is what changed: versions for an alias
+    move, ``split:5% -> split:25%`` for traffic, ``- -> 3`` for an event about version 3.
+    ``reason`` is the person's reason, else what mlgate concluded (for a registration or a
+    build: what was registered or built)."""
+    move = f"{e.before or '-'} {arrow} {e.after or '-'}"
+    return [e.at, e.kind, e.outcome, e.alias, move, e.actor, e.reason or e.message]
+
+
+_EVENT_HEADERS = ["time", "kind", "outcome", "alias", "move", "actor", "reason"]
+
+
 def render_events(events: Sequence[Any]) -> str:
     if not events:
         return "no events"
-    rows = [
-        [
-            e.at,
-            e.kind,
-            e.outcome,
-            e.alias,
-            f"{e.from_version or '-'} -> {e.to_version or '-'}",
-            e.actor,
-            e.reason or e.message,
-        ]
-        for e in events
-    ]
-    return table(["time", "kind", "outcome", "alias", "move", "actor", "reason"], rows)
+    return table(_EVENT_HEADERS, [_event_row(e, "->") for e in events])
 
 
 def markdown_events(events: Sequence[Any]) -> str:
-    rows = [
-        [
-            e.at,
-            e.kind,
-            e.outcome,
-            e.alias,
-            f"{e.from_version or '-'} → {e.to_version or '-'}",
-            e.actor,
-            e.reason or e.message,
-        ]
-        for e in events
-    ]
-    return (
-        markdown_table(["time", "kind", "outcome", "alias", "move", "actor", "reason"], rows) + "\n"
-    )
+    return markdown_table(_EVENT_HEADERS, [_event_row(e, "→") for e in events]) + "\n"
 
 
 def render_event(event: Any) -> str:
@@ -234,10 +218,11 @@ def render_event(event: Any) -> str:
         "conflict": "conflict",
     }
     what = verbs.get(event.outcome, event.outcome)
-    cleared = f"; cleared {', '.join(event.cleared)}" if event.cleared else ""
+    aliases = getattr(event, "cleared", ())  # an alias move may clear the challenger
+    cleared = f"; cleared {', '.join(aliases)}" if aliases else ""
     return (
         f"{event.kind} {what}: {event.model}@{event.alias} "
-        f"{event.from_version or '-'} -> {event.to_version}{cleared}"
+        f"{event.before or '-'} -> {event.after}{cleared}"
     )
 
 
@@ -245,7 +230,7 @@ def render_promotion(event: Any) -> str:
     """A promotion that passed its gates, for a terminal: the gate table, then the move."""
     if event.outcome not in ("moved", "dry_run"):
         return render_event(event)  # unchanged: no gates ran
-    lines = [f"PASSED: {event.model} version {event.to_version} -> {event.alias}"]
+    lines = [f"PASSED: {event.model} version {event.after} -> {event.alias}"]
     rows = [
         [
             "ok" if g.get("passed") else "FAIL",

@@ -39,6 +39,7 @@ from mlgate.registry.store import Store, VersionRecord
 
 if TYPE_CHECKING:
     from mlgate.deploy.engine import Engine
+    from mlgate.promotion.ledger import BuildEvent
 
 Progress = Callable[[str], None]
 
@@ -69,9 +70,13 @@ class BuildResult:
     seconds: float
     pushed_digest: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    #: The ledger event of the build (None when ``record=False``); not part of ``to_dict``.
+    event: BuildEvent | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("event")
+        return data
 
     def record(self) -> dict[str, Any]:
         """What is written to the version's ``mlgate.image`` tag."""
@@ -371,6 +376,9 @@ def build(
         raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
     offline = offline or wheelhouse is not None
     record_v = _resolve(store, ref)
+    from mlgate.promotion.workflow import ledger_for
+
+    ledger = ledger_for(store)  # the build's event goes there (a bad policy fails before work)
     name, version = record_v.name, record_v.version
     image_tag = recipe.image_tag(tag, name, version)
     _note(on_progress, f"building {name} version {version} as {repository}:{image_tag}")
@@ -482,6 +490,12 @@ def build(
         )
         if record:
             store.set_version_tags(name, version, {Tags.IMAGE: compact_json(result.record())})
+            from dataclasses import replace
+
+            from mlgate.promotion.ledger import build_event
+
+            event = build_event(name, version, image=image, image_id=image_id, digest=pushed)
+            result = replace(result, event=ledger.append_if_permitted(event))
         return result
     finally:
         engine.close()

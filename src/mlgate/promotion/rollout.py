@@ -9,13 +9,15 @@ challenger version and in the ledger). After the last step the champion alias mo
 challenger through the guarded promotion path, so the policy's gates and the ledger apply.
 
 The rollout's progress lives in the registry (the ``mlgate.rollout`` model tag), so a rollout
-interrupted half-way is resumed or aborted from the registry state alone.
+interrupted half-way is resumed or aborted from the registry state alone. What it is doing is
+logged to the ``mlgate.rollout`` logger at INFO (the CLI prints those lines).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,7 +25,8 @@ from typing import Any, NoReturn
 
 from mlgate.errors import GateRejected, MlgateError, UsageError
 from mlgate.lineage import compact_json
-from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.promotion.ledger import Event, Ledger, RolloutEvent, rollout_event
+from mlgate.promotion.policy import Policy
 from mlgate.promotion.traffic import set_traffic
 from mlgate.registry.store import Store
 from mlgate.serving.telemetry import parse_prometheus
@@ -32,6 +35,9 @@ ROLLOUT_TAG = "mlgate.rollout"
 FAILED_TAG = "mlgate.rollout.failed"
 
 Fetch = Callable[[str], str]
+
+#: Progress of a rollout, at INFO (``mlgate rollout`` prints it on stderr).
+log = logging.getLogger("mlgate.rollout")
 
 
 @dataclass(frozen=True)
@@ -154,6 +160,8 @@ def judge(challenger: Window, champion: Window, bounds: Bounds) -> tuple[bool, s
 
 @dataclass(frozen=True)
 class RolloutResult:
+    """How a rollout ended, and every ledger event it recorded, oldest first."""
+
     state: RolloutState
     events: tuple[Event, ...]
     message: str
@@ -168,6 +176,49 @@ def _save(store: Store, model: str, state: RolloutState) -> None:
     store.set_model_tag(model, ROLLOUT_TAG, state.to_json())
 
 
+@dataclass
+class _Run:
+    """One rollout in progress: where it reads its numbers, how it judges, what it recorded."""
+
+    store: Store
+    model: str
+    endpoints: Sequence[str]
+    bounds: Bounds
+    fetch: Fetch
+    poll: float
+    sleep: Callable[[float], None]
+    ledger_experiment: str
+    champion_alias: str
+    challenger_alias: str
+    events: list[Event] = field(default_factory=list)
+
+    def traffic(self, weight: float, reason: str, step: tuple[int, int] | None = None) -> None:
+        """Set the challenger's weight (recorded, and kept in ``events``)."""
+        self.events.append(
+            set_traffic(
+                self.store,
+                self.model,
+                weight=weight,
+                reason=reason,
+                ledger_experiment=self.ledger_experiment,
+                alias=self.challenger_alias,
+                step=step,
+            )
+        )
+
+    def record(self, event: RolloutEvent) -> RolloutEvent:
+        stored = Ledger(self.store, self.ledger_experiment).append(event)
+        self.events.append(stored)
+        return stored
+
+
+def _check_plan(steps: Sequence[float]) -> list[float]:
+    plan = [float(s) for s in steps]
+    if not plan or any(not 0 < s <= 100 for s in plan) or plan != sorted(plan) or plan[-1] != 100:
+        raise UsageError("steps must be increasing percentages in (0, 100] ending at 100")
+    return plan
+
+
 def rollout(
     model: str,
     endpoints: Sequence[str],
@@ -178,206 +229,198 @@ def rollout(
     store: Store | None = None,
     fetch: Fetch = http_fetch,
     poll: float = 2.0,
-    progress: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RolloutResult:
     """Run (or resume) the rollout of ``model``'s challenger. Blocks until it ends.
 
+    Progress is logged (logger ``mlgate.rollout``, INFO): ``mlgate rollout`` prints it.
+
+    Returns:
+        The completed rollout, with every event it recorded: a
+        :class:`~mlgate.promotion.ledger.RolloutStepEvent` per step, the promotion, and the
+        traffic reset.
+
     Raises:
-        GateRejected: a step breached its bounds (the rollout was rolled back), or the final
-            promotion's gates refused.
+        GateRejected: a step breached its bounds (the rollout was rolled back; ``.event`` is
+            the :class:`~mlgate.promotion.ledger.RolloutEvent`), or the final promotion's
+            gates refused.
         UsageError: no challenger, no endpoints, or bad steps.
     """
-    from mlgate.promotion.workflow import promote, resolve_policy
+    from mlgate.promotion.workflow import resolve_policy
 
     store = store or Store()
-    bounds = bounds or Bounds()
-    say = progress or (lambda _msg: None)
     if not endpoints:
         raise UsageError("rollout needs at least one serving endpoint (--endpoint URL)")
-    plan = [float(s) for s in steps]
-    if not plan or any(not 0 < s <= 100 for s in plan) or plan != sorted(plan) or plan[-1] != 100:
-        raise UsageError("steps must be increasing percentages in (0, 100] ending at 100")
+    plan = _check_plan(steps)
     pol = resolve_policy(policy, required=False)
     mp = pol.for_model(model)
-    info = store.get_model(model)
-    champion = info.aliases.get(mp.champion_alias)
-    challenger = info.aliases.get(mp.challenger_alias)
+    run = _Run(
+        store=store,
+        model=model,
+        endpoints=endpoints,
+        bounds=bounds or Bounds(),
+        fetch=fetch,
+        poll=poll,
+        sleep=sleep,
+        ledger_experiment=pol.ledger_experiment,
+        champion_alias=mp.champion_alias,
+        challenger_alias=mp.challenger_alias,
+    )
+    state = _start(run, plan)
+    reference = Window(0, 0, None)  # champion's numbers from earlier steps, for the 100% step
+    while state.step < len(state.steps):
+        reference = _step(run, state, reference)
+    return _finish(run, state, pol)
+
+
+def _start(run: _Run, plan: list[float]) -> RolloutState:
+    """The rollout to run: the one in the registry if it is for this challenger, else new."""
+    info = run.store.get_model(run.model)
+    champion = info.aliases.get(run.champion_alias)
+    challenger = info.aliases.get(run.challenger_alias)
     if challenger is None:
-        raise UsageError(f"{model}@{mp.challenger_alias} is not set: nothing to roll out")
+        raise UsageError(f"{run.model}@{run.challenger_alias} is not set: nothing to roll out")
     if champion is None:
         raise UsageError(
-            f"{model}@{mp.champion_alias} is not set: promote a first champion directly"
+            f"{run.model}@{run.champion_alias} is not set: promote a first champion directly"
         )
-    state = read_state(store, model)
+    state = read_state(run.store, run.model)
     if state is None or state.status != "running" or state.challenger != challenger:
         state = RolloutState(
             champion=champion, challenger=challenger, steps=plan, started_at=_now()
         )
-        say(f"rollout of {model} version {challenger} over champion {champion}: steps {plan}")
+        log.info(
+            "rollout of %s version %s over champion %s: steps %s",
+            run.model,
+            challenger,
+            champion,
+            plan,
+        )
     else:
-        say(f"resuming rollout of version {challenger} at step {state.step + 1}/{len(state.steps)}")
-    _save(store, model, state)
-    events: list[Event] = []
-    ledger = Ledger(store, pol.ledger_experiment)
-    reference = Window(0, 0, None)  # champion's numbers from earlier steps, for the 100% step
-    while state.step < len(state.steps):
-        weight = state.steps[state.step]
-        events.append(
-            set_traffic(
-                store,
-                model,
-                weight=weight,
-                reason=f"rollout step {state.step + 1}",
-                ledger_experiment=pol.ledger_experiment,
-                alias=mp.challenger_alias,
-            )
+        log.info(
+            "resuming rollout of version %s at step %d/%d",
+            challenger,
+            state.step + 1,
+            len(state.steps),
         )
-        say(f"step {state.step + 1}/{len(state.steps)}: challenger at {weight:g}%")
-        base, _ = _totals(endpoints, fetch)
-        started = time.monotonic()
-        while True:
-            sleep(poll)
-            now, failures = _totals(endpoints, fetch)
-            if failures and len(failures) == len(endpoints):
-                say("no serving endpoint answered: " + ", ".join(failures))
-            ch = _window(now, base, challenger)
-            cm = _window(now, base, champion)
-            elapsed = time.monotonic() - started
-            if ch.requests >= bounds.min_requests and elapsed >= bounds.min_seconds:
-                break
-            if elapsed > bounds.max_seconds:
-                _roll_back(
-                    store,
-                    model,
-                    state,
-                    ledger,
-                    events,
-                    mp.challenger_alias,
-                    pol.ledger_experiment,
-                    f"step {state.step + 1} saw only {ch.requests:.0f} challenger requests in "
-                    f"{elapsed:.0f} s (needs {bounds.min_requests})",
-                    say,
-                )
-        compare = cm if cm.requests >= max(10, bounds.min_requests // 10) else reference
-        ok, detail = judge(ch, compare, bounds)
-        state.results.append(
-            {
-                "step": state.step + 1,
-                "weight": weight,
-                "ok": ok,
-                "detail": detail,
-                "challenger": asdict(ch),
-                "champion": asdict(compare),
-            }
-        )
-        if not ok:
+    _save(run.store, run.model, state)
+    return state
+
+
+def _step(run: _Run, state: RolloutState, reference: Window) -> Window:
+    """Run step ``state.step``: set the weight, watch, judge; returns the champion's window."""
+    weight = state.steps[state.step]
+    number, total = state.step + 1, len(state.steps)
+    run.traffic(weight, f"rollout step {number}", step=(number, total))
+    log.info("step %d/%d: challenger at %g%%", number, total, weight)
+    ch, cm = _observe(run, state)
+    compare = cm if cm.requests >= max(10, run.bounds.min_requests // 10) else reference
+    ok, detail = judge(ch, compare, run.bounds)
+    state.results.append(
+        {
+            "step": number,
+            "weight": weight,
+            "ok": ok,
+            "detail": detail,
+            "challenger": asdict(ch),
+            "champion": asdict(compare),
+        }
+    )
+    if not ok:
+        _roll_back(run, state, f"step {number} at {weight:g}%: {detail}")
+    log.info("step %d passed: %s", number, detail)
+    state.step += 1
+    _save(run.store, run.model, state)
+    return cm if cm.requests else reference
+
+
+def _observe(run: _Run, state: RolloutState) -> tuple[Window, Window]:
+    """Read the endpoints until the challenger has answered enough for long enough; returns
+    the (challenger, champion) windows. Too little traffic by ``max_seconds`` rolls back."""
+    base, _ = _totals(run.endpoints, run.fetch)
+    started = time.monotonic()
+    while True:
+        run.sleep(run.poll)
+        now, failures = _totals(run.endpoints, run.fetch)
+        if failures and len(failures) == len(run.endpoints):
+            log.warning("no serving endpoint answered: %s", ", ".join(failures))
+        ch = _window(now, base, state.challenger)
+        cm = _window(now, base, state.champion)
+        elapsed = time.monotonic() - started
+        if ch.requests >= run.bounds.min_requests and elapsed >= run.bounds.min_seconds:
+            return ch, cm
+        if elapsed > run.bounds.max_seconds:
             _roll_back(
-                store,
-                model,
+                run,
                 state,
-                ledger,
-                events,
-                mp.challenger_alias,
-                pol.ledger_experiment,
-                f"step {state.step + 1} at {weight:g}%: {detail}",
-                say,
+                f"step {state.step + 1} saw only {ch.requests:.0f} challenger requests in "
+                f"{elapsed:.0f} s (needs {run.bounds.min_requests})",
             )
-        if cm.requests:
-            reference = cm
-        say(f"step {state.step + 1} passed: {detail}")
-        state.step += 1
-        _save(store, model, state)
+
+
+def _finish(run: _Run, state: RolloutState, pol: Policy) -> RolloutResult:
+    """Every step passed: promote the challenger to champion, reset the weight to 0."""
+    from mlgate.promotion.workflow import promote
+
     try:
-        events.append(
+        run.events.append(
             promote(
-                model,
-                challenger,
-                to=mp.champion_alias,
-                expected=champion,
+                run.model,
+                state.challenger,
+                to=run.champion_alias,
+                expected=state.champion,
                 reason="rollout completed",
                 policy=pol,
-                store=store,
+                store=run.store,
             )
         )
     except MlgateError:
-        set_traffic(
-            store,
-            model,
-            weight=0,
-            reason="rollout: final promotion refused",
-            ledger_experiment=pol.ledger_experiment,
-            alias=mp.challenger_alias,
-        )
+        run.traffic(0, "rollout: final promotion refused")
         state.status = "rolled_back"
-        _save(store, model, state)
+        _save(run.store, run.model, state)
         raise
-    events.append(
-        set_traffic(
-            store,
-            model,
-            weight=0,
-            reason="rollout completed: reset for the next challenger",
-            ledger_experiment=pol.ledger_experiment,
-            alias=mp.challenger_alias,
-        )
-    )
+    run.traffic(0, "rollout completed: reset for the next challenger")
     state.status = "completed"
-    _save(store, model, state)
-    msg = f"rollout completed: version {challenger} is now {mp.champion_alias}"
-    say(msg)
-    return RolloutResult(state=state, events=tuple(events), message=msg)
+    _save(run.store, run.model, state)
+    msg = f"rollout completed: version {state.challenger} is now {run.champion_alias}"
+    log.info("%s", msg)
+    return RolloutResult(state=state, events=tuple(run.events), message=msg)
 
 
-def _roll_back(
-    store: Store,
-    model: str,
-    state: RolloutState,
-    ledger: Ledger,
-    events: list[Event],
-    alias: str,
-    ledger_experiment: str,
-    reason: str,
-    say: Callable[[str], None],
-) -> NoReturn:
-    events.append(
-        set_traffic(
-            store,
-            model,
-            weight=0,
-            reason=f"rollout rolled back: {reason}",
-            ledger_experiment=ledger_experiment,
-            alias=alias,
-        )
-    )
-    store.set_version_tags(
-        model,
+def _roll_back(run: _Run, state: RolloutState, reason: str) -> NoReturn:
+    """Weight to 0, the numbers on the challenger version and in the ledger; GateRejected."""
+    run.traffic(0, f"rollout rolled back: {reason}")
+    run.store.set_version_tags(
+        run.model,
         state.challenger,
         {FAILED_TAG: compact_json({"at": _now(), "reason": reason, "results": state.results[-3:]})},
     )
     state.status = "rolled_back"
-    _save(store, model, state)
-    event = ledger.append(
-        new_event(
-            "rollout",
-            "rejected",
-            model,
-            alias,
-            from_version=state.champion,
-            to_version=state.challenger,
+    _save(run.store, run.model, state)
+    event = run.record(
+        rollout_event(
+            run.model,
+            run.challenger_alias,
+            status="rolled_back",
+            champion=state.champion,
+            challenger=state.challenger,
             message=reason,
-            gates=tuple(state.results[-3:]),
+            results=tuple(state.results[-3:]),
         )
     )
-    events.append(event)
-    say(f"rolled back: {reason}")
+    log.info("rolled back: %s", reason)
     raise GateRejected(f"rollout of version {state.challenger} rolled back: {reason}", event=event)
 
 
 def abort(
     model: str, *, reason: str = "", policy: Any = None, store: Store | None = None
-) -> RolloutState:
-    """Stop a running rollout: challenger weight to 0, state ``aborted``, recorded."""
+) -> RolloutResult:
+    """Stop a running rollout: challenger weight to 0, state ``aborted``, recorded.
+
+    Returns:
+        The aborted rollout, with its events: the traffic reset and the
+        :class:`~mlgate.promotion.ledger.RolloutEvent`.
+    """
     from mlgate.promotion.workflow import resolve_policy
 
     store = store or Store()
@@ -386,26 +429,27 @@ def abort(
     state = read_state(store, model)
     if state is None or state.status != "running":
         raise UsageError(f"{model} has no running rollout")
-    set_traffic(
-        store,
-        model,
-        weight=0,
-        reason=f"rollout aborted: {reason}".rstrip(": "),
-        ledger_experiment=pol.ledger_experiment,
-        alias=mp.challenger_alias,
-    )
+    events: list[Event] = [
+        set_traffic(
+            store,
+            model,
+            weight=0,
+            reason=f"rollout aborted: {reason}".rstrip(": "),
+            ledger_experiment=pol.ledger_experiment,
+            alias=mp.challenger_alias,
+        )
+    ]
     state.status = "aborted"
     _save(store, model, state)
-    Ledger(store, pol.ledger_experiment).append(
-        new_event(
-            "rollout",
-            "unchanged",
-            model,
-            mp.challenger_alias,
-            from_version=state.champion,
-            to_version=state.challenger,
-            reason=reason,
-            message="rollout aborted",
-        )
+    event = rollout_event(
+        model,
+        mp.challenger_alias,
+        status="aborted",
+        champion=state.champion,
+        challenger=state.challenger,
+        reason=reason,
+        message="rollout aborted",
     )
-    return state
+    events.append(Ledger(store, pol.ledger_experiment).append(event))
+    msg = f"rollout of {model} version {state.challenger} aborted; challenger traffic 0%"
+    return RolloutResult(state=state, events=tuple(events), message=msg)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mlgate.errors import UsageError
 from mlgate.lineage import compact_json
-from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.promotion.ledger import Ledger, TrafficEvent, traffic_event
 from mlgate.registry.lease import leased
 from mlgate.registry.store import Store
 from mlgate.serving.routing import MODES, TRAFFIC_TAG, Traffic, parse_traffic
@@ -23,14 +23,19 @@ def set_traffic(
     reason: str = "",
     ledger_experiment: str = "mlgate-ledger",
     alias: str = "challenger",
-    kind: str = "traffic",
     force: bool = False,
-) -> Event:
+    step: tuple[int, int] | None = None,
+) -> TrafficEvent:
     """Set the challenger's share of traffic (percent) and the mode; recorded in the ledger.
 
     A weight above 0 while ``alias`` is not set would route that share nowhere (the champion
     answers it), so it is refused unless ``force`` (e.g. to stage the weight before a
-    challenger is promoted).
+    challenger is promoted). ``step`` (number, of how many) says a rollout step makes the
+    change: the event is then a :class:`~mlgate.promotion.ledger.RolloutStepEvent`.
+
+    Returns:
+        The recorded :class:`~mlgate.promotion.ledger.TrafficEvent`, with the mode and weight
+        before and after.
     """
     if mode not in MODES:
         raise UsageError(f"traffic mode must be one of {', '.join(MODES)}, got {mode!r}")
@@ -47,15 +52,12 @@ def set_traffic(
             )
         old = parse_traffic(info.tags.get(TRAFFIC_TAG))
         store.set_model_tag(model, TRAFFIC_TAG, compact_json(new.to_dict()))
-    event = new_event(
-        kind,
-        "moved",
+    event = traffic_event(
         model,
         alias,
-        from_version=f"{old.mode}:{old.challenger_weight:g}%",
-        to_version=f"{new.mode}:{new.challenger_weight:g}%",
+        before=(old.mode, old.challenger_weight),
+        after=(new.mode, new.challenger_weight),
         reason=reason,
-        message=f"challenger traffic {old.challenger_weight:g}% -> {new.challenger_weight:g}%"
-        f" ({new.mode})",
+        step=step,
     )
     return ledger.append(event)

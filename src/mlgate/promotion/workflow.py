@@ -1,8 +1,9 @@
 """Use cases: check, promote, rollback, history, status.
 
 One function per use case, the same code path from Python, the CLI and CI. Each mutating call
-returns the :class:`~mlgate.promotion.ledger.Event` it recorded; a refusal raises an error that carries
-its event (and, for a gate, the :class:`~mlgate.promotion.gates.Decision`).
+returns the typed ledger event it recorded (:class:`~mlgate.promotion.ledger.PromotionEvent`,
+:class:`~mlgate.promotion.ledger.RollbackEvent`); a refusal raises an error constructed with its
+recorded event (and, for a gate, the :class:`~mlgate.promotion.gates.Decision`).
 
 A promotion:
 
@@ -20,9 +21,10 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from mlgate.config import find_policy
 from mlgate.errors import (
@@ -37,9 +39,17 @@ from mlgate.errors import (
 from mlgate.lineage import Tags, compact_json
 from mlgate.promotion.evidence import collect
 from mlgate.promotion.gates import Decision, run_gates
-from mlgate.promotion.ledger import Event, Ledger, new_event
+from mlgate.promotion.ledger import (
+    AliasMoveEvent,
+    Event,
+    Ledger,
+    PromotionEvent,
+    RollbackEvent,
+    promotion_event,
+    rollback_event,
+)
 from mlgate.promotion.policy import ModelPolicy, Policy, load_policy
-from mlgate.registry.lease import guarded_move, leased
+from mlgate.registry.lease import Lease, guarded_move, leased
 from mlgate.registry.refs import parse_ref, resolve, validate_alias
 from mlgate.registry.store import Store, VersionRecord
 
@@ -69,6 +79,12 @@ def resolve_policy(policy: PolicyLike, *, required: bool) -> Policy:
     if found is None:
         return Policy(path=None, models={}, default=None)
     return load_policy(found)
+
+
+def ledger_for(store: Store, policy: PolicyLike = None) -> Ledger:
+    """The ledger ``policy`` names (a Policy, a path, or None: the policy found upward, else
+    the default ``mlgate-ledger``), for use cases that take no policy of their own."""
+    return Ledger(store, resolve_policy(policy, required=False).ledger_experiment)
 
 
 def _candidate(store: Store, model: str, version: str | int | None) -> VersionRecord:
@@ -201,69 +217,164 @@ def _evidence_tag(decision: Decision) -> str:
     return text
 
 
-def _record_refusal(ledger: Ledger, event: Event) -> Event:
-    """Append a refusal; if the ledger itself refuses (no permission), return it unrecorded."""
-    try:
-        return ledger.append(event)
-    except (NotPermittedError, ConflictError):
-        return event
+_Carrier = TypeVar("_Carrier", ConflictError, NotPermittedError)
+
+
+def _carrying(exc: _Carrier, event: Event | None) -> _Carrier:
+    """The same refusal raised anew, now carrying the ledger event written for it.
+
+    The registry raises ``ConflictError``/``NotPermittedError`` knowing nothing of the ledger;
+    the use case records the event first and then constructs the error it raises with it.
+    """
+    return type(exc)(exc.message, hint=exc.hint, event=event)
 
 
 def _gates(decision: Decision | None) -> tuple[dict[str, Any], ...]:
     return tuple(r.to_dict() for r in decision.results) if decision else ()
 
 
+Move = TypeVar("Move", PromotionEvent, RollbackEvent)
+
+
 def _move(
     store: Store,
     ledger: Ledger,
     pol: Policy,
-    event: Event,
+    event: Move,
     *,
     expected: str | None,
     ttl: float | None,
-    before_move: Any = None,
+    before_move: Callable[[], None] | None = None,
     clear_alias: str | None = None,
-) -> Event:
+) -> Move:
     """Take the lease, record a pending event, move if still expected, settle the event."""
-    model, alias, version = event.model, event.alias, event.to_version
-    assert version is not None
     try:
-        with leased(store, model, ttl=ttl or pol.lease_ttl) as lease:
+        with leased(store, event.model, ttl=ttl or pol.lease_ttl) as lease:
             if before_move is not None:
                 before_move()
             pending = ledger.append(event)
-            try:
-                previous = guarded_move(store, lease, model, alias, version, expected=expected)
-                cleared: tuple[str, ...] = ()
-                if clear_alias:
-                    other = store.version_by_alias(model, clear_alias)
-                    if other is not None and other.version == version:
-                        store.delete_alias(model, clear_alias)
-                        cleared = (clear_alias,)
-            except ConflictError as exc:
-                exc.event = ledger.settle(pending, "conflict", exc.message)
-                raise
-            except NotPermittedError as exc:
-                exc.event = _settle_quietly(ledger, pending, "not_permitted", exc.message)
-                raise
-            except MlgateError as exc:
-                _settle_quietly(ledger, pending, "failed", exc.message)
-                raise
-            moved = replace(pending, from_version=previous, cleared=cleared)
-            return ledger.settle(moved, "moved")
-    except ConflictError as exc:  # the lease was held: nothing was written yet
-        if exc.event is None:
-            exc.event = _record_refusal(
-                ledger, replace(event, outcome="conflict", message=exc.message)
-            )
+            return _move_held(store, ledger, lease, pending, expected, clear_alias)
+    except ConflictError as exc:
+        if exc.event is not None:  # raised by _move_held, event settled
+            raise
+        # The lease was held: nothing was written yet.
+        refused = ledger.append_if_permitted(
+            replace(event, outcome="conflict", message=exc.message)
+        )
+        raise _carrying(exc, refused) from exc
+
+
+def _move_held(
+    store: Store,
+    ledger: Ledger,
+    lease: Lease,
+    pending: Move,
+    expected: str | None,
+    clear_alias: str | None,
+) -> Move:
+    """Holding the lease: move the alias if it still points at ``expected``, settle ``pending``."""
+    model, alias, version = pending.model, pending.alias, pending.to_version
+    try:
+        previous = guarded_move(store, lease, model, alias, version, expected=expected)
+        cleared: tuple[str, ...] = ()
+        if clear_alias:
+            other = store.version_by_alias(model, clear_alias)
+            if other is not None and other.version == version:
+                store.delete_alias(model, clear_alias)
+                cleared = (clear_alias,)
+    except ConflictError as exc:
+        raise _carrying(exc, ledger.settle(pending, "conflict", exc.message)) from exc
+    except NotPermittedError as exc:
+        settled = _settle_quietly(ledger, pending, "not_permitted", exc.message)
+        raise _carrying(exc, settled) from exc
+    except MlgateError as exc:
+        _settle_quietly(ledger, pending, "failed", exc.message)
         raise
+    return ledger.settle(replace(pending, from_version=previous, cleared=cleared), "moved")
 
 
-def _settle_quietly(ledger: Ledger, event: Event, outcome: str, message: str) -> Event | None:
+def _settle_quietly(ledger: Ledger, event: Move, outcome: str, message: str) -> Move | None:
     try:
         return ledger.settle(event, outcome, message)
     except MlgateError:
         return None
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    """One promotion being decided: the candidate, the target alias and where it points now."""
+
+    store: Store
+    pol: Policy
+    ledger: Ledger
+    candidate: VersionRecord
+    alias: str
+    observed: str | None
+    reason: str
+
+    def event(self, outcome: str, message: str, decision: Decision | None = None) -> PromotionEvent:
+        return promotion_event(
+            outcome,
+            self.candidate.name,
+            self.alias,
+            from_version=self.observed,
+            to_version=self.candidate.version,
+            reason=self.reason,
+            message=message,
+            gates=_gates(decision),
+        )
+
+
+def _refuse_unexpected(attempt: _Attempt, want: str | None, dry_run: bool) -> NoReturn:
+    """The alias is not where the caller expected: a recorded conflict."""
+    msg = (
+        f"{attempt.candidate.name}@{attempt.alias} points at {attempt.observed or 'nothing'}, "
+        f"the caller expected {want or 'nothing'}"
+    )
+    event = attempt.event("conflict", msg)
+    raise ConflictError(msg, event=event if dry_run else attempt.ledger.append_if_permitted(event))
+
+
+def _refuse_gates(attempt: _Attempt, decision: Decision, dry_run: bool) -> NoReturn:
+    """A gate said no: the evidence on the version, a ``rejected`` event, GateRejected."""
+    event = attempt.event("rejected", decision.summary(), decision)
+    if not dry_run:
+        # If the evidence cannot be written, the refusal still stands: the ledger or the
+        # output carries it.
+        with contextlib.suppress(NotPermittedError):
+            _write_evidence(attempt, decision)
+        event = attempt.ledger.append_if_permitted(event)
+    raise GateRejected(decision.summary(), decision=decision, event=event)
+
+
+def _write_evidence(attempt: _Attempt, decision: Decision) -> None:
+    name, version = attempt.candidate.name, attempt.candidate.version
+    attempt.store.set_version_tags(
+        name, version, {Tags.gates(attempt.alias): _evidence_tag(decision)}
+    )
+
+
+def _move_passed(
+    attempt: _Attempt, decision: Decision, want: str | None, lease_ttl: float | None
+) -> PromotionEvent:
+    """The gates passed: move under the lease (evidence first); a refusal is recorded."""
+    mp = attempt.pol.for_model(attempt.candidate.name)
+    try:
+        return _move(
+            attempt.store,
+            attempt.ledger,
+            attempt.pol,
+            attempt.event("pending", decision.summary(), decision),
+            expected=want,
+            ttl=lease_ttl,
+            before_move=lambda: _write_evidence(attempt, decision),
+            clear_alias=mp.challenger_alias if attempt.alias == mp.champion_alias else None,
+        )
+    except NotPermittedError as exc:
+        if exc.event is not None:
+            raise
+        refused = attempt.ledger.append_if_permitted(attempt.event("not_permitted", exc.message))
+        raise _carrying(exc, refused) from exc
 
 
 def promote(
@@ -279,7 +390,7 @@ def promote(
     dry_run: bool = False,
     lease_ttl: float | None = None,
     store: Store | None = None,
-) -> Event:
+) -> PromotionEvent:
     """Check the gates, then move ``model@to`` to the candidate if it still points at ``expected``.
 
     Args:
@@ -299,76 +410,69 @@ def promote(
         GateRejected: a gate said no (exit 3); ``.decision`` and ``.event`` carry the evidence.
         ConflictError / LeaseHeldError: the alias moved, or another promotion holds the lease
             (exit 4); ``.event`` is the recorded conflict.
-        NotPermittedError: the server refused (exit 5).
+        NotPermittedError: the server refused (exit 5); ``.event`` is the recorded refusal.
     """
     store = store or Store()
     validate_alias(to)
     pol = resolve_policy(policy, required=True)
     candidate = _candidate(store, model, version)
-    name = candidate.name
-    mp = pol.for_model(name)
-    ledger = Ledger(store, pol.ledger_experiment)
-    current = store.version_by_alias(name, to)
+    current = store.version_by_alias(candidate.name, to)
     observed = current.version if current else None
+    ledger = Ledger(store, pol.ledger_experiment)
+    attempt = _Attempt(store, pol, ledger, candidate, to, observed, reason)
     want = observed if expected is CURRENT else (None if expected is None else str(expected))
-
-    def event(outcome: str, message: str, decision: Decision | None = None) -> Event:
-        return new_event(
-            "promote",
-            outcome,
-            name,
-            to,
-            from_version=observed,
-            to_version=candidate.version,
-            reason=reason,
-            message=message,
-            gates=_gates(decision),
-        )
-
     if want != observed:
-        msg = (
-            f"{name}@{to} points at {observed or 'nothing'}, the caller expected "
-            f"{want or 'nothing'}"
-        )
-        ev = event("conflict", msg)
-        raise ConflictError(msg, event=ev if dry_run else _record_refusal(ledger, ev))
+        _refuse_unexpected(attempt, want, dry_run)
     if observed == candidate.version:
-        ev = event("unchanged", f"version {candidate.version} already holds {to}")
+        ev = attempt.event("unchanged", f"version {candidate.version} already holds {to}")
         return ev if dry_run else ledger.append(ev)
-
+    mp = pol.for_model(candidate.name)
     decision = _decide(store, pol, mp, candidate, to, eval_data, target)
     if not decision.passed:
-        ev = event("rejected", decision.summary(), decision)
-        if not dry_run:
-            # If the evidence cannot be written, the refusal still stands: the ledger or the
-            # output carries it.
-            with contextlib.suppress(NotPermittedError):
-                store.set_version_tags(
-                    name, candidate.version, {Tags.gates(to): _evidence_tag(decision)}
-                )
-            ev = _record_refusal(ledger, ev)
-        raise GateRejected(decision.summary(), decision=decision, event=ev)
+        _refuse_gates(attempt, decision, dry_run)
     if dry_run:
-        return event("dry_run", decision.summary(), decision)
+        return attempt.event("dry_run", decision.summary(), decision)
+    return _move_passed(attempt, decision, want, lease_ttl)
 
-    def write_evidence() -> None:
-        store.set_version_tags(name, candidate.version, {Tags.gates(to): _evidence_tag(decision)})
 
-    try:
-        return _move(
-            store,
-            ledger,
-            pol,
-            event("pending", decision.summary(), decision),
-            expected=want,
-            ttl=lease_ttl,
-            before_move=write_evidence,
-            clear_alias=mp.challenger_alias if to == mp.champion_alias else None,
+def _rollback_target(
+    ledger: Ledger,
+    name: str,
+    alias: str,
+    current: str,
+    to_version: str | int | None,
+    force: bool,
+) -> str:
+    """Where a rollback of ``name@alias`` (now at ``current``) goes, per the ledger."""
+    moves = [
+        e
+        for e in ledger.events(name, alias=alias, outcome="moved")
+        if isinstance(e, AliasMoveEvent)
+    ]
+    if to_version is not None:
+        target = str(to_version)
+        held = {v for e in moves for v in (e.from_version, e.to_version)}
+        if target not in held and not force:
+            raise UsageError(
+                f"version {target} never held {name}@{alias} according to the ledger: a rollback "
+                "skips the gates, so it only returns to a version that already served there",
+                hint=f"promote it instead (mlgate promote {name}/{target} --to {alias}), or pass "
+                "--force to move it without gates",
+            )
+        return target
+    promotions = [e for e in moves if isinstance(e, PromotionEvent)]
+    origin = next((e for e in promotions if e.to_version == current), None)
+    if origin is None:
+        raise UsageError(
+            f"the ledger has no promotion of version {current} to {name}@{alias}",
+            hint="pass --version VERSION to say where to roll back to",
         )
-    except NotPermittedError as exc:
-        if getattr(exc, "event", None) is None:
-            exc.event = _record_refusal(ledger, event("not_permitted", exc.message))
-        raise
+    if origin.from_version is None:
+        raise UsageError(
+            f"version {current} was the first {alias} of {name}: there is nothing "
+            "before it to roll back to"
+        )
+    return origin.from_version
 
 
 def rollback(
@@ -382,7 +486,7 @@ def rollback(
     lease_ttl: float | None = None,
     force: bool = False,
     store: Store | None = None,
-) -> Event:
+) -> RollbackEvent:
     """Move ``alias`` (default: the champion alias) back to the version it held before.
 
     "Before" comes from the ledger: the ``from_version`` of the promotion that put the current
@@ -401,49 +505,11 @@ def rollback(
     current = store.version_by_alias(name, alias)
     if current is None:
         raise UsageError(f"{name}@{alias} is not set: nothing to roll back")
-    if to_version is not None:
-        target = str(to_version)
-        held = {
-            v
-            for e in ledger.events(name, alias=alias, outcome="moved")
-            for v in (e.from_version, e.to_version)
-        }
-        if target not in held and not force:
-            raise UsageError(
-                f"version {target} never held {name}@{alias} according to the ledger: a rollback "
-                "skips the gates, so it only returns to a version that already served there",
-                hint=f"promote it instead (mlgate promote {name}/{target} --to {alias}), or pass "
-                "--force to move it without gates",
-            )
-    else:
-        moves = [
-            e for e in ledger.events(name, alias=alias, outcome="moved") if e.kind == "promote"
-        ]
-        origin = next((e for e in moves if e.to_version == current.version), None)
-        if origin is None:
-            raise UsageError(
-                f"the ledger has no promotion of version {current.version} to {name}@{alias}",
-                hint="pass --version VERSION to say where to roll back to",
-            )
-        if origin.from_version is None:
-            raise UsageError(
-                f"version {current.version} was the first {alias} of {name}: there is nothing "
-                "before it to roll back to"
-            )
-        target = origin.from_version
+    target = _rollback_target(ledger, name, alias, current.version, to_version, force)
     store.get_version(name, target)  # NotFoundError if it is gone
     if target == current.version:
         raise UsageError(f"{name}@{alias} already points at version {target}")
-    ev = new_event(
-        "rollback",
-        "pending",
-        name,
-        alias,
-        from_version=current.version,
-        to_version=target,
-        reason=reason,
-        message=f"roll {alias} back from version {current.version} to {target}",
-    )
+    ev = rollback_event(name, alias, from_version=current.version, to_version=target, reason=reason)
     if dry_run:
         return replace(ev, outcome="dry_run")
     return _move(store, ledger, pol, ev, expected=current.version, ttl=lease_ttl)
@@ -453,17 +519,23 @@ def history(
     model: str,
     *,
     alias: str | None = None,
+    kind: str | None = None,
     limit: int | None = None,
     policy: PolicyLike = None,
     store: Store | None = None,
 ) -> list[Event]:
-    """The ledger events of ``model`` (optionally one alias), newest first."""
+    """The ledger events of ``model`` (optionally of one alias or one kind), newest first.
+
+    Each is its kind's class (:class:`~mlgate.promotion.ledger.PromotionEvent`, ...), events
+    written by mlgate 0.1 included.
+    """
     store = store or Store()
     pol = resolve_policy(policy, required=False)
     name = _model_name(model)
     if not store.model_exists(name):
         raise NotFoundError(f"registered model {name!r}: not found")
-    return Ledger(store, pol.ledger_experiment).events(name, alias=alias, limit=limit)
+    ledger = Ledger(store, pol.ledger_experiment)
+    return ledger.events(name, alias=alias, kind=kind, limit=limit)
 
 
 @dataclass(frozen=True)
@@ -472,7 +544,7 @@ class AliasStatus:
 
     alias: str
     version: str
-    last_move: Event | None
+    last_move: AliasMoveEvent | None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -508,19 +580,22 @@ class Status:
         }
 
 
-#: Event kinds that move an alias. Traffic and rollout events name the challenger alias too, but
-#: their from/to are traffic settings ("split:50%"), not versions.
+#: Event kinds that move an alias (the kinds of :class:`~mlgate.promotion.ledger.AliasMoveEvent`).
+#: Traffic and rollout events name the challenger alias too, but move no alias.
 ALIAS_MOVES = ("promote", "rollback")
 
 
-def _last_alias_move(ledger: Ledger, model: str, alias: str) -> Event | None:
+def _last_alias_move(ledger: Ledger, model: str, alias: str) -> AliasMoveEvent | None:
     """The newest ``moved`` event that moved ``alias`` (traffic changes are not alias moves)."""
+
+    def first(events: list[Event]) -> AliasMoveEvent | None:
+        return next((e for e in events if isinstance(e, AliasMoveEvent)), None)
+
     page = 20
     moves = ledger.events(model, alias=alias, outcome="moved", limit=page)
-    last = next((e for e in moves if e.kind in ALIAS_MOVES), None)
+    last = first(moves)
     if last is None and len(moves) == page:  # a long run of traffic changes: read them all
-        moves = ledger.events(model, alias=alias, outcome="moved")
-        last = next((e for e in moves if e.kind in ALIAS_MOVES), None)
+        last = first(ledger.events(model, alias=alias, outcome="moved"))
     return last
 
 
@@ -548,9 +623,9 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
     pending = tuple(ledger.events(name, outcome="pending", limit=50))
     for e in pending:
         where = info.aliases.get(e.alias)
-        done = "did move" if where == e.to_version else "did not move"
+        done = "did move" if where == e.after else "did not move"
         notes.append(
-            f"a {e.kind} of {e.alias} to {e.to_version} by {e.actor} at {e.at} was "
+            f"a {e.kind} of {e.alias} to {e.after} by {e.actor} at {e.at} was "
             f"interrupted; the alias {done}"
         )
     lease = None

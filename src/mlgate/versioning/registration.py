@@ -33,6 +33,13 @@ from mlgate._version import __version__
 from mlgate.errors import NotFoundError, UsageError
 from mlgate.fingerprint import Fingerprint, fingerprint, fingerprint_model_artifacts
 from mlgate.lineage import Tags, compact_json
+from mlgate.promotion.ledger import (
+    AttachEvent,
+    Ledger,
+    RegistrationEvent,
+    attach_event,
+    registration_event,
+)
 from mlgate.registry.store import Store, VersionRecord, logged_model_id
 
 DataLike = Any  # a pandas DataFrame, a numpy array, or a path to a file or directory
@@ -40,13 +47,14 @@ DataLike = Any  # a pandas DataFrame, a numpy array, or a path to a file or dire
 
 @dataclass(frozen=True)
 class Registration:
-    """What ``register`` created: the version and the lineage it recorded."""
+    """What ``register`` created: the version, the lineage it recorded, and its ledger event."""
 
     version: VersionRecord
     model_uri: str
     run_id: str | None
     lineage: lineage.Lineage
     data: dict[str, Fingerprint]
+    event: RegistrationEvent | None = None
 
     @property
     def name(self) -> str:
@@ -288,6 +296,188 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _check_arguments(
+    model: Any, name: Any, metrics: Mapping[str, Any] | None, tags: Mapping[str, str] | None
+) -> tuple[str, dict[str, float]]:
+    """Refuse bad arguments before anything is read or written: the name, metrics and tags, and
+    an estimator that is not fitted."""
+    name = _check_name(name)
+    clean_metrics = _check_metrics(metrics)
+    for key in tags or {}:
+        if key.startswith(lineage.TAG_PREFIX):
+            raise UsageError(f"tag {key!r}: the 'mlgate.' prefix is reserved for lineage")
+    if not isinstance(model, str):
+        _check_fitted(model)
+    return name, clean_metrics
+
+
+def _datasets(
+    store: Store,
+    inputs: Mapping[str, DataLike],
+    fps: Mapping[str, Fingerprint],
+    sources: Mapping[str, str | None],
+    target: str | None,
+) -> list[tuple[Any, str]]:
+    """The MLflow dataset inputs (with their context) that the run records the data as."""
+    datasets = []
+    for role, data in inputs.items():
+        if data is not None:
+            ds = _dataset(store, role, data, fps[role], sources[role], target)
+            if ds is not None:
+                datasets.append((ds, "training" if role == "train" else "evaluation"))
+    return datasets
+
+
+@dataclass(frozen=True)
+class _Logged:
+    """The model to register, the run that logged it, and the training code's git state."""
+
+    model_uri: str
+    run_id: str | None
+    git: lineage.GitState
+    git_source: str
+
+
+def _log_here(
+    store: Store,
+    model: Any,
+    *,
+    run_id: str | None,
+    experiment: str | None,
+    input_example: Any,
+    signature: Any,
+    params: Mapping[str, Any] | None,
+    metrics: dict[str, float],
+    datasets: list[tuple[Any, str]],
+    code_path: Any,
+    log_model_kwargs: Mapping[str, Any] | None,
+) -> _Logged:
+    """Log a model object (with params, metrics, data and the checkout's commit) to a run."""
+    git, git_source = _git_lineage(store, None, code_path, logged_here=True)
+    if signature is None and input_example is not None and hasattr(model, "predict"):
+        signature = store.infer_signature(input_example, model.predict(input_example))
+    model_uri, run_id = store.log_model(
+        model,
+        run_id=run_id,
+        experiment=experiment,
+        input_example=input_example,
+        signature=signature,
+        params=dict(params or {}),
+        metrics=metrics,
+        datasets=datasets,
+        run_tags={Tags.GIT_COMMIT: git.commit},
+        log_model_kwargs=dict(log_model_kwargs or {}),
+    )
+    return _Logged(model_uri, run_id, git, git_source)
+
+
+def _take_logged(
+    store: Store,
+    model_uri: str,
+    *,
+    run_id: str | None,
+    params: Mapping[str, Any] | None,
+    metrics: dict[str, float],
+    datasets: list[tuple[Any, str]],
+    code_path: Any,
+) -> _Logged:
+    """A model already logged: its run gets the extras (never a rewritten metric)."""
+    model_uri, run_id = _source_run(store, model_uri, run_id)
+    git, git_source = _git_lineage(store, run_id, code_path, logged_here=False)
+    if run_id and metrics:
+        _refuse_rewrites(store.get_run(run_id).metrics, metrics, run_id)
+    if run_id:
+        store.log_run_extras(run_id, params=dict(params or {}), metrics=metrics, datasets=datasets)
+    return _Logged(model_uri, run_id, git, git_source)
+
+
+def _log_model(
+    store: Store,
+    model: Any,
+    *,
+    run_id: str | None,
+    experiment: str | None,
+    input_example: Any,
+    signature: Any,
+    params: Mapping[str, Any] | None,
+    metrics: dict[str, float],
+    datasets: list[tuple[Any, str]],
+    code_path: Any,
+    log_model_kwargs: Mapping[str, Any] | None,
+) -> _Logged:
+    """Log ``model`` here, or take the one a URI names."""
+    if isinstance(model, str):
+        return _take_logged(
+            store,
+            model,
+            run_id=run_id,
+            params=params,
+            metrics=metrics,
+            datasets=datasets,
+            code_path=code_path,
+        )
+    return _log_here(
+        store,
+        model,
+        run_id=run_id,
+        experiment=experiment,
+        input_example=input_example,
+        signature=signature,
+        params=params,
+        metrics=metrics,
+        datasets=datasets,
+        code_path=code_path,
+        log_model_kwargs=log_model_kwargs,
+    )
+
+
+def _version_tags(
+    store: Store,
+    logged: _Logged,
+    metrics: dict[str, float],
+    params: Mapping[str, Any] | None,
+    fps: Mapping[str, Fingerprint],
+    sources: Mapping[str, str | None],
+    tags: Mapping[str, str] | None,
+) -> tuple[dict[str, str], str]:
+    """Every ``mlgate.*`` lineage tag of the new version (the artifact digest taken from the
+    files as the registry serves them), and the caller's own tags; and the artifact digest."""
+    artifact, env = _artifact_facts(store, logged.model_uri, declared_env=False)
+    run_metrics: dict[str, float] = {}
+    run_params: dict[str, str] = {}
+    if logged.run_id:
+        run = store.get_run(logged.run_id)
+        run_metrics, run_params = _finite(run.metrics), dict(run.params)
+    run_metrics.update(metrics)
+    run_params.update({k: str(v) for k, v in (params or {}).items()})
+
+    version_tags: dict[str, str] = {
+        Tags.MLGATE_VERSION: __version__,
+        **_git_tags(logged.git, logged.git_source),
+        Tags.ARTIFACT_DIGEST: artifact.digest,
+        Tags.ARTIFACT_FILES: str(artifact.files),
+        **_env_tags(env),
+        Tags.REGISTERED_BY: lineage.actor(),
+        Tags.REGISTERED_AT: _now(),
+        Tags.METRICS: _limit_json(run_metrics),
+        Tags.PARAMS: _limit_json(run_params),
+    }
+    ci = lineage.ci_run_url()
+    if ci:
+        version_tags[Tags.CI_RUN_URL] = ci
+    for role, fp in fps.items():
+        version_tags.update(_data_tags(role, fp, sources[role]))
+    version_tags.update(dict(tags or {}))
+    return version_tags, artifact.digest
+
+
+def _ledger(store: Store, policy: Any) -> Ledger:
+    """The ledger named by ``policy`` (a Policy, a path, or None: search upward)."""
+    from mlgate.promotion.workflow import ledger_for
+
+    return ledger_for(store, policy)
+
+
 def register(
     model: Any,
     *,
@@ -304,9 +494,10 @@ def register(
     tags: Mapping[str, str] | None = None,
     code_path: str | os.PathLike[str] | None = None,
     log_model_kwargs: Mapping[str, Any] | None = None,
+    policy: Any = None,
     store: Store | None = None,
 ) -> Registration:
-    """Register a model version with full lineage.
+    """Register a model version with full lineage, and record it in the ledger.
 
     Args:
         model: a fitted scikit-learn estimator or ``mlflow.pyfunc.PythonModel`` (logged for you),
@@ -328,97 +519,57 @@ def register(
             working directory). A model given by URI takes its run's git tags instead.
         log_model_kwargs: extra arguments for the flavor's ``log_model`` when mlgate logs the
             model. scikit-learn's own types (trees) are trusted for skops automatically.
+        policy: a policy (or its path) naming the ledger experiment (default: search upward).
         store: the tracking server (default: see :class:`mlgate.Store`). Registering is what
             creates a SQLite store that does not exist yet.
 
     Returns:
-        A :class:`Registration` with the new version and the recorded lineage.
+        A :class:`Registration` with the new version, the recorded lineage and the
+        :class:`~mlgate.promotion.ledger.RegistrationEvent` (unrecorded, ``record_id`` None, if
+        the server refused the ledger write: the version exists either way).
 
     Raises:
         UsageError: bad arguments (name, metrics, an unfitted estimator). NotFoundError: a data
             path, run or logged model does not exist. TrackingServerError / NotPermittedError:
             the server failed or refused.
     """
-    name = _check_name(name)
-    clean_metrics = _check_metrics(metrics)
-    for key in tags or {}:
-        if key.startswith(lineage.TAG_PREFIX):
-            raise UsageError(f"tag {key!r}: the 'mlgate.' prefix is reserved for lineage")
-    logged_here = not isinstance(model, str)
-    if logged_here:
-        _check_fitted(model)
+    name, clean_metrics = _check_arguments(model, name, metrics, tags)
     store = store or Store()
+    ledger = _ledger(store, policy)  # a malformed policy fails before anything is written
 
     # Fingerprint first: a bad data path fails before anything is written to the server.
     inputs = {"train": train_data, "eval": eval_data}
     fps, sources = _fingerprint_all(inputs)
-    datasets = []
-    for role, data in inputs.items():
-        if data is not None:
-            ds = _dataset(store, role, data, fps[role], sources[role], target)
-            if ds is not None:
-                datasets.append((ds, "training" if role == "train" else "evaluation"))
-
-    if logged_here:
-        git, git_source = _git_lineage(store, None, code_path, logged_here=True)
-        if signature is None and input_example is not None and hasattr(model, "predict"):
-            signature = store.infer_signature(input_example, model.predict(input_example))
-        model_uri, run_id = store.log_model(
-            model,
-            run_id=run_id,
-            experiment=experiment,
-            input_example=input_example,
-            signature=signature,
-            params=dict(params or {}),
-            metrics=clean_metrics,
-            datasets=datasets,
-            run_tags={Tags.GIT_COMMIT: git.commit},
-            log_model_kwargs=dict(log_model_kwargs or {}),
-        )
-    else:
-        model_uri, run_id = _source_run(store, str(model), run_id)
-        git, git_source = _git_lineage(store, run_id, code_path, logged_here=False)
-        if run_id and clean_metrics:
-            _refuse_rewrites(store.get_run(run_id).metrics, clean_metrics, run_id)
-        if run_id:
-            store.log_run_extras(
-                run_id, params=dict(params or {}), metrics=clean_metrics, datasets=datasets
-            )
-
-    artifact, env = _artifact_facts(store, model_uri, declared_env=False)
-    run_metrics: dict[str, float] = {}
-    run_params: dict[str, str] = {}
-    if run_id:
-        run = store.get_run(run_id)
-        run_metrics, run_params = _finite(run.metrics), dict(run.params)
-    run_metrics.update(clean_metrics)
-    run_params.update({k: str(v) for k, v in (params or {}).items()})
-
-    version_tags: dict[str, str] = {
-        Tags.MLGATE_VERSION: __version__,
-        **_git_tags(git, git_source),
-        Tags.ARTIFACT_DIGEST: artifact.digest,
-        Tags.ARTIFACT_FILES: str(artifact.files),
-        **_env_tags(env),
-        Tags.REGISTERED_BY: lineage.actor(),
-        Tags.REGISTERED_AT: _now(),
-        Tags.METRICS: _limit_json(run_metrics),
-        Tags.PARAMS: _limit_json(run_params),
-    }
-    ci = lineage.ci_run_url()
-    if ci:
-        version_tags[Tags.CI_RUN_URL] = ci
-    for role, fp in fps.items():
-        version_tags.update(_data_tags(role, fp, sources[role]))
-    version_tags.update(dict(tags or {}))
-
-    version = store.register(model_uri, name, version_tags)
+    datasets = _datasets(store, inputs, fps, sources, target)
+    logged = _log_model(
+        store,
+        model,
+        run_id=run_id,
+        experiment=experiment,
+        input_example=input_example,
+        signature=signature,
+        params=params,
+        metrics=clean_metrics,
+        datasets=datasets,
+        code_path=code_path,
+        log_model_kwargs=log_model_kwargs,
+    )
+    version_tags, digest = _version_tags(store, logged, clean_metrics, params, fps, sources, tags)
+    version = store.register(logged.model_uri, name, version_tags)
+    event = registration_event(
+        version.name,
+        version.version,
+        run_id=logged.run_id,
+        model_uri=logged.model_uri,
+        artifact_digest=digest,
+    )
     return Registration(
         version=version,
-        model_uri=model_uri,
-        run_id=run_id,
+        model_uri=logged.model_uri,
+        run_id=logged.run_id,
         lineage=_lineage(version),
         data=fps,
+        event=ledger.append_if_permitted(event),
     )
 
 
@@ -436,7 +587,7 @@ class Attachment:
     lineage: lineage.Lineage
     written: dict[str, str]
     replaced: dict[str, tuple[str, str]]
-    event: Any = None  # the ledger event, when something was written
+    event: AttachEvent | None = None  # the ledger event, when something was written
 
     @property
     def changed(self) -> bool:
@@ -458,6 +609,72 @@ def _group(key: str) -> str:
     if key.startswith("mlgate.data."):
         return ".".join(key.split(".")[:3])
     return key
+
+
+def _version_to_attach(store: Store, ref: str) -> VersionRecord:
+    from mlgate.registry.refs import parse_ref, resolve
+
+    parsed = parse_ref(ref)
+    if parsed.version is None and parsed.alias is None:
+        raise UsageError(
+            f"say which version of {ref!r} to attach to (MODEL/VERSION or MODEL@ALIAS)"
+        )
+    return resolve(store, parsed)
+
+
+def _observed_lineage(
+    store: Store, v: VersionRecord, train_data: DataLike | None, eval_data: DataLike | None
+) -> dict[str, str]:
+    """The lineage tags ``v`` should have: its artifacts' digest, the environment the model
+    declares, its run's git state, metrics and params (where not recorded), the data's
+    fingerprints."""
+    fps, sources = _fingerprint_all({"train": train_data, "eval": eval_data})
+    artifact, env = _artifact_facts(store, f"models:/{v.name}/{v.version}", declared_env=True)
+    wanted: dict[str, str] = {
+        Tags.ARTIFACT_DIGEST: artifact.digest,
+        Tags.ARTIFACT_FILES: str(artifact.files),
+        **_env_tags(env),
+    }
+    run = store.get_run(v.run_id) if v.run_id else None
+    if Tags.GIT_COMMIT not in v.tags:
+        git = lineage.git_from_run(run.tags) if run else None
+        if git is not None:
+            wanted.update(_git_tags(git, lineage.GIT_FROM_RUN))
+    if run is not None:
+        if Tags.METRICS not in v.tags:
+            wanted[Tags.METRICS] = _limit_json(_finite(run.metrics))
+        if Tags.PARAMS not in v.tags:
+            wanted[Tags.PARAMS] = _limit_json(run.params)
+    for role, fp in fps.items():
+        wanted.update(_data_tags(role, fp, sources[role]))
+    return wanted
+
+
+def _tags_to_write(
+    v: VersionRecord, wanted: Mapping[str, str], force: bool
+) -> tuple[dict[str, str], dict[str, tuple[str, str]]]:
+    """What attach writes, and the recorded values it replaces (refused unless ``force``)."""
+    replaced = {
+        key: (v.tags[key], value)
+        for key, value in wanted.items()
+        if key in _GUARDED and v.tags.get(key) not in (None, value)
+    }
+    if replaced and not force:
+        key, (old, new) = next(iter(replaced.items()))
+        raise UsageError(
+            f"{v.ref} records {key} = {old}, but its artifacts/data now give {new}: refusing to "
+            "overwrite recorded lineage",
+            hint="if the recorded value is wrong, run again with --force (recorded in the ledger)",
+        )
+    # Attach adds what is missing; recorded facts stay as they are, except a guarded group
+    # (the artifact, one data role) that --force replaces as a whole.
+    forced = {_group(k) for k in replaced}
+    written = {
+        k: val
+        for k, val in wanted.items()
+        if k not in v.tags or (_group(k) in forced and v.tags[k] != val)
+    }
+    return written, replaced
 
 
 def attach(
@@ -486,86 +703,27 @@ def attach(
         reason: why; stored in the ledger event.
         policy: a policy (or its path) naming the ledger experiment (default: search upward).
 
+    Returns:
+        An :class:`Attachment`; its ``event`` is the
+        :class:`~mlgate.promotion.ledger.AttachEvent` (None when nothing was written).
+
     Raises:
         NotFoundError: the version or a data path does not exist. UsageError: the version
             records a different digest and ``force`` is not set.
     """
-    from mlgate.promotion.ledger import Ledger, new_event
-    from mlgate.promotion.workflow import resolve_policy
-    from mlgate.registry.refs import parse_ref, resolve
-
-    parsed = parse_ref(ref)
-    if parsed.version is None and parsed.alias is None:
-        raise UsageError(
-            f"say which version of {ref!r} to attach to (MODEL/VERSION or MODEL@ALIAS)"
-        )
     store = store or Store()
-    v = resolve(store, parsed)
-    fps, sources = _fingerprint_all({"train": train_data, "eval": eval_data})
-    artifact, env = _artifact_facts(store, f"models:/{v.name}/{v.version}", declared_env=True)
-
-    wanted: dict[str, str] = {
-        Tags.ARTIFACT_DIGEST: artifact.digest,
-        Tags.ARTIFACT_FILES: str(artifact.files),
-        **_env_tags(env),
-    }
-    run = store.get_run(v.run_id) if v.run_id else None
-    if Tags.GIT_COMMIT not in v.tags:
-        git = lineage.git_from_run(run.tags) if run else None
-        if git is not None:
-            wanted.update(_git_tags(git, lineage.GIT_FROM_RUN))
-    if run is not None:
-        if Tags.METRICS not in v.tags:
-            wanted[Tags.METRICS] = _limit_json(_finite(run.metrics))
-        if Tags.PARAMS not in v.tags:
-            wanted[Tags.PARAMS] = _limit_json(run.params)
-    for role, fp in fps.items():
-        wanted.update(_data_tags(role, fp, sources[role]))
-
-    replaced = {
-        key: (v.tags[key], value)
-        for key, value in wanted.items()
-        if key in _GUARDED and v.tags.get(key) not in (None, value)
-    }
-    if replaced and not force:
-        key, (old, new) = next(iter(replaced.items()))
-        raise UsageError(
-            f"{v.ref} records {key} = {old}, but its artifacts/data now give {new}: refusing to "
-            "overwrite recorded lineage",
-            hint="if the recorded value is wrong, run again with --force (recorded in the ledger)",
-        )
-    # Attach adds what is missing; recorded facts stay as they are, except a guarded group
-    # (the artifact, one data role) that --force replaces as a whole.
-    forced = {_group(k) for k in replaced}
-    written = {
-        k: val
-        for k, val in wanted.items()
-        if k not in v.tags or (_group(k) in forced and v.tags[k] != val)
-    }
+    v = _version_to_attach(store, ref)
+    written, replaced = _tags_to_write(v, _observed_lineage(store, v, train_data, eval_data), force)
     if not written:
         return Attachment(version=v, lineage=_lineage(v), written={}, replaced={})
     written.update({Tags.ATTACHED_BY: lineage.actor(), Tags.ATTACHED_AT: _now()})
     if Tags.MLGATE_VERSION not in v.tags:
         written[Tags.MLGATE_VERSION] = __version__
-    pol = resolve_policy(policy, required=False)
-    changes = "; ".join(f"{k}: {old} -> {new}" for k, (old, new) in replaced.items())
-    message = f"attached lineage to version {v.version} ({len(written)} tags)" + (
-        f"; forced: {changes}" if replaced else ""
-    )
+    ledger = _ledger(store, policy)
     # Recorded before the tags are written and settled after, like an alias move, so no write
     # of lineage is ever missing from the ledger (an interrupted one stays "pending").
-    ledger = Ledger(store, pol.ledger_experiment)
     pending = ledger.append(
-        new_event(
-            "attach",
-            "pending",
-            v.name,
-            "",
-            from_version=None,
-            to_version=v.version,
-            reason=reason,
-            message=message,
-        )
+        attach_event(v.name, v.version, written=tuple(written), forced=replaced, reason=reason)
     )
     store.set_version_tags(v.name, v.version, written)
     event = ledger.settle(pending, "attached")
