@@ -1,12 +1,12 @@
 """``mlgate build --tools-image``: mlgate and ``mlflow-skinny`` in an image, with no model.
 
 The image pipeline steps run mlgate's commands in (``mlgate.kfp``'s Kubeflow components:
-register, check, promote, rollback, export). It is made of the same layers as a model's image
-(``mlgate build``), in the same order — base, Python environment, the pinned requirements,
-mlgate — from the same two-stage Dockerfile (:class:`~mlgate.deploy.recipe.Runtime`), so it
-is built, keyed and reused the same way; then one small Dockerfile step
-(:class:`~mlgate.deploy.recipe.ToolsLayer`) makes it a command-line image: no entrypoint, no
-serving health check, ``mlgate`` on ``PATH``, checked to import at build time.
+register, check, promote, rollback, export). It is a runtime like a model image's (``mlgate
+build``): the same two-stage Dockerfile and layers, in the same order — base, Python
+environment, the pinned requirements, mlgate — built, keyed (``mlgate-runtime:<key>``) and
+reused the same way, with a final stage made for the command line
+(:class:`~mlgate.deploy.recipe.ToolsRuntime`): no entrypoint, no serving port or health check,
+and a build-time check that mlgate's commands import with no network.
 
 Requirements are mlgate's own (``recipe.TOOLS_REQUIREMENTS``) pinned to this machine's versions,
 and ``mlflow-skinny`` at this machine's MLflow version (``full_mlflow`` keeps ``mlflow``).
@@ -119,8 +119,12 @@ def build_tools_image(
     py = python or f"{sys.version_info[0]}.{sys.version_info[1]}"
     base = base_image or recipe.default_base_image(py)
     requirements = tools_requirements(full_mlflow=full_mlflow)
-    runtime = recipe.Runtime(
-        base_image=base, python=py, offline=offline, ca_bundle=ca_bundle is not None and not offline
+    runtime = recipe.ToolsRuntime(
+        base_image=base,
+        python=py,
+        offline=offline,
+        ca_bundle=ca_bundle is not None and not offline,
+        labels=_labels(base),
     )
     _note(on_progress, f"building the tools image {repository}:{image_tag} (mlgate {__version__})")
     engine = Engine(docker_host)
@@ -150,8 +154,7 @@ def build_tools_image(
             nocache=nocache,
             on_progress=on_progress,
         )
-        layer = recipe.ToolsLayer(runtime_image=runtime_ref, labels=_labels(base))
-        image_id = _build_layer(engine, work, layer, platform, nocache, on_progress)
+        image_id = engine.inspect(runtime_ref).id
         engine.tag(image_id, repository, image_tag)
         image = f"{repository}:{image_tag}"
         pushed = None
@@ -192,34 +195,6 @@ def _labels(base: str) -> dict[str, str]:
         "io.mlgate.version": __version__,
         "io.mlgate.image.kind": "tools",
     }
-
-
-def _build_layer(
-    engine: Any,
-    work: Path,
-    layer: recipe.ToolsLayer,
-    platform: str | None,
-    nocache: bool,
-    on_progress: Progress | None,
-) -> str:
-    """The tools layer on top of the runtime (one Dockerfile, no network); its image id."""
-    from mlgate.deploy.build import _Context
-
-    ctx = _Context(work / "tools.tar")
-    try:
-        ctx.add_bytes("Dockerfile", layer.dockerfile().encode())
-        ctx.add_bytes("mlgate", layer.launcher().encode())
-    finally:
-        ctx.close()
-    _note(on_progress, "adding the tools layer; checking that mlgate imports (no network)")
-    built = engine.build(
-        str(ctx.path),
-        network_mode="none",
-        platform=platform,
-        nocache=nocache,
-        on_progress=on_progress,
-    )
-    return str(built.image_id)
 
 
 #: ``mlgate build`` options that only make sense for a model's image.
