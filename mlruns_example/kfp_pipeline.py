@@ -21,6 +21,7 @@ the evaluation rows and the accuracy gate rejects it.
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -65,10 +66,12 @@ from sklearn.metrics import accuracy_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-altered, run_id_path, train_path, eval_path = sys.argv[1:5]
+from mlgate.kfp_step import write_executor_output
+
+altered, run_id_path, train_path, eval_path, executor_input, executor_output = sys.argv[1:7]
 features = [f"x{i}" for i in range(8)]
 x, y = make_classification(n_samples=4000, n_features=8, n_informative=5, n_redundant=1,
-                           class_sep=1.0, flip_y=0.03, random_state=7)
+                           class_sep=1.5, flip_y=0.03, random_state=7)
 frame = pd.DataFrame(x.round(6), columns=features)
 frame["label"] = y
 train, test = frame.iloc[:3000].copy(), frame.iloc[3000:]
@@ -86,8 +89,18 @@ for path, data in ((train_path, train), (eval_path, test)):
     data.to_csv(path, index=False)
 Path(run_id_path).parent.mkdir(parents=True, exist_ok=True)
 Path(run_id_path).write_text(run.info.run_id)
+write_executor_output(executor_input, executor_output)  # names the datasets for kfp.local
 print(f"trained run {run.info.run_id}: accuracy {accuracy:.4f} on {len(test)} rows")
 """
+
+
+#: A container component's output artifacts exist for kfp.local only once the executor output
+#: file names them (the KFP backend finds them by itself): mlgate.kfp_step writes it.
+EXECUTOR = [
+    dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
+    dsl.PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER,
+]
+WRITE = "import sys; from mlgate.kfp_step import write_executor_output as w; w(*sys.argv[1:3])"
 
 
 @dsl.container_component
@@ -101,7 +114,7 @@ def train(
     return dsl.ContainerSpec(
         image=IMAGE,
         command=["python", "-c", TRAIN],
-        args=[altered, run_id, train_data.path, eval_data.path],
+        args=[altered, run_id, train_data.path, eval_data.path, *EXECUTOR],
     )
 
 
@@ -114,9 +127,9 @@ def post_rejection(report: dsl.Input[dsl.Markdown], notice: dsl.Output[dsl.Markd
             "sh",
             "-c",
             'mkdir -p "$(dirname "$1")" && { echo "## Not promoted: the gate rejected it"; '
-            'echo; cat "$0"; } > "$1" && cat "$1"',
+            f'echo; cat "$0"; }} > "$1" && cat "$1" && python -c {shlex.quote(WRITE)} "$2" "$3"',
         ],
-        args=[report.path, notice.path],
+        args=[report.path, notice.path, *EXECUTOR],
     )
 
 
@@ -164,8 +177,12 @@ def example_pipeline(model_name: str = MODEL_NAME, altered: bool = False):
 
 def run_locally(args: argparse.Namespace) -> dict[str, object]:
     """Run the pipeline with kfp.local's Docker runner; what it did, for people and tests."""
+    import docker.client
     from kfp import local
 
+    # kfp.local's Docker client keeps docker-py's 60 s timeout; creating a container of the
+    # 800 MB tools image on a copying storage driver (vfs) can take longer on a busy machine.
+    docker.client.DEFAULT_TIMEOUT_SECONDS = max(docker.client.DEFAULT_TIMEOUT_SECONDS, 900)
     passed = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_TRACKING_") and v}
     if "MLFLOW_TRACKING_URI" not in passed:
         sys.exit("kfp_pipeline.py run: set MLFLOW_TRACKING_URI (a server the containers reach)")

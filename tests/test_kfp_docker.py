@@ -27,7 +27,9 @@ pytestmark = pytest.mark.docker
 #: Runs one component with kfp.local (outside a pipeline) and says whether the task failed.
 ONE_STEP = """
 import json, os, sys
+import docker.client
 from kfp import local
+docker.client.DEFAULT_TIMEOUT_SECONDS = 900  # as kfp_pipeline.py run: vfs is slow to create
 from mlgate.kfp import components
 image, command, kwargs, root = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
 env = {k: v for k, v in os.environ.items() if k.startswith("MLFLOW_TRACKING_") and v}

@@ -70,6 +70,10 @@ Number = dsl.OutputPath(int)
 
 def _identity() -> list[Any]:
     return [
+        "--executor-input",
+        dsl.PIPELINE_TASK_EXECUTOR_INPUT_PLACEHOLDER,
+        "--executor-output",
+        dsl.PIPELINE_TASK_EXECUTOR_OUTPUT_PATH_PLACEHOLDER,
         "--kfp-job",
         dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
         "--kfp-job-id",

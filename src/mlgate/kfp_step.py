@@ -206,6 +206,57 @@ def _md_register(data: dict[str, Any]) -> str:
     return f"{head}\n\n| | |\n| --- | --- |\n{body}\n"
 
 
+def write_executor_output(executor_input: str, path: str) -> None:
+    """List the task's output artifacts in KFP's executor output file.
+
+    The KFP backend's launcher uploads a container's output artifacts by itself; ``kfp.local``
+    only knows the artifacts an executor output file names (as a Python component's executor
+    writes it). Naming each output artifact at the URI KFP gave it serves both.
+    """
+    if not executor_input.strip() or not path.strip():
+        return
+    try:
+        artifacts = json.loads(executor_input).get("outputs", {}).get("artifacts", {})
+    except (ValueError, AttributeError):
+        raise StepError("--executor-input: not KFP's executor input (JSON)") from None
+    listed = {
+        name: {
+            "artifacts": [{**a, "metadata": a.get("metadata") or {}} for a in group["artifacts"]]
+        }
+        for name, group in artifacts.items()
+    }
+    _write(path, json.dumps({"artifacts": listed}))
+
+
+#: What mlgate reads evaluation data as, by file suffix (KFP's artifact paths have none).
+EVAL_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".feather")
+
+
+def _sniff(path: Path) -> str:
+    """The suffix for a data file named without one, from its first bytes."""
+    with path.open("rb") as fh:
+        head = fh.read(8)
+    if head.startswith(b"PAR1"):
+        return ".parquet"
+    if head.startswith(b"ARROW1"):
+        return ".feather"
+    if head.lstrip()[:1] in (b"{", b"["):
+        return ".jsonl" if head.lstrip()[:1] == b"{" else ".json"
+    return ".csv"
+
+
+def _named_data(argv: list[str], tmp: Path) -> list[str]:
+    """``--eval-data`` at a path without a data suffix (a KFP artifact): a link that has one."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        path = Path(out[i + 1])
+        if arg == "--eval-data" and path.suffix.lower() not in EVAL_SUFFIXES and path.is_file():
+            link = tmp / f"eval-data{_sniff(path)}"
+            link.symlink_to(path.resolve())
+            out[i + 1] = str(link)
+    return out
+
+
 def _failure_report(command: str, code: int) -> str:
     return f"### ❌ mlgate {command}: failed (exit {code})\n\nSee the step's log for the error.\n"
 
@@ -218,6 +269,7 @@ def run(argv: Sequence[str]) -> int:
     _tracking()
     _identity(opts)
     with tempfile.TemporaryDirectory(prefix="mlgate-kfp-") as tmp:
+        argv_ = _named_data(argv_, Path(tmp))
         policy = opts.get("policy-text", "")
         if policy.strip():
             path = Path(tmp) / "mlgate.toml"
@@ -257,6 +309,7 @@ def run(argv: Sequence[str]) -> int:
     _write(opts.get("outcome"), outputs.get("outcome") or ("rejected" if rejected else "error"))
     _write(opts.get("exit-code"), str(code))
     _write(opts.get("report"), report or _failure_report(command, code))
+    write_executor_output(opts.get("executor-input", ""), opts.get("executor-output", ""))
     if allowed:
         print(
             f"mlgate-kfp: the gate rejected {command} (exit 3); fail_on_reject is false, so the "
