@@ -110,7 +110,6 @@ def test_pipeline_promotes_to_challenger(runs, tracking_server):
 def test_ledger_names_the_pipeline_run(runs, tracking_server):
     """The promotion's ledger event: moved to version 1, with the pipeline run (its name, run
     id and task) as the actor and run link."""
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_server.uri
     events = mlgate.history(
         runs["name"], alias="challenger", store=mlgate.Store(tracking_server.uri)
     )
