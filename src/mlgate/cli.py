@@ -775,8 +775,17 @@ def serve(
 
 
 # --------------------------------------------------------------------------- build
+_DEFAULT_SOURCE = click.core.ParameterSource.DEFAULT
+
+
 @cli.command()
-@click.argument("ref", metavar="MODEL@ALIAS|MODEL/VERSION")
+@click.argument("ref", metavar="MODEL@ALIAS|MODEL/VERSION", required=False)
+@click.option(
+    "--tools-image",
+    is_flag=True,
+    help="Build the image pipeline steps run mlgate in (mlgate and mlflow-skinny, no model; "
+    "default mlgate-tools:MLGATE_VERSION) instead of a model's image.",
+)
 @click.option(
     "--repo",
     "repository",
@@ -842,7 +851,8 @@ def serve(
 @click.pass_context
 def build(
     ctx: click.Context,
-    ref: str,
+    ref: str | None,
+    tools_image: bool,
     repository: str,
     tag: str,
     base_image: str | None,
@@ -880,6 +890,18 @@ def build(
     if no_download and wheelhouse is None:
         raise click.UsageError("--no-download needs --wheelhouse")
     progress = None if quiet else (lambda m: click.echo(m, err=True))
+    if tools_image:  # the image pipeline steps run mlgate in: mlgate.deploy.tools
+        from mlgate.deploy.tools import build_from_options
+
+        given = {k for k in ctx.params if ctx.get_parameter_source(k) is not _DEFAULT_SOURCE}
+        made, line = build_from_options(ctx.params, given, on_progress=progress)
+        if as_json:
+            _echo_json(made)
+        else:
+            click.echo(line)
+        return
+    if ref is None:  # the message click gives for a missing argument
+        raise click.UsageError("Missing argument 'MODEL@ALIAS|MODEL/VERSION'.", ctx=ctx)
     result = run_build(
         ref,
         store=_store(ctx),
