@@ -1,8 +1,8 @@
 """Like-for-like evaluation: score several model versions on the same rows.
 
 Loads each version once (downloaded once, shared with the other evidence that needs the files),
-predicts on the evaluation data without its target column, and computes :mod:`mlgate.promotion.measures`
-metrics: label metrics from the pyfunc model's ``predict``, probability metrics from the
+predicts on the evaluation data without its target column, and computes
+:mod:`mlgate.promotion.measures` metrics: label metrics from the pyfunc model's ``predict``, probability metrics from the
 scikit-learn estimator's own ``predict_proba``, and the policy's custom metrics. The data's
 fingerprint goes into the evidence, so a report always says which rows the numbers come from.
 
