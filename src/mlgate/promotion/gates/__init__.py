@@ -36,7 +36,17 @@ from mlgate.promotion.gates.base import (
     result,
     usable,
 )
+from mlgate.promotion.gates.common import metric_value
 from mlgate.promotion.gates.registry import GROUP, resolve
+from mlgate.promotion.schema import (
+    Boolean,
+    Integer,
+    Number,
+    Schema,
+    String,
+    Strings,
+    problem,
+)
 
 
 def run_gates(specs: Sequence[GateSpec], evidence: Evidence) -> tuple[GateResult, ...]:
@@ -60,8 +70,10 @@ def _run(spec: GateSpec, evidence: Evidence) -> GateResult:
         return result(spec, False, None, "the gate to run", why)
 
 
+#: What a gate type's module (built-in or plug-in) imports: ``from mlgate.promotion.gates import ...``
 __all__ = [
     "GROUP",
+    "Boolean",
     "Column",
     "Decision",
     "EvaluationEvidence",
@@ -69,9 +81,16 @@ __all__ = [
     "Gate",
     "GateResult",
     "GateSpec",
+    "Integer",
     "Needs",
+    "Number",
+    "Schema",
+    "String",
+    "Strings",
     "VersionEvidence",
     "fmt",
+    "metric_value",
+    "problem",
     "result",
     "run_gates",
     "usable",
