@@ -28,6 +28,7 @@ group_gap = mlgate_group_gap:GATE
 gap_broken_import = mlgate_group_gap.broken:GATE
 gap_not_a_gate = mlgate_group_gap:not_a_gate
 gap_misnamed = mlgate_group_gap:MISNAMED
+gap_liar = mlgate_group_gap:LIAR
 """
 GAP_POLICY = """
 [[default.gates.champion]]
@@ -180,3 +181,10 @@ def test_broken_plugins_cost_nothing_to_a_policy_of_builtin_gates(installed, tmp
     policy = write_policy(tmp_path, "[[default.gates.champion]]\ntype = 'signature'\n")
     assert load_policy(policy).for_model("m").gates_for("champion")[0].type == "signature"
     assert "mlgate_group_gap.broken" not in sys.modules and not registry._plugins
+
+
+def test_a_check_that_does_not_return_a_verdict_fails_its_gate(installed):
+    """A plug-in check returning anything but a GateResult fails closed, never passes."""
+    ev = Evidence("m", "champion", VersionEvidence("2"), None)
+    (r,) = run_gates([GateSpec("gap_liar", {}, "x", "gap_liar")], ev)
+    assert not r.passed and "returned a str, not a GateResult" in r.reason

@@ -67,6 +67,14 @@ GATE = Gate(
     needs=needs,
 )
 
-#: Broken registrations the tests point entry points at: not a Gate, and a Gate of another name.
+#: Broken registrations the tests point entry points at: not a Gate, a Gate of another name,
+#: and a Gate whose check does not return a GateResult.
 not_a_gate = check
 MISNAMED = Gate(type="something_else", schema=Schema(()), check=check)
+
+
+def _says_yes(spec: GateSpec, ev: Evidence) -> Any:
+    return "yes"
+
+
+LIAR = Gate(type="gap_liar", schema=Schema(()), check=_says_yes)

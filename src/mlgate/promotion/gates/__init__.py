@@ -64,13 +64,18 @@ def _run(spec: GateSpec, evidence: Evidence) -> GateResult:
         return result(spec, False, None, "the gate to run", f"gate error: {exc.key}: {exc.problem}")
     try:
         gate.needs(spec)  # a gate whose needs cannot be told was not given its evidence
-        return gate.check(spec, evidence)
+        verdict = gate.check(spec, evidence)
     except Exception as exc:  # noqa: BLE001 - fail closed: a broken gate must not pass
         why = f"gate error: {type(exc).__name__}: {exc}"
         return result(spec, False, None, "the gate to run", why)
+    if not isinstance(verdict, GateResult) or not isinstance(verdict.passed, bool):
+        what = type(verdict.passed if isinstance(verdict, GateResult) else verdict).__name__
+        why = f"gate error: its check returned a {what}, not a GateResult with passed true/false"
+        return result(spec, False, None, "the gate to run", why)
+    return verdict
 
 
-#: What a gate type's module (built-in or plug-in) imports: ``from mlgate.promotion.gates import ...``
+#: What a gate type's module, built-in or plug-in, imports from here.
 __all__ = [
     "GROUP",
     "Boolean",
