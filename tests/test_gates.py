@@ -330,3 +330,59 @@ def test_probability_metrics_match_scikit_learn():
     assert got3["brier_score"] == pytest.approx(skm.brier_score_loss(y3, p3, labels=[0, 1, 2]))
     _, unknown = compute_proba(np.array([0, 1, 5]), p3[:3], np.array([0, 1, 2]))
     assert "not among the model's classes" in unknown["roc_auc"]
+
+
+def test_every_gate_type_lives_in_the_registry_with_a_schema_that_reparses():
+    """Each built-in type is one module's GATE; its parsed defaults pass its own schema again."""
+    from mlgate.promotion.gates import registry
+
+    gates = registry.builtin()
+    assert sorted(gates) == sorted(
+        ["metric", "no_regression", "improvement", "bootstrap", "data", "signature", "lineage"]
+    )
+    minimal = {
+        "metric": {"metric": "accuracy", "min": 0.5},
+        "no_regression": {"metric": "accuracy"},
+        "improvement": {"metric": "accuracy"},
+        "bootstrap": {"metric": "accuracy"},
+        "data": {"distinct_train_eval": True},
+        "signature": {},
+        "lineage": {},
+    }
+    for name, gate in gates.items():
+        assert gate.type == name
+        parsed = registry.parse_spec({"type": name, **minimal[name]}, path="p", key="k")
+        again = registry.resolve(parsed)[1]
+        assert again.options == parsed.options and set(parsed.options) >= gate.schema.keys()
+
+
+def test_hand_built_spec_with_a_bad_option_fails_closed_naming_the_key():
+    """A GateSpec built in Python is checked against its type's schema before its gate runs."""
+    ev = evidence(version(logged={"accuracy": 0.9}))
+    r = one(spec("metric", metric="accuracy", max="high"), ev)
+    assert not r.passed and r.reason == "gate error: max: must be a number, got a string"
+    r = one(spec("metric", metric="accuracy", colour=1), ev)
+    assert not r.passed and "colour: unknown key" in r.reason
+    r = one(spec("no_regression", metric="zork"), ev)
+    assert not r.passed and "does not know whether higher 'zork' is better" in r.reason
+
+
+def test_needs_are_derived_from_each_gate_type():
+    """Evidence collection asks each gate type what it needs; only that is fetched."""
+    from mlgate.promotion.evidence import needs
+
+    got = needs(
+        [
+            spec("metric", metric="f1", min=0.5),
+            spec("bootstrap", metric="accuracy"),
+            spec("data", train_path="t.csv", verify_recorded=True),
+            spec("lineage", verify_artifacts=False),
+            GateSpec("nope", {}, "x", "nope"),
+        ]
+    )
+    assert got.metrics == {"f1", "accuracy"}
+    assert got.data_files == (("t.csv", "train"),) and got.recorded_data
+    assert not got.signature and not got.artifact_digest and not got.scored_data
+    assert needs([spec("signature"), spec("lineage")]).signature
+    assert needs([spec("lineage")]).artifact_digest
+    assert needs([spec("signature")]).metrics == frozenset()

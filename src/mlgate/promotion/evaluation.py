@@ -1,10 +1,11 @@
 """Like-for-like evaluation: score several model versions on the same rows.
 
 Loads each version once (downloaded once, shared with the other evidence that needs the files),
-predicts on the evaluation data without its target column, and computes :mod:`mlgate.promotion.measures`
-metrics: label metrics from the pyfunc model's ``predict``, probability metrics from the
-scikit-learn estimator's own ``predict_proba``, and the policy's custom metrics. The data's
-fingerprint goes into the evidence, so a report always says which rows the numbers come from.
+predicts on the evaluation data without its target column, and computes
+:mod:`mlgate.promotion.measures` metrics: label metrics from the pyfunc model's ``predict``,
+probability metrics from the scikit-learn estimator's own ``predict_proba``, and the policy's
+custom metrics. The data's fingerprint goes into the evidence, so a report always says which
+rows the numbers come from.
 
 The task (classification or regression) is the policy's ``task``; else what the estimators
 say (``is_classifier`` / ``is_regressor``); else what the target alone settles (strings are

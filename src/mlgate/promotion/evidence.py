@@ -1,7 +1,10 @@
 """Collect what the gates need: all the I/O happens here, so the gates can stay pure.
 
-Only what the configured gates use is fetched: signatures only for a signature gate, artifact
-digests only for a lineage gate that verifies them, evaluation only for metric gates.
+Only what the configured gates say they need (:class:`~mlgate.promotion.gates.Needs`, from each
+gate type's module) is fetched: signatures only for a signature gate, artifact digests only for
+a lineage gate that verifies them, an evaluation only for gates that read metrics, data files
+only for the data gates that name them. Nothing fetched is ever replaced by a guess: what
+cannot be read is recorded as an error, and the gate that needs it fails.
 """
 
 from __future__ import annotations
@@ -12,17 +15,27 @@ import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import MlgateError, NotFoundError
 from mlgate.fingerprint import fingerprint_model_artifacts, fingerprint_path
 from mlgate.lineage import Tags
 from mlgate.promotion.evaluation import ModelFiles
-from mlgate.promotion.gates import Column, EvaluationEvidence, Evidence, VersionEvidence
-from mlgate.promotion.policy import GateSpec, ModelPolicy
+from mlgate.promotion.gates import (
+    Column,
+    EvaluationEvidence,
+    Evidence,
+    GateSpec,
+    Needs,
+    VersionEvidence,
+)
+from mlgate.promotion.gates.base import recorded_kind
+from mlgate.promotion.gates.registry import resolve
+from mlgate.promotion.policy import ModelPolicy
 from mlgate.registry.store import Store, VersionRecord
 
-_METRIC_GATES = {"metric", "no_regression", "improvement", "bootstrap"}
+if TYPE_CHECKING:
+    from mlgate.promotion.evaluation import Evaluation
 
 
 def _logged_metrics(store: Store, v: VersionRecord) -> dict[str, float]:
@@ -94,30 +107,6 @@ def _version_evidence(
     )
 
 
-def _paths_to_fingerprint(
-    specs: Sequence[GateSpec], candidate: VersionRecord
-) -> tuple[list[str], dict[str, str]]:
-    """(paths to hash as bytes, {path: role} of paths to read as the recorded frame)."""
-    from mlgate.promotion.gates.data import recorded_kind
-
-    paths: list[str] = []
-    frames: dict[str, str] = {}
-    for spec in specs:
-        if spec.type != "data":
-            continue
-        for role in ("train", "eval"):
-            if spec.get(f"{role}_path"):
-                path = str(spec.get(f"{role}_path"))
-                if recorded_kind(candidate.tags, role) == "dataframe":
-                    frames.setdefault(path, role)
-                else:
-                    paths.append(path)
-            source = candidate.tags.get(Tags.data(role, "source"))
-            if spec.get("verify_recorded") and source:
-                paths.append(source)
-    return list(dict.fromkeys(paths)), frames
-
-
 def _frame_digest(path: Path, tags: dict[str, str], role: str) -> str:
     from mlgate.fingerprint import fingerprint
     from mlgate.promotion.evaluation import read_frame
@@ -130,6 +119,21 @@ def _frame_digest(path: Path, tags: dict[str, str], role: str) -> str:
         except (ValueError, TypeError):
             schema = None
     return fingerprint(read_frame(path, schema)).digest
+
+
+def needs(specs: Sequence[GateSpec]) -> Needs:
+    """What the gates of this check need, from each gate type's declaration.
+
+    A spec its type refuses (or whose ``needs`` raises) adds nothing: :func:`run_gates` fails it.
+    """
+    total = Needs()
+    for spec in specs:
+        try:
+            gate, spec = resolve(spec)
+            total = total | gate.needs(spec)
+        except Exception:  # noqa: BLE001, S112 - that gate fails closed when it runs
+            continue
+    return total
 
 
 def collect(
@@ -149,80 +153,128 @@ def collect(
     Returns the evidence and a JSON-ready summary of the evaluation (None when none ran).
     Each version's artifacts are downloaded at most once, whichever gates need them.
     """
+    want = needs(specs)
+    data = eval_data if eval_data is not None else policy.evaluation.data
     files = ModelFiles(store)
     try:
-        return _collect(
-            store, policy, alias, candidate, specs, champion, eval_data, target, base_dir, files
+        evaluation = _evaluation(store, policy, candidate, champion, data, target, want, files)
+        versions = _Versions(store, candidate, want, evaluation, files)
+        champion_ev, champion_error = versions.champion(champion)
+        path_fps, frame_fps = _file_fingerprints(want, candidate, base_dir)
+        evidence = Evidence(
+            model=candidate.name,
+            alias=alias,
+            candidate=versions.of(candidate),
+            champion=champion_ev,
+            champion_alias=policy.champion_alias,
+            champion_error=champion_error,
+            evaluation=_evaluation_evidence(evaluation),
+            path_fingerprints=path_fps,
+            scored_fingerprints=_scored_fingerprints(want, evaluation, data, candidate),
+            frame_fingerprints=frame_fps,
+            min_rows=policy.evaluation.min_rows,
         )
     finally:
         files.cleanup()
+    return evidence, evaluation.summary() if evaluation is not None else None
 
 
-def _collect(
+def _evaluation(
     store: Store,
     policy: ModelPolicy,
-    alias: str,
     candidate: VersionRecord,
-    specs: Sequence[GateSpec],
     champion: VersionRecord | None,
-    eval_data: Any,
+    data: Any,
     target: str | None,
-    base_dir: str | None,
+    want: Needs,
     files: ModelFiles,
-) -> tuple[Evidence, dict[str, Any] | None]:
+) -> Evaluation | None:
+    """Candidate and champion scored on the same rows, when there are rows and a gate reads
+    metrics; else None."""
     from mlgate.promotion.evaluation import evaluate
 
-    types = {s.type for s in specs}
-    want_signature = "signature" in types
-    want_artifacts = any(s.type == "lineage" and s.get("verify_artifacts", True) for s in specs)
+    if data is None or not want.metrics:
+        return None
+    spec = policy.evaluation
+    return evaluate(
+        store,
+        [candidate] + ([champion] if champion is not None else []),
+        data,
+        target=target or spec.target,
+        task=spec.task,
+        min_rows=spec.min_rows,
+        metrics=spec.metrics,
+        base_dir=spec.base_dir,
+        files=files,
+        needed=set(want.metrics),
+    )
 
-    evaluation = None
-    summary = None
-    spec_ev = policy.evaluation
-    data = eval_data if eval_data is not None else spec_ev.data
-    if data is not None and types & _METRIC_GATES:
-        versions = [candidate] + ([champion] if champion is not None else [])
-        evaluation = evaluate(
-            store,
-            versions,
-            data,
-            target=target or spec_ev.target,
-            task=spec_ev.task,
-            min_rows=spec_ev.min_rows,
-            metrics=spec_ev.metrics,
-            base_dir=spec_ev.base_dir,
-            files=files,
-            needed={str(s.get("metric")) for s in specs if s.type in _METRIC_GATES},
-        )
-        summary = evaluation.summary()
 
-    def for_version(v: VersionRecord) -> VersionEvidence:
+class _Versions:
+    """Each version's evidence: what it recorded, what the evaluation found, what is needed."""
+
+    def __init__(
+        self,
+        store: Store,
+        candidate: VersionRecord,
+        want: Needs,
+        evaluation: Evaluation | None,
+        files: ModelFiles,
+    ) -> None:
+        self.store, self.candidate, self.want = store, candidate, want
+        self.evaluation, self.files = evaluation, files
+
+    def of(self, v: VersionRecord) -> VersionEvidence:
+        e = self.evaluation
         return _version_evidence(
-            store,
+            self.store,
             v,
-            want_signature=want_signature,
-            want_artifacts=want_artifacts and v is candidate,
-            evaluated=evaluation.metrics.get(v.version) if evaluation else None,
-            evaluation_error=evaluation.errors.get(v.version) if evaluation else None,
-            unevaluated=evaluation.unevaluated.get(v.version) if evaluation else None,
-            files=files,
+            want_signature=self.want.signature,
+            want_artifacts=self.want.artifact_digest and v is self.candidate,
+            evaluated=e.metrics.get(v.version) if e else None,
+            evaluation_error=e.errors.get(v.version) if e else None,
+            unevaluated=e.unevaluated.get(v.version) if e else None,
+            files=self.files,
         )
 
-    champion_ev = None
-    champion_error = None
-    if champion is not None:
+    def champion(self, v: VersionRecord | None) -> tuple[VersionEvidence | None, str | None]:
+        """(the champion's evidence, why it cannot be read): both None when there is none."""
+        if v is None:
+            return None, None
         try:
-            champion_ev = for_version(champion)
+            return self.of(v), None
         except MlgateError as exc:
-            champion_error = str(exc)
+            return None, str(exc)
+
+
+def _file_fingerprints(
+    want: Needs, candidate: VersionRecord, base_dir: str | None
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(path -> digest of its bytes, path -> digest of the frame it holds), each value
+    ``"error: ..."`` when the file cannot be fingerprinted.
+
+    A named file is read as a frame when the candidate's data of its role was recorded from a
+    frame, else hashed as bytes; the files recorded at registration are hashed as bytes.
+    """
+    byte_paths: list[str] = []
+    frame_paths: dict[str, str] = {}
+    for path, role in want.data_files:
+        if recorded_kind(candidate.tags, role) == "dataframe":
+            frame_paths.setdefault(path, role)
+        else:
+            byte_paths.append(path)
+    if want.recorded_data:
+        for role in ("train", "eval"):
+            source = candidate.tags.get(Tags.data(role, "source"))
+            if source:
+                byte_paths.append(source)
 
     def resolved(path: str) -> Path:
         p = Path(path)
         return p if p.is_absolute() or base_dir is None else Path(base_dir) / p
 
-    byte_paths, frame_paths = _paths_to_fingerprint(specs, candidate)
     path_fps: dict[str, str] = {}
-    for path in byte_paths:
+    for path in dict.fromkeys(byte_paths):
         try:
             path_fps[path] = fingerprint_path(resolved(path)).digest
         except MlgateError as exc:
@@ -233,43 +285,35 @@ def _collect(
             frame_fps[path] = _frame_digest(resolved(path), candidate.tags, role)
         except MlgateError as exc:
             frame_fps[path] = f"error: {exc}"
+    return path_fps, frame_fps
 
-    scored: list[str] = []
-    if evaluation is not None:
-        scored.append(evaluation.fingerprint)
-        if isinstance(data, str | os.PathLike) and any(
-            s.type == "data" and s.get("distinct_train_eval") for s in specs
-        ):
+
+def _scored_fingerprints(
+    want: Needs, evaluation: Evaluation | None, data: Any, candidate: VersionRecord
+) -> tuple[str, ...]:
+    """The evaluation data scored, fingerprinted as a table and, when a gate needs it and it is
+    a file, as its bytes and as the frame the training data was recorded as."""
+    if evaluation is None:
+        return ()
+    scored = [evaluation.fingerprint]
+    if want.scored_data and isinstance(data, str | os.PathLike):
+        with contextlib.suppress(MlgateError):
+            scored.append(fingerprint_path(Path(data)).digest)
+        if recorded_kind(candidate.tags, "train") == "dataframe":
             with contextlib.suppress(MlgateError):
-                scored.append(fingerprint_path(Path(data)).digest)
-            from mlgate.promotion.gates.data import recorded_kind
+                scored.append(_frame_digest(Path(data), candidate.tags, "train"))
+    return tuple(dict.fromkeys(scored))
 
-            if recorded_kind(candidate.tags, "train") == "dataframe":
-                with contextlib.suppress(MlgateError):
-                    scored.append(_frame_digest(Path(data), candidate.tags, "train"))
 
-    eval_ev = None
-    if evaluation is not None:
-        eval_ev = EvaluationEvidence(
-            fingerprint=evaluation.fingerprint,
-            rows=evaluation.rows,
-            task=evaluation.task,
-            target=evaluation.target,
-            y_true=evaluation.y_true,
-            predictions=evaluation.predictions,
-            min_rows=evaluation.min_rows,
-        )
-    evidence = Evidence(
-        model=candidate.name,
-        alias=alias,
-        candidate=for_version(candidate),
-        champion=champion_ev,
-        champion_alias=policy.champion_alias,
-        champion_error=champion_error,
-        evaluation=eval_ev,
-        path_fingerprints=path_fps,
-        scored_fingerprints=tuple(dict.fromkeys(scored)),
-        frame_fingerprints=frame_fps,
-        min_rows=spec_ev.min_rows,
+def _evaluation_evidence(evaluation: Evaluation | None) -> EvaluationEvidence | None:
+    if evaluation is None:
+        return None
+    return EvaluationEvidence(
+        fingerprint=evaluation.fingerprint,
+        rows=evaluation.rows,
+        task=evaluation.task,
+        target=evaluation.target,
+        y_true=evaluation.y_true,
+        predictions=evaluation.predictions,
+        min_rows=evaluation.min_rows,
     )
-    return evidence, summary

@@ -4,7 +4,9 @@ Found as ``mlgate.toml`` or ``[tool.mlgate]`` in ``pyproject.toml``, walking up 
 directory, or passed explicitly. Parsed with ``tomllib`` only (no code runs while it is read;
 custom metrics are imported only when an evaluation scores them) and validated strictly: an
 unknown key, a wrong type or an impossible value raises :class:`~mlgate.errors.PolicyError`
-naming the file and the key path.
+naming the file and the key path. The sections below are declared as
+:class:`~mlgate.promotion.schema.Schema` s here; each gate type declares its own keys in its
+module (:mod:`mlgate.promotion.gates`), so a plug-in's gates are checked the same way.
 
 Example::
 
@@ -15,7 +17,7 @@ Example::
     champion_alias = "champion"             # defaults shown
     challenger_alias = "challenger"
 
-    [models.churn.evaluation]               # optional: score candidate and champion on the same rows
+    [models.churn.evaluation]               # optional: score both versions on the same rows
     data = "data/eval.parquet"              # relative to this file
     target = "label"
     task = "classification"                 # or "regression"; see below when left out
@@ -40,17 +42,30 @@ allows ungated moves explicitly.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlgate.config import POLICY_FILE, find_policy
 from mlgate.errors import PolicyError
+from mlgate.promotion.gates.base import GateSpec
+from mlgate.promotion.gates.registry import parse_spec
+from mlgate.promotion.schema import (
+    Alias,
+    Integer,
+    Number,
+    Schema,
+    String,
+    Table,
+    check_alias,
+    join,
+    kind,
+    problem,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -59,53 +74,11 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEFAULT_LEDGER = "mlgate-ledger"
 DEFAULT_LEASE_TTL = 60.0
-
-#: Metrics whose direction mlgate knows. Anything else needs ``greater_is_better`` in the gate.
-GREATER_IS_BETTER: dict[str, bool] = {
-    "accuracy": True,
-    "balanced_accuracy": True,
-    "f1": True,
-    "f1_macro": True,
-    "f1_micro": True,
-    "f1_weighted": True,
-    "precision": True,
-    "precision_macro": True,
-    "recall": True,
-    "recall_macro": True,
-    "roc_auc": True,
-    "auc": True,
-    "average_precision": True,
-    "r2": True,
-    "explained_variance": True,
-    "rmse": False,
-    "mse": False,
-    "mae": False,
-    "mape": False,
-    "median_absolute_error": False,
-    "log_loss": False,
-    "loss": False,
-    "error_rate": False,
-    "brier_score": False,
-}
-
 TASKS = ("classification", "regression")
 DEFAULT_MIN_ROWS = 30
 
 
 # --------------------------------------------------------------------------- typed policy
-
-
-@dataclass(frozen=True)
-class GateSpec:
-    """One configured gate: its type, its options, and where it was written."""
-
-    type: str
-    options: Mapping[str, Any]
-    where: str  # "models.churn.gates.champion[1]" - for messages
-    name: str
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.options.get(key, default)
 
 
 @dataclass(frozen=True)
@@ -165,324 +138,133 @@ class Policy:
         return ModelPolicy(name=name)
 
 
-# --------------------------------------------------------------------------- validation helpers
+# --------------------------------------------------------------------------- schemas
 
 
-class _Checker:
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, key: str, problem: str) -> PolicyError:
-        return PolicyError(self.path, key, problem)
-
-    def table(self, value: Any, key: str) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise self.fail(key, f"must be a table, got {_kind(value)}")
-        return value
-
-    def only(self, table: Mapping[str, Any], key: str, allowed: set[str]) -> None:
-        for k in table:
-            if k not in allowed:
-                hint = f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""
-                raise self.fail(_join(key, k), f"unknown key{hint}")
-
-    def string(self, table: Mapping[str, Any], key: str, name: str, default: Any = None) -> Any:
-        value = table.get(name, default)
-        if value is default:
-            return default
-        if not isinstance(value, str) or not value.strip():
-            raise self.fail(_join(key, name), f"must be a non-empty string, got {_kind(value)}")
-        return value
-
-    def number(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        name: str,
-        default: Any = None,
-        *,
-        check: Callable[[float], bool] | None = None,
-        rule: str = "",
-    ) -> Any:
-        value = table.get(name, default)
-        if value is default:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(_join(key, name), f"must be a number, got {_kind(value)}")
-        if not math.isfinite(value):
-            raise self.fail(_join(key, name), "must be finite")
-        if check is not None and not check(float(value)):
-            raise self.fail(_join(key, name), f"must be {rule}, got {value}")
-        return float(value)
-
-    def integer(
-        self, table: Mapping[str, Any], key: str, name: str, default: int, *, minimum: int
-    ) -> int:
-        value = table.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(_join(key, name), f"must be an integer, got {_kind(value)}")
-        if value < minimum:
-            raise self.fail(_join(key, name), f"must be at least {minimum}, got {value}")
-        return value
-
-    def boolean(self, table: Mapping[str, Any], key: str, name: str, default: Any = None) -> Any:
-        value = table.get(name, default)
-        if value is default:
-            return default
-        if not isinstance(value, bool):
-            raise self.fail(_join(key, name), f"must be true or false, got {_kind(value)}")
-        return value
-
-    def alias(self, value: Any, key: str) -> str:
-        from mlgate.errors import UsageError
-        from mlgate.registry.refs import validate_alias
-
-        if not isinstance(value, str):
-            raise self.fail(key, f"must be a string, got {_kind(value)}")
-        try:
-            return validate_alias(value)
-        except UsageError as exc:
-            raise self.fail(key, exc.message) from None
+def _aliases_differ(values: Mapping[str, Any]) -> None:
+    if values["champion_alias"] == values["challenger_alias"]:
+        raise problem("challenger_alias", "must differ from champion_alias")
 
 
-def _kind(value: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
-    if isinstance(value, Mapping):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return names.get(type(value), type(value).__name__)
+def _target_with_data(values: Mapping[str, Any]) -> None:
+    if values["data"] is not None and values["target"] is None:
+        raise problem("target", "is required when evaluation.data is set")
 
 
-def _join(key: str, name: str) -> str:
-    return f"{key}.{name}" if key else name
-
-
-# --------------------------------------------------------------------------- gate schemas
-
-_COMMON = {"type", "name"}
-
-
-def _direction(c: _Checker, g: Mapping[str, Any], key: str, metric: str) -> None:
-    gib = c.boolean(g, key, "greater_is_better")
-    if gib is None and metric not in GREATER_IS_BETTER:
-        raise c.fail(
-            _join(key, "greater_is_better"),
-            f"mlgate does not know whether higher {metric!r} is better; set true or false",
-        )
-
-
-def _gate_metric(c: _Checker, g: Mapping[str, Any], key: str) -> None:
-    c.only(g, key, _COMMON | {"metric", "min", "max"})
-    c.string(g, key, "metric") or _missing(c, key, "metric")
-    lo, hi = c.number(g, key, "min"), c.number(g, key, "max")
-    if lo is None and hi is None:
-        raise c.fail(key, "a metric gate needs min, max or both")
-    if lo is not None and hi is not None and lo > hi:
-        raise c.fail(_join(key, "min"), f"min ({lo}) is greater than max ({hi}): no value can pass")
-
-
-def _gate_versus(c: _Checker, g: Mapping[str, Any], key: str) -> None:
-    kind = g["type"]
-    amount = "tolerance" if kind == "no_regression" else "min_improvement"
-    c.only(g, key, _COMMON | {"metric", amount, "relative", "greater_is_better"})
-    metric = c.string(g, key, "metric") or _missing(c, key, "metric")
-    if kind == "no_regression":
-        c.number(g, key, amount, 0.0, check=lambda v: v >= 0, rule="zero or more")
-    else:
-        c.number(g, key, amount, 0.0)
-    c.boolean(g, key, "relative", False)
-    _direction(c, g, key, metric)
-
-
-def _gate_bootstrap(c: _Checker, g: Mapping[str, Any], key: str) -> None:
-    c.only(
-        g,
-        key,
-        _COMMON
-        | {"metric", "confidence", "samples", "min_improvement", "seed", "greater_is_better"},
+_TOP = Schema(
+    (
+        String("ledger_experiment", DEFAULT_LEDGER),
+        Number(
+            "lease_ttl",
+            DEFAULT_LEASE_TTL,
+            test=lambda v: 1 <= v <= 3600,
+            rule="between 1 and 3600 seconds",
+        ),
+        Table("default"),
+        Table("models", {}),
     )
-    metric = c.string(g, key, "metric") or _missing(c, key, "metric")
-    c.number(g, key, "confidence", 0.95, check=lambda v: 0.5 <= v < 1, rule="in [0.5, 1)")
-    c.integer(g, key, "samples", 1000, minimum=100)
-    c.integer(g, key, "seed", 0, minimum=0)
-    c.number(g, key, "min_improvement", 0.0)
-    _direction(c, g, key, metric)
-
-
-def _gate_data(c: _Checker, g: Mapping[str, Any], key: str) -> None:
-    from mlgate.fingerprint import is_fingerprint
-
-    opts = {
-        "train_fingerprint",
-        "eval_fingerprint",
-        "train_path",
-        "eval_path",
-        "distinct_train_eval",
-        "verify_recorded",
-    }
-    c.only(g, key, _COMMON | opts)
-    if not any(k in g for k in opts):
-        raise c.fail(key, f"a data gate needs at least one of {', '.join(sorted(opts))}")
-    for name in ("train_fingerprint", "eval_fingerprint"):
-        value = c.string(g, key, name)
-        if value is not None and not is_fingerprint(value):
-            raise c.fail(_join(key, name), "must look like blake3:<64 hex characters>")
-    for name in ("train_path", "eval_path"):
-        c.string(g, key, name)
-    c.boolean(g, key, "distinct_train_eval")
-    c.boolean(g, key, "verify_recorded")
-
-
-def _gate_signature(c: _Checker, g: Mapping[str, Any], key: str) -> None:
-    c.only(g, key, _COMMON | {"allow_missing"})
-    c.boolean(g, key, "allow_missing", False)
-
-
-def _gate_lineage(c: _Checker, g: Mapping[str, Any], key: str) -> None:
-    c.only(
-        g, key, _COMMON | {"require_commit", "require_clean", "verify_artifacts", "require_data"}
-    )
-    for name in ("require_commit", "require_clean", "verify_artifacts"):
-        c.boolean(g, key, name, True)
-    roles = g.get("require_data", [])
-    if not isinstance(roles, list) or any(r not in ("train", "eval") for r in roles):
-        raise c.fail(_join(key, "require_data"), 'must be a list of "train" and/or "eval"')
-
-
-def _missing(c: _Checker, key: str, name: str) -> Any:
-    raise c.fail(_join(key, name), "is required")
-
-
-GATE_TYPES: dict[str, Callable[[_Checker, Mapping[str, Any], str], None]] = {
-    "metric": _gate_metric,
-    "no_regression": _gate_versus,
-    "improvement": _gate_versus,
-    "bootstrap": _gate_bootstrap,
-    "data": _gate_data,
-    "signature": _gate_signature,
-    "lineage": _gate_lineage,
-}
-
-
+)
+_MODEL = Schema(
+    (
+        Alias("champion_alias", "champion"),
+        Alias("challenger_alias", "challenger"),
+        Table("gates", {}),
+        Table("evaluation", {}),
+    ),
+    rules=(_aliases_differ,),
+)
+_EVALUATION = Schema(
+    (
+        String("data"),
+        Integer("min_rows", DEFAULT_MIN_ROWS, minimum=1),
+        Table("metrics", {}),
+        String("task", choices=TASKS),
+        String("target"),
+    ),
+    rules=(_target_with_data,),
+)
 _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-
-
-def _custom_metrics(c: _Checker, raw: Any, key: str) -> dict[str, str]:
-    from mlgate.promotion.measures import BUILTIN_METRICS
-
-    table = c.table(raw, key)
-    out: dict[str, str] = {}
-    for name, ref in table.items():
-        k = _join(key, name)
-        if name in BUILTIN_METRICS:
-            raise c.fail(k, f"{name!r} is a built-in metric; give the custom metric another name")
-        if not isinstance(ref, str) or not _CALLABLE.match(ref):
-            raise c.fail(k, f'must be "module:function", got {ref!r}')
-        out[str(name)] = ref
-    return out
-
-
-def _gate_name(g: Mapping[str, Any]) -> str:
-    if isinstance(g.get("name"), str):
-        return str(g["name"])
-    kind = str(g["type"])
-    if "metric" in g:
-        return f"{kind}:{g['metric']}"
-    return kind
 
 
 # --------------------------------------------------------------------------- parsing
 
 
-def _model_policy(c: _Checker, name: str, raw: Any, key: str, base: Path) -> ModelPolicy:
-    t = c.table(raw, key)
-    c.only(t, key, {"champion_alias", "challenger_alias", "gates", "evaluation"})
-    champion = c.alias(t.get("champion_alias", "champion"), _join(key, "champion_alias"))
-    challenger = c.alias(t.get("challenger_alias", "challenger"), _join(key, "challenger_alias"))
-    if champion == challenger:
-        raise c.fail(_join(key, "challenger_alias"), "must differ from champion_alias")
-    ev_raw = c.table(t.get("evaluation", {}), _join(key, "evaluation"))
-    ek = _join(key, "evaluation")
-    c.only(ev_raw, ek, {"data", "target", "task", "min_rows", "metrics"})
-    data = c.string(ev_raw, ek, "data")
-    min_rows = c.integer(ev_raw, ek, "min_rows", DEFAULT_MIN_ROWS, minimum=1)
-    custom = _custom_metrics(c, ev_raw.get("metrics", {}), _join(ek, "metrics"))
-    task = c.string(ev_raw, ek, "task")
-    if task is not None and task not in TASKS:
-        raise c.fail(_join(ek, "task"), f'must be "classification" or "regression", got {task!r}')
-    target = c.string(ev_raw, ek, "target")
-    if data is not None and target is None:
-        raise c.fail(_join(ek, "target"), "is required when evaluation.data is set")
-    if data is not None and not Path(data).is_absolute():
-        data = str((base / data).resolve())
-    gates_raw = c.table(t.get("gates", {}), _join(key, "gates"))
-    gates: dict[str, tuple[GateSpec, ...]] = {}
-    for alias, specs in gates_raw.items():
-        gk = _join(_join(key, "gates"), alias)
-        c.alias(alias, gk)
-        if not isinstance(specs, list):
-            raise c.fail(gk, f"must be an array of tables ([[{gk}]]), got {_kind(specs)}")
-        out = []
-        for i, g in enumerate(specs):
-            ik = f"{gk}[{i}]"
-            g = c.table(g, ik)
-            kind = g.get("type")
-            if kind not in GATE_TYPES:
-                raise c.fail(
-                    _join(ik, "type"),
-                    f"unknown gate type {kind!r}; known: {', '.join(sorted(GATE_TYPES))}",
-                )
-            GATE_TYPES[kind](c, g, ik)
-            if "name" in g:
-                c.string(g, ik, "name")
-            out.append(GateSpec(type=kind, options=dict(g), where=ik, name=_gate_name(g)))
-        names = [s.name for s in out]
-        dup = {n for n in names if names.count(n) > 1}
-        if dup:
-            raise c.fail(gk, f"two gates are named {sorted(dup)[0]!r}; give one a distinct name")
-        gates[alias] = tuple(out)
-    return ModelPolicy(
-        name=name,
-        champion_alias=champion,
-        challenger_alias=challenger,
-        gates=gates,
-        evaluation=EvaluationSpec(
-            data=data,
-            target=target,
-            task=task,
-            min_rows=min_rows,
-            metrics=custom,
-            base_dir=str(base.resolve()),
-        ),
-    )
-
-
 def parse_policy(data: Mapping[str, Any], path: str, *, base: Path | None = None) -> Policy:
     """Validate a policy that was already parsed from TOML (``path`` is for messages)."""
-    c = _Checker(path)
     base = base or Path(path).parent
-    c.only(data, "", {"ledger_experiment", "lease_ttl", "default", "models"})
-    ledger = c.string(data, "", "ledger_experiment", DEFAULT_LEDGER)
-    ttl = c.number(
-        data,
-        "",
-        "lease_ttl",
-        DEFAULT_LEASE_TTL,
-        check=lambda v: 1 <= v <= 3600,
-        rule="between 1 and 3600 seconds",
-    )
+    top = _TOP.parse(data, path=path, key="")
     default = None
-    if "default" in data:
-        default = _model_policy(c, "*", data["default"], "default", base)
-    models_raw = c.table(data.get("models", {}), "models")
+    if top["default"] is not None:
+        default = _model_policy(path, "*", top["default"], "default", base)
     models = {
-        name: _model_policy(c, name, raw, f"models.{_quote(name)}", base)
-        for name, raw in models_raw.items()
+        name: _model_policy(path, name, raw, f"models.{_quote(name)}", base)
+        for name, raw in top["models"].items()
     }
     return Policy(
-        path=path, models=models, default=default, ledger_experiment=ledger, lease_ttl=ttl
+        path=path,
+        models=models,
+        default=default,
+        ledger_experiment=top["ledger_experiment"],
+        lease_ttl=top["lease_ttl"],
     )
+
+
+def _model_policy(path: str, name: str, raw: Any, key: str, base: Path) -> ModelPolicy:
+    t = _MODEL.parse(raw, path=path, key=key)
+    gates_key = join(key, "gates")
+    gates = {
+        alias: _alias_gates(path, alias, specs, join(gates_key, alias))
+        for alias, specs in t["gates"].items()
+    }
+    return ModelPolicy(
+        name=name,
+        champion_alias=t["champion_alias"],
+        challenger_alias=t["challenger_alias"],
+        gates=gates,
+        evaluation=_evaluation(path, t["evaluation"], join(key, "evaluation"), base),
+    )
+
+
+def _evaluation(path: str, raw: Any, key: str, base: Path) -> EvaluationSpec:
+    ev = _EVALUATION.parse(raw, path=path, key=key)
+    data = ev["data"]
+    if data is not None and not Path(data).is_absolute():
+        data = str((base / data).resolve())
+    return EvaluationSpec(
+        data=data,
+        target=ev["target"],
+        task=ev["task"],
+        min_rows=ev["min_rows"],
+        metrics=_custom_metrics(path, ev["metrics"], join(key, "metrics")),
+        base_dir=str(base.resolve()),
+    )
+
+
+def _custom_metrics(path: str, table: Mapping[str, Any], key: str) -> dict[str, str]:
+    from mlgate.promotion.measures import BUILTIN_METRICS
+
+    for name, ref in table.items():
+        if name in BUILTIN_METRICS:
+            why = f"{name!r} is a built-in metric; give the custom metric another name"
+            raise PolicyError(path, join(key, name), why)
+        if not isinstance(ref, str) or not _CALLABLE.match(ref):
+            raise PolicyError(path, join(key, name), f'must be "module:function", got {ref!r}')
+    return {str(name): ref for name, ref in table.items()}
+
+
+def _alias_gates(path: str, alias: str, specs: Any, key: str) -> tuple[GateSpec, ...]:
+    try:
+        check_alias(alias)
+    except PolicyError as exc:
+        raise PolicyError(path, key, exc.problem) from None
+    if not isinstance(specs, list):
+        raise PolicyError(path, key, f"must be an array of tables ([[{key}]]), got {kind(specs)}")
+    out = tuple(parse_spec(g, path=path, key=f"{key}[{i}]") for i, g in enumerate(specs))
+    names = [s.name for s in out]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise PolicyError(path, key, f"two gates are named {dup[0]!r}; give one a distinct name")
+    return out
 
 
 def _quote(name: str) -> str:
@@ -534,12 +316,17 @@ def _prefixed(table: Mapping[str, Any], path: str, base: Path) -> Policy:
     try:
         return parse_policy(table, path, base=base)
     except PolicyError as exc:
-        raise PolicyError(path, _join("tool.mlgate", exc.key), exc.problem) from None
+        raise PolicyError(path, join("tool.mlgate", exc.key), exc.problem) from None
 
 
-def greater_is_better(spec: GateSpec) -> bool:
-    """The direction of a gate's metric: the gate's setting, else mlgate's table."""
-    value = spec.get("greater_is_better")
-    if value is not None:
-        return bool(value)
-    return GREATER_IS_BETTER.get(str(spec.get("metric")), True)
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "DEFAULT_LEDGER",
+    "EvaluationSpec",
+    "GateSpec",
+    "ModelPolicy",
+    "Policy",
+    "find_policy",
+    "load_policy",
+    "parse_policy",
+]

@@ -1,27 +1,85 @@
-"""Data-fingerprint gates: pinned training data, unchanged recorded data, train != eval.
+"""``data``: pinned training data, unchanged recorded data, train != eval.
 
 A recorded fingerprint is compared only with one taken the same way: a digest of a DataFrame's
 content (``register(train_data=frame)``) with the policy's file read into a frame
-(:func:`mlgate.promotion.evaluation.read_frame`), a digest of file bytes with the file's bytes. Every
-mismatch message says which kind of digest each side is.
+(:func:`mlgate.promotion.evaluation.read_frame`), a digest of file bytes with the file's bytes.
+Every mismatch message says which kind of digest each side is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from mlgate.lineage import Tags
-from mlgate.promotion.gates import Evidence, GateResult, result
-from mlgate.promotion.policy import GateSpec
+from mlgate.promotion.gates.base import (
+    Evidence,
+    Gate,
+    GateResult,
+    GateSpec,
+    Needs,
+    recorded_kind,
+    result,
+)
+from mlgate.promotion.schema import Boolean, Schema, String, problem
+
+_ROLES = ("train", "eval")
+_KIND_WORDS = {
+    "dataframe": "DataFrame content",
+    "file": "file bytes",
+    "directory": "directory of file digests",
+    "array": "numpy array",
+}
 
 
-def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
+@dataclass(frozen=True)
+class Fingerprint(String):
+    """A data fingerprint as mlgate writes it: ``blake3:`` and 64 hex characters."""
+
+    def check(self, value: Any) -> Any:
+        from mlgate.fingerprint import is_fingerprint
+
+        if not is_fingerprint(super().check(value)):
+            raise problem("", "must look like blake3:<64 hex characters>")
+        return value
+
+
+_OPTIONS = (
+    Fingerprint("train_fingerprint"),
+    Fingerprint("eval_fingerprint"),
+    String("train_path"),
+    String("eval_path"),
+    Boolean("distinct_train_eval"),
+    Boolean("verify_recorded"),
+)
+
+
+def _something(values: Mapping[str, Any]) -> None:
+    if all(values[o.name] is None for o in _OPTIONS):
+        names = ", ".join(sorted(o.name for o in _OPTIONS))
+        raise problem("", f"a data gate needs at least one of {names}")
+
+
+def needs(spec: GateSpec) -> Needs:
+    """The files named by ``*_path``, the recorded sources, the evaluation data scored."""
+    files = tuple(
+        (str(spec.get(f"{role}_path")), role) for role in _ROLES if spec.get(f"{role}_path")
+    )
+    return Needs(
+        data_files=files,
+        recorded_data=bool(spec.get("verify_recorded")),
+        scored_data=bool(spec.get("distinct_train_eval")),
+    )
+
+
+def check(spec: GateSpec, ev: Evidence) -> GateResult:
     """Every check configured on the gate must hold; each failure is named in the reason."""
     tags = ev.candidate.tags
-    recorded = {role: tags.get(Tags.data(role, "fingerprint")) for role in ("train", "eval")}
+    recorded = {role: tags.get(Tags.data(role, "fingerprint")) for role in _ROLES}
     problems: list[str] = []
     checks: list[str] = []
-    for role in ("train", "eval"):
+    for role in _ROLES:
         pinned = spec.get(f"{role}_fingerprint")
         if pinned is not None:
             checks.append(f"{role} == pinned")
@@ -32,57 +90,13 @@ def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
         path = spec.get(f"{role}_path")
         if path is not None:
             checks.append(f"{role} == fingerprint of {path}")
-            kind = recorded_kind(tags, role)
-            as_frame = kind == "dataframe"
-            fps = ev.frame_fingerprints if as_frame else ev.path_fingerprints
-            now = fps.get(str(path))
-            if recorded[role] is None:
-                problems.append(f"no {role} data fingerprint was recorded to compare {path} with")
-            elif kind == "array":
-                problems.append(
-                    f"{role} data was recorded from a numpy array, which no file can be compared with"
-                )
-            elif now is None or now.startswith("error:"):
-                problems.append(
-                    f"cannot fingerprint {path}: {(now or 'error: not computed')[6:].strip()}"
-                )
-            elif recorded[role] != now:
-                problems.append(
-                    f"{role} data {_short(recorded[role])} ({_KIND_WORDS.get(kind, kind)}, "
-                    f"recorded) differs from {path} ({_short(now)}, "
-                    f"{'the table it holds' if as_frame else _KIND_WORDS.get(kind, kind)})"
-                )
+            problems.extend(_path_problems(ev, role, str(path), recorded[role]))
     if spec.get("distinct_train_eval"):
         checks.append("train != eval")
-        if recorded["train"] is None or recorded["eval"] is None:
-            problems.append("train and eval fingerprints must both be recorded to tell them apart")
-        elif recorded["train"] == recorded["eval"]:
-            problems.append("training and evaluation data are identical")
-        if recorded["train"] is not None and recorded["train"] in ev.scored_fingerprints:
-            problems.append(
-                f"the evaluation data scored for this check is the training data "
-                f"({_short(recorded['train'])}): metrics on training rows prove nothing"
-            )
+        problems.extend(_distinct_problems(ev, recorded))
     if spec.get("verify_recorded"):
         checks.append("recorded data unchanged")
-        any_source = False
-        for role in ("train", "eval"):
-            source = tags.get(Tags.data(role, "source"))
-            if source is None:
-                continue
-            any_source = True
-            now = ev.path_fingerprints.get(source)
-            if now is None or now.startswith("error:"):
-                problems.append(
-                    f"recorded {role} data {source} cannot be read: {(now or 'error: not computed')[6:].strip()}"
-                )
-            elif now != recorded[role]:
-                problems.append(
-                    f"recorded {role} data {source} changed since registration "
-                    f"({_short(recorded[role])} -> {_short(now)})"
-                )
-        if not any_source:
-            problems.append("no data path was recorded at registration, so none can be verified")
+        problems.extend(_recorded_problems(ev, recorded))
     observed = {k: v for k, v in recorded.items() if v}
     expected = "; ".join(checks)
     if problems:
@@ -90,27 +104,68 @@ def fingerprints(spec: GateSpec, ev: Evidence) -> GateResult:
     return result(spec, True, observed, expected, "all data fingerprint checks hold")
 
 
-_KIND_WORDS = {
-    "dataframe": "DataFrame content",
-    "file": "file bytes",
-    "directory": "directory of file digests",
-    "array": "numpy array",
-}
+def _path_problems(ev: Evidence, role: str, path: str, recorded: str | None) -> list[str]:
+    """``<role>_path``: the file, fingerprinted the way the recorded digest was, matches it."""
+    kind = recorded_kind(ev.candidate.tags, role)
+    as_frame = kind == "dataframe"
+    now = (ev.frame_fingerprints if as_frame else ev.path_fingerprints).get(path)
+    if recorded is None:
+        return [f"no {role} data fingerprint was recorded to compare {path} with"]
+    if kind == "array":
+        return [f"{role} data was recorded from a numpy array, which no file can be compared with"]
+    if now is None or now.startswith("error:"):
+        return [f"cannot fingerprint {path}: {_error(now)}"]
+    if recorded != now:
+        words = _KIND_WORDS.get(kind, kind)
+        return [
+            f"{role} data {_short(recorded)} ({words}, recorded) differs from {path} "
+            f"({_short(now)}, {'the table it holds' if as_frame else words})"
+        ]
+    return []
 
 
-def recorded_kind(tags: Mapping[str, str], role: str) -> str:
-    """How the ``role`` fingerprint was taken: ``dataframe``, ``array``, ``file`` or
-    ``directory``. For versions registered before mlgate recorded it: a column count means a
-    frame, a byte size a file or directory (both compared by bytes), rows alone an array."""
-    kind = tags.get(Tags.data(role, "kind"))
-    if kind:
-        return kind
-    if Tags.data(role, "columns") in tags:
-        return "dataframe"
-    if Tags.data(role, "bytes") in tags:
-        return "file"
-    return "array" if Tags.data(role, "rows") in tags else "file"
+def _distinct_problems(ev: Evidence, recorded: Mapping[str, str | None]) -> list[str]:
+    """``distinct_train_eval``: training data is neither the recorded nor the scored eval data."""
+    out = []
+    train = recorded["train"]
+    if train is None or recorded["eval"] is None:
+        out.append("train and eval fingerprints must both be recorded to tell them apart")
+    elif train == recorded["eval"]:
+        out.append("training and evaluation data are identical")
+    if train is not None and train in ev.scored_fingerprints:
+        out.append(
+            f"the evaluation data scored for this check is the training data "
+            f"({_short(train)}): metrics on training rows prove nothing"
+        )
+    return out
+
+
+def _recorded_problems(ev: Evidence, recorded: Mapping[str, str | None]) -> list[str]:
+    """``verify_recorded``: each data file recorded at registration still has its digest."""
+    out = []
+    sources = {r: ev.candidate.tags.get(Tags.data(r, "source")) for r in _ROLES}
+    for role, source in sources.items():
+        if source is None:
+            continue
+        now = ev.path_fingerprints.get(source)
+        if now is None or now.startswith("error:"):
+            out.append(f"recorded {role} data {source} cannot be read: {_error(now)}")
+        elif now != recorded[role]:
+            out.append(
+                f"recorded {role} data {source} changed since registration "
+                f"({_short(recorded[role])} -> {_short(now)})"
+            )
+    if all(s is None for s in sources.values()):
+        out.append("no data path was recorded at registration, so none can be verified")
+    return out
+
+
+def _error(fingerprint: str | None) -> str:
+    return (fingerprint or "error: not computed")[6:].strip()
 
 
 def _short(fp: str | None) -> str:
     return "none" if not fp else fp[:19] + "…"
+
+
+GATE = Gate(type="data", schema=Schema(_OPTIONS, rules=(_something,)), check=check, needs=needs)

@@ -1,13 +1,14 @@
-"""Lineage gate: a commit is recorded, the tree was clean, the artifacts are what was recorded."""
+"""``lineage``: a commit is recorded, the tree was clean, the artifacts are what was recorded."""
 
 from __future__ import annotations
 
 from mlgate.lineage import NO_GIT, Tags
-from mlgate.promotion.gates import Evidence, GateResult, result
-from mlgate.promotion.policy import GateSpec
+from mlgate.promotion.gates.base import Evidence, Gate, GateResult, GateSpec, Needs, result
+from mlgate.promotion.schema import Boolean, Schema, Strings
 
 
-def recorded(spec: GateSpec, ev: Evidence) -> GateResult:
+def check(spec: GateSpec, ev: Evidence) -> GateResult:
+    """Each requirement configured on the gate must hold; each failure is named."""
     tags = ev.candidate.tags
     problems: list[str] = []
     checks: list[str] = []
@@ -46,3 +47,18 @@ def recorded(spec: GateSpec, ev: Evidence) -> GateResult:
     if problems:
         return result(spec, False, observed, expected, "; ".join(problems))
     return result(spec, True, observed, expected, "lineage complete and artifacts intact")
+
+
+GATE = Gate(
+    type="lineage",
+    schema=Schema(
+        (
+            Boolean("require_commit", True),
+            Boolean("require_clean", True),
+            Boolean("verify_artifacts", True),
+            Strings("require_data", (), choices=("train", "eval")),
+        )
+    ),
+    check=check,
+    needs=lambda spec: Needs(artifact_digest=bool(spec.get("verify_artifacts", True))),
+)

@@ -1,9 +1,9 @@
-"""Signature gate: the candidate must accept every input the champion accepted."""
+"""``signature``: the candidate must accept every input the champion accepted."""
 
 from __future__ import annotations
 
-from mlgate.promotion.gates import Column, Evidence, GateResult, result
-from mlgate.promotion.policy import GateSpec
+from mlgate.promotion.gates.base import Column, Evidence, Gate, GateResult, GateSpec, Needs, result
+from mlgate.promotion.schema import Boolean, Schema
 
 # Types a column may widen to without breaking callers that send the narrower type.
 _WIDENS = {
@@ -15,7 +15,7 @@ _WIDENS = {
 }
 
 
-def compatible(spec: GateSpec, ev: Evidence) -> GateResult:
+def check(spec: GateSpec, ev: Evidence) -> GateResult:
     """A removed or retyped champion column, or a new *required* column, is breaking."""
     allow_missing = bool(spec.get("allow_missing", False))
     expected = "candidate inputs accept every input the champion accepts"
@@ -74,3 +74,11 @@ def compatible(spec: GateSpec, ev: Evidence) -> GateResult:
 
 def _cols(cols: tuple[Column, ...]) -> list[str]:
     return [f"{c.name}:{c.type}{'' if c.required else '?'}" for c in cols]
+
+
+GATE = Gate(
+    type="signature",
+    schema=Schema((Boolean("allow_missing", False),)),
+    check=check,
+    needs=lambda spec: Needs(signature=True),
+)
