@@ -7,10 +7,11 @@ commands so that ``mlgate --help`` stays fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,26 @@ def _pairs(values: Sequence[str], what: str, *, numeric: bool = False) -> dict[s
         else:
             out[key] = value
     return out
+
+
+@contextlib.contextmanager
+def _progress_on_stderr(name: str, *, quiet: bool) -> Iterator[None]:
+    """Print what logger ``name`` logs at INFO (a command's progress) on stderr, bare."""
+    import logging
+
+    class Stderr(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            click.echo(record.getMessage(), err=True)
+
+    logger, handler = logging.getLogger(name), Stderr(logging.WARNING if quiet else logging.INFO)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def _store(ctx: click.Context) -> Any:
@@ -878,27 +899,26 @@ def build(
 
     if no_download and wheelhouse is None:
         raise click.UsageError("--no-download needs --wheelhouse")
-    progress = None if quiet else (lambda m: click.echo(m, err=True))
-    result = run_build(
-        ref,
-        store=_store(ctx),
-        repository=repository,
-        tag=tag,
-        base_image=base_image,
-        python=python,
-        offline=offline,
-        wheelhouse=wheelhouse,
-        allow_download=not no_download,
-        ca_bundle=ca_bundle,
-        platform=platform,
-        network_mode=network_mode,
-        full_mlflow=full_mlflow,
-        verify=not no_verify,
-        check=not no_check,
-        nocache=nocache,
-        push=push,
-        on_progress=progress,
-    )
+    with _progress_on_stderr("mlgate.build", quiet=quiet):
+        result = run_build(
+            ref,
+            store=_store(ctx),
+            repository=repository,
+            tag=tag,
+            base_image=base_image,
+            python=python,
+            offline=offline,
+            wheelhouse=wheelhouse,
+            allow_download=not no_download,
+            ca_bundle=ca_bundle,
+            platform=platform,
+            network_mode=network_mode,
+            full_mlflow=full_mlflow,
+            verify=not no_verify,
+            check=not no_check,
+            nocache=nocache,
+            push=push,
+        )
     if as_json:
         _echo_json(result.to_dict())
         return
