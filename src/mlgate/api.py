@@ -26,7 +26,6 @@ what it delegates to when it is called.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import logging
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -380,6 +379,8 @@ def rollout(
         max_latency_ratio=max_latency_ratio,
     )
     # Until promotion/rollout.py logs its steps itself, hand it the logger as its callback.
+    import inspect
+
     logs: dict[str, Any] = {}
     if "progress" in inspect.signature(ro.rollout).parameters:
         logs["progress"] = logging.getLogger("mlgate.rollout").info
