@@ -12,11 +12,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,26 @@ def module_env(tmp_path_factory) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def on_log(name: str, hook: Callable[[str], None]) -> Iterator[None]:
+    """Call ``hook`` with each message logged at INFO or above on logger ``name`` (the progress
+    `mlgate build` prints on stderr comes from the ``mlgate.build`` logger)."""
+
+    class Hook(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            hook(record.getMessage())
+
+    logger, handler = logging.getLogger(name), Hook()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def image_record(store, name: str, version: str) -> dict[str, Any] | None:
     """What `mlgate show` reports of the version's image (the mlgate.image tag)."""
     from mlgate.versioning.registration import show
@@ -87,7 +108,8 @@ def _register(store, name: str, model, train, test, outside_git: Path) -> str:
 
 @pytest.fixture(scope="module")
 def built(engine, module_env, tracking_server, tmp_path_factory) -> dict[str, Any]:
-    """v1 built through an alias that moves to v2 while the build runs; then v2 built (CLI).
+    """v1 built (with the test's own engine) through an alias that moves to v2 while the build
+    runs; then v2 built (CLI).
 
     Shared by the tests below because an image build takes a minute on a vfs engine.
     """
@@ -107,14 +129,16 @@ def built(engine, module_env, tracking_server, tmp_path_factory) -> dict[str, An
             store.set_alias(name, "champion", v2)
             moved.append(message)
 
-    first = build(
-        f"{name}@champion",
-        store=store,
-        repository=REPO,
-        base_image=BASE,
-        offline=True,
-        on_progress=move_alias_once,
-    )
+    with on_log("mlgate.build", move_alias_once):
+        first = build(
+            f"{name}@champion",
+            store=store,
+            repository=REPO,
+            base_image=BASE,
+            offline=True,
+            engine=engine,
+        )
+    engine.client.ping()  # the engine it was given is left open
     argv = [
         "--tracking-uri",
         tracking_server.uri,
@@ -404,15 +428,8 @@ def test_tracking_server_dies_during_a_build_then_rerun_completes(
                 server.stop()
                 killed.set()
 
-        with pytest.raises(MlgateError) as info:
-            build(
-                f"{name}/{v}",
-                store=store,
-                repository=REPO,
-                base_image=BASE,
-                offline=True,
-                on_progress=kill_when_building,
-            )
+        with pytest.raises(MlgateError) as info, on_log("mlgate.build", kill_when_building):
+            build(f"{name}/{v}", store=store, repository=REPO, base_image=BASE, offline=True)
         assert killed.is_set() and isinstance(info.value, TrackingServerError), info.value
         assert info.value.exit_code == EXIT_ERROR
         server.start()
@@ -509,9 +526,10 @@ def test_a_base_image_missing_from_the_engine_is_pulled(engine, registry):
     assert not engine.exists(f"{repo}:v1")
     said: list[str] = []
     try:
-        assert engine.ensure_image(f"{repo}:v1", on_progress=said.append) == image_id
-        assert said == [f"pulling {repo}:v1"] and engine.exists(f"{repo}:v1")
-        assert engine.ensure_image(f"{repo}:v1", on_progress=said.append) == image_id
+        with on_log("mlgate.build", said.append):
+            assert engine.ensure_image(f"{repo}:v1") == image_id
+            assert said == [f"pulling {repo}:v1"] and engine.exists(f"{repo}:v1")
+            assert engine.ensure_image(f"{repo}:v1") == image_id
         assert len(said) == 1  # present now: no second pull
         with pytest.raises(DockerError, match="could not be pulled"):
             engine.ensure_image(f"{repo}:missing")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -186,3 +187,79 @@ def test_check_and_promote_take_target(capsys):
     for command in ("check", "promote"):
         assert main([command, "--help"]) == 0
         assert "--target" in capsys.readouterr().out
+
+
+CLI_DIR = Path(__file__).parents[1] / "src" / "mlgate" / "cli"
+#: What the commands may import from mlgate: the use cases, their rendering, the error classes
+#: (exit codes), configuration helpers and the version, besides the CLI's own modules.
+CLI_MAY_IMPORT = {"mlgate", "mlgate.api", "mlgate.report", "mlgate.errors", "mlgate.config"}
+CLI_MAY_IMPORT |= {"mlgate._version", "mlgate.cli"}
+
+
+def _api_calls(node: ast.AST) -> int:
+    """How many ``api.NAME(...)`` calls ``node`` contains."""
+    return sum(
+        isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "api"
+        for n in ast.walk(node)
+    )
+
+
+def _api_calls_per_way(body: list[ast.stmt]) -> list[int]:
+    """The api calls on each way through a command's body: a top-level ``if`` whose block ends
+    in ``return``/``raise`` is a way out of its own; the rest runs to the end."""
+    ways, before = [], 0
+    for stmt in body:
+        if isinstance(stmt, ast.If) and isinstance(stmt.body[-1], ast.Return | ast.Raise):
+            ways.append(before + _api_calls(stmt.test) + sum(map(_api_calls, stmt.body)))
+            before += _api_calls(stmt.test) + sum(map(_api_calls, stmt.orelse))
+        else:
+            before += _api_calls(stmt)
+    return [*ways, before]
+
+
+def _commands(tree: ast.Module) -> list[ast.FunctionDef]:
+    return [
+        node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any(
+            isinstance(d, ast.Call)
+            and isinstance(d.func, ast.Attribute)
+            and d.func.attr == "command"
+            for d in node.decorator_list
+        )
+    ]
+
+
+def test_every_command_makes_one_api_call():
+    """Each command parses, makes one mlgate.api call on its way to the end (at most one on any
+    way out) and renders, in less than a screen of code below its signature and help; the CLI
+    imports nothing of mlgate's but the api, rendering, errors and configuration."""
+    seen = set()
+    for path in sorted(CLI_DIR.glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("mlgate"):
+                assert node.module in CLI_MAY_IMPORT or node.module.startswith("mlgate.cli."), (
+                    f"{path.name} imports {node.module}"
+                )
+        for command in _commands(tree):
+            ways = _api_calls_per_way(command.body)
+            assert ways[-1] == 1 and max(ways) == 1, (path.name, command.name, ways)
+            code = command.body[1:] if ast.get_docstring(command) else command.body
+            assert command.end_lineno - code[0].lineno < 40, (command.name, "over a screen")
+            seen.add(command.name)
+    assert seen == {c.callback.__name__ for c in cli.commands.values()}
+
+
+def test_cli_and_api_functions_fit_in_100_lines():
+    """No function of the CLI package, mlgate.api or mlgate.deploy is over 100 lines (from its
+    ``def``: a command's options are declared in the decorators above it)."""
+    src = CLI_DIR.parent
+    for path in [*CLI_DIR.glob("*.py"), src / "api.py", *(src / "deploy").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                assert node.end_lineno - node.lineno < 100, (path.name, node.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 
 from mlgate.cli import main
 from mlgate.deploy import recipe
+from mlgate.deploy.wheelhouse import pip_runner
 from mlgate.deploy.wheelhouse import resolve as resolve_wheels
 from mlgate.errors import EXIT_ERROR, EXIT_REJECTED, EXIT_USAGE, DockerError, UsageError
 
@@ -167,6 +169,67 @@ def test_an_empty_wheelhouse_with_downloads_off_fails_clearly(tmp_path):
         resolve_wheels(
             "blake3==1.0.8\n", python="3.11", wheelhouse=tmp_path / "wh", allow_download=False
         )
+
+
+def _wheel(directory: Path, name: str, version: str) -> Path:
+    """A minimal pure-Python wheel, written by hand (no network, no build backend)."""
+    path = directory / f"{name}-{version}-py3-none-any.whl"
+    info = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": "",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: mlgate-tests\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    with zipfile.ZipFile(path, "w") as whl:
+        for arc, text in files.items():
+            whl.writestr(arc, text)
+        whl.writestr(f"{info}/RECORD", "".join(f"{arc},,\n" for arc in [*files, f"{info}/RECORD"]))
+    return path
+
+
+def test_the_wheelhouse_runs_pip_through_the_runner_it_is_given(tmp_path):
+    """resolve() runs pip with the runner passed in (here the default one, recording each
+    command): from the user's wheelhouse alone when downloads are off; not again once cached."""
+    wheelhouse = tmp_path / "wh"
+    wheelhouse.mkdir()
+    wheel = _wheel(wheelhouse, "mlgate_tiny_dist", "1.0")
+    commands: list[list[str]] = []
+
+    def recording(cmd):
+        commands.append(list(cmd))
+        return pip_runner(cmd)
+
+    want = "mlgate-tiny-dist==1.0\n"
+    got = resolve_wheels(
+        want, python="3.11", wheelhouse=wheelhouse, allow_download=False, runner=recording
+    )
+    assert [p.name for p in got.glob("*.whl")] == [wheel.name]
+    (cmd,) = commands
+    assert cmd[1:4] == ["-m", "pip", "download"] and "--no-index" in cmd
+    again = resolve_wheels(
+        want, python="3.11", wheelhouse=wheelhouse, allow_download=False, runner=recording
+    )
+    assert again == got and len(commands) == 1
+
+
+def test_what_the_runner_says_names_the_failure_redacted(tmp_path):
+    """A runner's failing exit status is a DockerError quoting its last ERROR line, with any
+    credentials in it hidden."""
+    (tmp_path / "wh").mkdir()
+
+    def refusing(cmd):
+        return 1, "Looking in https://user:secret@mirror.invalid/simple\nERROR: no wheel for x"
+
+    with pytest.raises(DockerError, match="no wheel for x"):
+        resolve_wheels("x==1\n", python="3.11", wheelhouse=tmp_path / "wh", runner=refusing)
+
+    def leaking(cmd):
+        return 1, "ERROR: cannot reach https://user:secret@mirror.invalid/simple"
+
+    with pytest.raises(DockerError) as info:
+        resolve_wheels("y==1\n", python="3.11", wheelhouse=tmp_path / "wh", runner=leaking)
+    assert "secret" not in str(info.value) and "***@" in str(info.value)
 
 
 def test_build_needs_a_version_and_a_reachable_engine(

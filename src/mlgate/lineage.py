@@ -7,11 +7,14 @@ MLflow. The tag names mlgate writes on a model version are defined here as well,
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import getpass
 import json
 import os
 import platform
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,8 +142,31 @@ def git_from_run(tags: dict[str, str]) -> GitState | None:
     )
 
 
+#: Who is acting when a caller said so (:func:`acting_as`); None: work it out (:func:`actor`).
+_ACTING_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "mlgate_actor", default=None
+)
+
+
+@contextlib.contextmanager
+def acting_as(name: str | None) -> Iterator[None]:
+    """Record ``name`` as the actor of everything done inside the block (None: no change)."""
+    if name is None:
+        yield
+        return
+    token = _ACTING_AS.set(name)
+    try:
+        yield
+    finally:
+        _ACTING_AS.reset(token)
+
+
 def actor() -> str:
-    """Who is acting: the CI system's user when in CI, else the OS user."""
+    """Who is acting: whom :func:`acting_as` names, else the CI system's user when in CI, else
+    the OS user."""
+    named = _ACTING_AS.get()
+    if named is not None:
+        return named
     for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "BUILD_USER_ID"):
         value = os.environ.get(var)
         if value:

@@ -12,20 +12,24 @@
    digest verify *inside* the image), then committed with the version's labels. Only then is the
    image tagged ``REPO:TAG``: a failed build or check leaves nothing under the tag.
 5. Optionally push; record the image on the model version (``mlgate.image`` tag).
+
+Progress is logged at INFO on the ``mlgate.build`` logger (the CLI prints it on stderr). The
+Docker engine and the runner of pip (offline builds) can be passed in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import logging
 import os
-import shutil
 import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +43,10 @@ from mlgate.registry.store import Store, VersionRecord
 
 if TYPE_CHECKING:
     from mlgate.deploy.engine import Engine
+    from mlgate.deploy.wheelhouse import Runner
     from mlgate.promotion.ledger import BuildEvent
 
-Progress = Callable[[str], None]
+log = logging.getLogger("mlgate.build")
 
 DEFAULT_REPOSITORY = "mlgate"
 #: Runtimes (an image without a model) are tagged here by the key of what went into them.
@@ -90,11 +95,6 @@ class BuildResult:
         if self.pushed_digest:
             out["digest"] = self.pushed_digest
         return out
-
-
-def _note(on_progress: Progress | None, message: str) -> None:
-    if on_progress:
-        on_progress(message)
 
 
 def _read(path: Path) -> str | None:
@@ -173,9 +173,7 @@ def _add_mlgate(ctx: _Context, python: str) -> None:
     import importlib.util
     import py_compile
 
-    import mlgate
-
-    src = Path(mlgate.__file__).parent
+    src = Path(__file__).resolve().parent.parent  # the mlgate package (not imported: layers)
     ctx.add_tree("mlgate", src)
     if f"{sys.version_info[0]}.{sys.version_info[1]}" != python:
         return
@@ -217,7 +215,7 @@ def _resolve(store: Store, ref: str) -> VersionRecord:
 
 
 def _fetch_verified(
-    store: Store, version: VersionRecord, dst: Path, verify: bool, on_progress: Progress | None
+    store: Store, version: VersionRecord, dst: Path, verify: bool
 ) -> tuple[Path, str | None]:
     """Download the version's artifacts; with ``verify``, prove they are the registered ones.
 
@@ -234,7 +232,7 @@ def _fetch_verified(
             hint="register it with mlgate, or pass --no-verify to build it unverified",
         )
     found = verify_model_artifacts(model_dir, want, what=version.ref, refusing="to build")
-    _note(on_progress, f"artifacts verified: {found}")
+    log.info("artifacts verified: %s", found)
     return model_dir, found
 
 
@@ -281,27 +279,22 @@ def _ensure_runtime(
     platform: str | None,
     network_mode: str | None,
     nocache: bool,
-    on_progress: Progress | None,
 ) -> tuple[str, bool, int, int]:
     """The runtime image for ``context``: reused when its key exists, else built and tagged.
 
     A runtime depends on nothing but its build context, the base image and the platform, so the
     same key means the same runtime. Returns (reference, reused, steps, cached steps).
     """
-    base_id = engine.ensure_image(runtime.base_image, platform=platform, on_progress=on_progress)
+    base_id = engine.ensure_image(runtime.base_image, platform=platform)
     key = _runtime_key(context, base_id, platform)
     ref = f"{RUNTIME_REPOSITORY}:{key}"
     if not nocache and engine.exists(ref):
-        _note(on_progress, f"runtime {ref} is up to date (base, environment, requirements, mlgate)")
+        log.info("runtime %s is up to date (base, environment, requirements, mlgate)", ref)
         return ref, True, 0, 0
     mode = "offline" if runtime.offline else "online"
-    _note(on_progress, f"building the runtime from {runtime.base_image} ({mode})")
+    log.info("building the runtime from %s (%s)", runtime.base_image, mode)
     built = engine.build(
-        str(context),
-        network_mode=network_mode,
-        platform=platform,
-        nocache=nocache,
-        on_progress=on_progress,
+        str(context), network_mode=network_mode, platform=platform, nocache=nocache
     )
     engine.tag(built.image_id, RUNTIME_REPOSITORY, key)
     return ref, False, built.steps, built.cached
@@ -317,6 +310,157 @@ def _bundle(path: Path, model_dir: Path, layer: recipe.ModelLayer, run_id: str |
     finally:
         bundle.close()
     return path
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one build makes, decided from the version and its (verified) artifacts."""
+
+    version: VersionRecord
+    model_dir: Path
+    digest: str | None  # the verified artifact digest; None when not verified
+    requirements: str
+    labels: dict[str, str]
+    runtime: recipe.Runtime
+    layer: recipe.ModelLayer
+
+
+def _check_options(
+    repository: str,
+    ca_bundle: str | os.PathLike[str] | None,
+    wheelhouse: str | os.PathLike[str] | None,
+    allow_download: bool,
+    engine: Engine | None,
+    docker_host: str | None,
+) -> str:
+    """Refuse bad options before anything is contacted; returns the checked repository."""
+    repository = recipe.check_repository(repository)
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    if not allow_download and wheelhouse is None:
+        raise UsageError("--no-download needs --wheelhouse")
+    if engine is not None and docker_host is not None:
+        raise UsageError("give an engine or a Docker host to connect to, not both")
+    return repository
+
+
+def _plan(
+    store: Store,
+    version: VersionRecord,
+    work: Path,
+    *,
+    verify: bool,
+    python: str | None,
+    base_image: str | None,
+    full_mlflow: bool,
+    offline: bool,
+    ca_bundle: str | os.PathLike[str] | None,
+) -> _Plan:
+    """Download (and verify) the artifacts; work out the runtime and the model layer."""
+    model_dir, digest = _fetch_verified(store, version, work / "artifacts", verify)
+    pyfunc = _pyfunc_flavor(model_dir, version.ref)
+    py = python or recipe.python_minor(
+        _read(model_dir / "python_env.yaml"), pyfunc.get("python_version")
+    )
+    base = base_image or recipe.default_base_image(py)
+    model_reqs = _read(model_dir / "requirements.txt") or ""
+    requirements = recipe.merge_requirements(
+        model_reqs, _serve_pins(model_reqs), full_mlflow=full_mlflow
+    )
+    labels = recipe.labels(
+        model=version.name,
+        version=version.version,
+        run_id=version.run_id,
+        tags=version.tags,
+        mlgate_version=__version__,
+        base_image=base,
+        created=version.tags.get(Tags.REGISTERED_AT),
+    )
+    runtime = recipe.Runtime(
+        base_image=base, python=py, offline=offline, ca_bundle=ca_bundle is not None and not offline
+    )
+    layer = recipe.ModelLayer(
+        model=version.name, version=version.version, digest=digest, labels=labels
+    )
+    return _Plan(version, model_dir, digest, requirements, labels, runtime, layer)
+
+
+def _runtime_image(
+    engine: Engine,
+    plan: _Plan,
+    work: Path,
+    *,
+    wheelhouse: str | os.PathLike[str] | None,
+    allow_download: bool,
+    ca_bundle: str | os.PathLike[str] | None,
+    platform: str | None,
+    network_mode: str | None,
+    nocache: bool,
+    pip_runner: Runner | None,
+) -> tuple[str, bool, int, int]:
+    """The runtime image (wheels resolved on the host first when offline); see _ensure_runtime."""
+    from mlgate.deploy import wheelhouse as wheels
+
+    runtime = plan.runtime
+    wheel_dir = None
+    if runtime.offline:
+        log.info("resolving wheels on the host for Python %s", runtime.python)
+        wheel_dir = wheels.resolve(
+            plan.requirements,
+            python=runtime.python,
+            platform=platform,
+            wheelhouse=wheelhouse,
+            allow_download=allow_download,
+            runner=pip_runner,
+        )
+    context = _runtime_context(
+        work / "runtime.tar", runtime, plan.requirements, wheel_dir, ca_bundle
+    )
+    net = (
+        "none"
+        if runtime.offline
+        else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
+    )
+    return _ensure_runtime(
+        engine, context, runtime, platform=platform, network_mode=net, nocache=nocache
+    )
+
+
+def _model_image(engine: Engine, plan: _Plan, runtime_ref: str, work: Path, *, check: bool) -> str:
+    """The runtime plus the model layer, checked inside when ``check``; returns its image id."""
+    v = plan.version
+    bundle = _bundle(work / "bundle.tar", plan.model_dir, plan.layer, v.run_id)
+    checking = "; checking that the model loads and verifies inside the image (no network)"
+    log.info("%s", "adding the model layer" + (checking if check else ""))
+    return engine.add_layer(
+        runtime_ref,
+        bundle.read_bytes(),
+        recipe.PREFIX,
+        changes=plan.layer.changes(),
+        check=plan.layer.check_cmd() if check else None,
+        message=f"mlgate: {v.name} version {v.version} ({plan.digest or 'unverified'})",
+    )
+
+
+def _publish(engine: Engine, image_id: str, repository: str, tag: str, push: bool) -> str | None:
+    """Tag the image ``repository:tag``; with ``push``, push it and return the pushed digest."""
+    engine.tag(image_id, repository, tag)
+    if not push:
+        return None
+    log.info("pushing %s:%s", repository, tag)
+    return engine.push(repository, tag)
+
+
+@contextlib.contextmanager
+def _connected(engine: Engine | None, docker_host: str | None) -> Iterator[Engine]:
+    """The caller's engine (left open), else a new connection closed afterwards."""
+    if engine is not None:
+        yield engine
+        return
+    from mlgate.deploy.engine import Engine
+
+    with Engine(docker_host) as own:
+        yield own
 
 
 def build(
@@ -339,164 +483,82 @@ def build(
     nocache: bool = False,
     push: bool = False,
     record: bool = True,
+    engine: Engine | None = None,
     docker_host: str | None = None,
-    on_progress: Progress | None = None,
+    pip_runner: Runner | None = None,
 ) -> BuildResult:
     """Build (and optionally push) the serving image of one model version.
 
-    Args:
-        ref: ``MODEL@ALIAS`` or ``MODEL/VERSION``. An alias is resolved once.
-        repository, tag: the image is tagged ``repository:tag``; ``tag`` is a template with
-            ``{model}`` and ``{version}``.
-        base_image: default ``python:MAJOR.MINOR-slim`` for the model's Python.
-        offline, wheelhouse, allow_download: download every wheel on the host first (into the
-            cache, or into ``wheelhouse``) and build with no network.
-        ca_bundle: a CA bundle pip inside the build trusts (online builds behind TLS
-            interception). It is used in the build stage only, never left in the image.
-        network_mode: the build's network (``host`` where the engine has no bridge); offline
-            builds always run with none.
-        full_mlflow: install the full ``mlflow`` package rather than ``mlflow-skinny``.
-        verify: refuse artifacts that differ from the recorded digest (and versions with none).
-        check: before the model layer is committed, run ``serve --check`` in its container with
-            no network: the model must load and its digest verify inside the image.
-        record: write the image to the version's ``mlgate.image`` tag.
-
-    Raises:
-        NotFoundError: no such model, version or alias. UsageError: bad options, no pyfunc
-        flavor. IntegrityError: artifacts changed since registration. DockerError: engine
-        unreachable, build, check or push failed.
+    The steps are the module's: resolve, fetch and verify, the runtime, the model layer (checked
+    inside), tag and push, record. :func:`mlgate.api.build` documents every argument and error.
+    Progress is logged at INFO on the ``mlgate.build`` logger.
     """
-    from mlgate.deploy import wheelhouse as wheels
-    from mlgate.deploy.engine import Engine
-
     started = time.monotonic()
     store = store or Store()
-    repository = recipe.check_repository(repository)
-    if ca_bundle is not None and not Path(ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {ca_bundle}: no such file")
+    repository = _check_options(
+        repository, ca_bundle, wheelhouse, allow_download, engine, docker_host
+    )
     offline = offline or wheelhouse is not None
-    record_v = _resolve(store, ref)
+    version = _resolve(store, ref)
     from mlgate.promotion.workflow import ledger_for
 
     ledger = ledger_for(store)  # the build's event goes there (a bad policy fails before work)
-    name, version = record_v.name, record_v.version
-    image_tag = recipe.image_tag(tag, name, version)
-    _note(on_progress, f"building {name} version {version} as {repository}:{image_tag}")
-
-    engine = Engine(docker_host)
-    work = Path(tempfile.mkdtemp(prefix="mlgate-build-"))
-    try:
-        model_dir, digest = _fetch_verified(
-            store, record_v, work / "artifacts", verify, on_progress
-        )
-        verified = digest is not None
-        pyfunc = _pyfunc_flavor(model_dir, record_v.ref)
-        py = python or recipe.python_minor(
-            _read(model_dir / "python_env.yaml"), pyfunc.get("python_version")
-        )
-        base = base_image or recipe.default_base_image(py)
-        model_reqs = _read(model_dir / "requirements.txt") or ""
-        requirements = recipe.merge_requirements(
-            model_reqs, _serve_pins(model_reqs), full_mlflow=full_mlflow
-        )
-        labels = recipe.labels(
-            model=name,
-            version=version,
-            run_id=record_v.run_id,
-            tags=record_v.tags,
-            mlgate_version=__version__,
-            base_image=base,
-            created=record_v.tags.get(Tags.REGISTERED_AT),
-        )
-        runtime = recipe.Runtime(
-            base_image=base,
-            python=py,
+    name, number = version.name, version.version
+    image_tag = recipe.image_tag(tag, name, number)
+    log.info("building %s version %s as %s:%s", name, number, repository, image_tag)
+    with (
+        _connected(engine, docker_host) as docker,
+        tempfile.TemporaryDirectory(prefix="mlgate-build-", ignore_cleanup_errors=True) as tmp,
+    ):
+        work = Path(tmp)
+        plan = _plan(
+            store,
+            version,
+            work,
+            verify=verify,
+            python=python,
+            base_image=base_image,
+            full_mlflow=full_mlflow,
             offline=offline,
-            ca_bundle=ca_bundle is not None and not offline,
+            ca_bundle=ca_bundle,
         )
-        layer = recipe.ModelLayer(model=name, version=version, digest=digest, labels=labels)
-
-        wheel_dir = None
-        if offline:
-            _note(on_progress, f"resolving wheels on the host for Python {py}")
-            wheel_dir = wheels.resolve(
-                requirements,
-                python=py,
-                platform=platform,
-                wheelhouse=wheelhouse,
-                allow_download=allow_download,
-                on_progress=on_progress,
-            )
-
-        context = _runtime_context(
-            work / "runtime.tar", runtime, requirements, wheel_dir, ca_bundle
-        )
-        net = (
-            "none" if offline else (network_mode or os.environ.get("MLGATE_DOCKER_NETWORK") or None)
-        )
-        runtime_ref, reused, steps, cached = _ensure_runtime(
-            engine,
-            context,
-            runtime,
+        runtime_ref, reused, steps, cached = _runtime_image(
+            docker,
+            plan,
+            work,
+            wheelhouse=wheelhouse,
+            allow_download=allow_download,
+            ca_bundle=ca_bundle,
             platform=platform,
-            network_mode=net,
+            network_mode=network_mode,
             nocache=nocache,
-            on_progress=on_progress,
+            pip_runner=pip_runner,
         )
-
-        bundle = _bundle(work / "bundle.tar", model_dir, layer, record_v.run_id)
-        _note(
-            on_progress,
-            "adding the model layer"
-            + (
-                "; checking that the model loads and verifies inside the image (no network)"
-                if check
-                else ""
-            ),
-        )
-        image_id = engine.add_layer(
-            runtime_ref,
-            bundle.read_bytes(),
-            recipe.PREFIX,
-            changes=layer.changes(),
-            check=layer.check_cmd() if check else None,
-            message=f"mlgate: {name} version {version} ({digest or 'unverified'})",
-        )
-        engine.tag(image_id, repository, image_tag)
-        image = f"{repository}:{image_tag}"
-        pushed = None
-        if push:
-            _note(on_progress, f"pushing {image}")
-            pushed = engine.push(repository, image_tag, on_progress=on_progress)
-        info = engine.inspect(image_id)
+        image_id = _model_image(docker, plan, runtime_ref, work, check=check)
+        pushed = _publish(docker, image_id, repository, image_tag, push)
         result = BuildResult(
             model=name,
-            version=version,
-            image=image,
+            version=number,
+            image=f"{repository}:{image_tag}",
             image_id=image_id,
-            base_image=base,
-            python=py,
+            base_image=plan.runtime.base_image,
+            python=plan.runtime.python,
             offline=offline,
-            verified=verified,
+            verified=plan.digest is not None,
             checked=check,
             runtime_image=runtime_ref,
             runtime_reused=reused,
             steps=steps,
             cached_steps=cached,
-            size_bytes=info.size,
+            size_bytes=docker.inspect(image_id).size,
             seconds=round(time.monotonic() - started, 2),
             pushed_digest=pushed,
-            labels=labels,
+            labels=plan.labels,
         )
         if record:
-            store.set_version_tags(name, version, {Tags.IMAGE: compact_json(result.record())})
-            from dataclasses import replace
-
+            store.set_version_tags(name, number, {Tags.IMAGE: compact_json(result.record())})
             from mlgate.promotion.ledger import build_event
 
-            event = build_event(name, version, image=image, image_id=image_id, digest=pushed)
+            event = build_event(name, number, image=result.image, image_id=image_id, digest=pushed)
             result = replace(result, event=ledger.append_if_permitted(event))
         return result
-    finally:
-        engine.close()
-        shutil.rmtree(work, ignore_errors=True)

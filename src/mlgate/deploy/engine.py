@@ -2,14 +2,16 @@
 
 Every ``docker`` exception is translated here into :class:`~mlgate.errors.DockerError` (engine
 unreachable, build or push failed) or :class:`~mlgate.errors.NotFoundError` (no such image), so
-nothing above this module imports ``docker``.
+nothing above this module imports ``docker``. What the engine says while it builds, pulls and
+pushes is logged at INFO on the ``mlgate.build`` logger.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from mlgate import config
 from mlgate.errors import DockerError, NotFoundError
 
-Progress = Callable[[str], None]
+log = logging.getLogger("mlgate.build")
 
 #: Seconds an API call may go without an answer (a build step such as pip install can be quiet).
 API_TIMEOUT = 1800
@@ -136,7 +138,6 @@ class Engine:
         network_mode: str | None = None,
         platform: str | None = None,
         nocache: bool = False,
-        on_progress: Progress | None = None,
     ) -> Built:
         """Build from an uncompressed tar build context. Never tags.
 
@@ -164,7 +165,7 @@ class Engine:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
                     said = [t.strip() for t in tail if t.strip() and not t.startswith("Step ")]
                     last = f" (last output: {said[-1][:300]})" if said else ""
-                    raise DockerError(  # one line: the full log went to on_progress
+                    raise DockerError(  # one line: the full log was logged
                         f"image build failed at {step or 'the first step'}: "
                         f"{config.redact(_first_line(detail))}{last}"
                     )
@@ -184,8 +185,7 @@ class Engine:
                     elif line.strip() == "---> Using cache":
                         cached += 1
                     tail = [*tail, line][-40:]
-                    if on_progress:
-                        on_progress(line)
+                    log.info("%s", line)
         if image_id is None:
             raise DockerError("image build ended without an image id")
         return Built(image_id=image_id, steps=steps, cached=cached)
@@ -224,7 +224,7 @@ class Engine:
         with contextlib.suppress(docker.errors.NotFound), _calling(f"removing {ref}"):
             self.client.api.remove_image(ref, noprune=False)
 
-    def push(self, repository: str, tag: str, on_progress: Progress | None = None) -> str:
+    def push(self, repository: str, tag: str) -> str:
         """Push ``repository:tag``; returns the pushed manifest digest (``sha256:...``)."""
         digest: str | None = None
         with _calling(f"pushing {repository}:{tag}"):
@@ -237,22 +237,19 @@ class Engine:
                 if isinstance(aux, dict) and aux.get("Digest"):
                     digest = aux["Digest"]
                 status = chunk.get("status")
-                if on_progress and status and "id" not in chunk:
-                    on_progress(config.redact(status))
+                if status and "id" not in chunk:
+                    log.info("%s", config.redact(status))
         if digest is None:
             raise DockerError(f"pushing {repository}:{tag} ended without a digest")
         return digest
 
-    def ensure_image(
-        self, ref: str, *, platform: str | None = None, on_progress: Progress | None = None
-    ) -> str:
+    def ensure_image(self, ref: str, *, platform: str | None = None) -> str:
         """The id of image ``ref``, pulling it first when the engine does not have it."""
         try:
             return self.inspect(ref).id
         except NotFoundError:
             pass
-        if on_progress:
-            on_progress(f"pulling {ref}")
+        log.info("pulling %s", ref)
         try:
             with _calling(f"pulling {ref}"):
                 return str(self.client.images.pull(ref, platform=platform).id)

@@ -16,22 +16,25 @@ build ``FROM`` the tools image.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlgate._version import __version__
 from mlgate.deploy import recipe
 from mlgate.errors import UsageError
 
-Progress = Callable[[str], None]
+if TYPE_CHECKING:
+    from mlgate.deploy.engine import Engine
+
+log = logging.getLogger("mlgate.build")
 
 #: ``mlgate-tools:<mlgate version>``: what the Kubeflow components run by default.
 TOOLS_REPOSITORY = "mlgate-tools"
@@ -97,7 +100,7 @@ def build_tools_image(
     nocache: bool = False,
     push: bool = False,
     docker_host: str | None = None,
-    on_progress: Progress | None = None,
+    engine: Engine | None = None,
 ) -> ToolsResult:
     """Build (and optionally push) the tools image; the options mean what they mean for
     :func:`mlgate.deploy.build.build`. ``python`` defaults to this machine's Python, whose
@@ -108,7 +111,7 @@ def build_tools_image(
     """
     from mlgate.deploy import wheelhouse as wheels
     from mlgate.deploy.build import _ensure_runtime, _runtime_context
-    from mlgate.deploy.engine import Engine
+    from mlgate.deploy.engine import Engine as DockerEngine
 
     started = time.monotonic()
     repository = recipe.check_repository(repository)
@@ -126,20 +129,20 @@ def build_tools_image(
         ca_bundle=ca_bundle is not None and not offline,
         labels=_labels(base),
     )
-    _note(on_progress, f"building the tools image {repository}:{image_tag} (mlgate {__version__})")
-    engine = Engine(docker_host)
+    log.info("building the tools image %s:%s (mlgate %s)", repository, image_tag, __version__)
+    owned = engine is None
+    engine = engine or DockerEngine(docker_host)
     work = Path(tempfile.mkdtemp(prefix="mlgate-tools-"))
     try:
         wheel_dir = None
         if offline:
-            _note(on_progress, f"resolving wheels on the host for Python {py}")
+            log.info("resolving wheels on the host for Python %s", py)
             wheel_dir = wheels.resolve(
                 requirements,
                 python=py,
                 platform=platform,
                 wheelhouse=wheelhouse,
                 allow_download=allow_download,
-                on_progress=on_progress,
             )
         context = _runtime_context(
             work / "runtime.tar", runtime, requirements, wheel_dir, ca_bundle
@@ -152,15 +155,14 @@ def build_tools_image(
             platform=platform,
             network_mode=net or None,
             nocache=nocache,
-            on_progress=on_progress,
         )
         image_id = engine.inspect(runtime_ref).id
         engine.tag(image_id, repository, image_tag)
         image = f"{repository}:{image_tag}"
         pushed = None
         if push:
-            _note(on_progress, f"pushing {image}")
-            pushed = engine.push(repository, image_tag, on_progress=on_progress)
+            log.info("pushing %s", image)
+            pushed = engine.push(repository, image_tag)
         return ToolsResult(
             image=image,
             image_id=image_id,
@@ -177,13 +179,9 @@ def build_tools_image(
             pushed_digest=pushed,
         )
     finally:
-        engine.close()
+        if owned:
+            engine.close()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _note(on_progress: Progress | None, message: str) -> None:
-    if on_progress:
-        on_progress(message)
 
 
 def _labels(base: str) -> dict[str, str]:
@@ -195,48 +193,3 @@ def _labels(base: str) -> dict[str, str]:
         "io.mlgate.version": __version__,
         "io.mlgate.image.kind": "tools",
     }
-
-
-#: ``mlgate build`` options that only make sense for a model's image.
-_MODEL_ONLY = {
-    "ref": "MODEL@ALIAS|MODEL/VERSION",
-    "no_verify": "--no-verify",
-    "no_check": "--no-check",
-}
-
-
-def build_from_options(
-    params: dict[str, Any], given: set[str], *, on_progress: Progress | None = None
-) -> tuple[dict[str, Any], str]:
-    """``mlgate build --tools-image`` from the command's options (``given``: those the user set;
-    the others keep the tools image's defaults). Returns the result and its one-line summary."""
-    for key, what in _MODEL_ONLY.items():
-        if key in given and params.get(key):
-            raise UsageError(f"--tools-image builds no model's image: drop {what}")
-    result = build_tools_image(
-        repository=params["repository"] if "repository" in given else TOOLS_REPOSITORY,
-        tag=params["tag"] if "tag" in given else TOOLS_TAG,
-        base_image=params.get("base_image"),
-        python=params.get("python"),
-        offline=bool(params.get("offline")),
-        wheelhouse=params.get("wheelhouse"),
-        allow_download=not params.get("no_download"),
-        ca_bundle=params.get("ca_bundle"),
-        platform=params.get("platform"),
-        network_mode=params.get("network_mode"),
-        full_mlflow=bool(params.get("full_mlflow")),
-        nocache=bool(params.get("nocache")),
-        push=bool(params.get("push")),
-        on_progress=on_progress,
-    )
-    reuse = (
-        "runtime reused"
-        if result.runtime_reused
-        else f"runtime built, {result.cached_steps}/{result.steps} steps from cache"
-    )
-    pushed = f", pushed {result.pushed_digest}" if result.pushed_digest else ""
-    line = (
-        f"built {result.image} ({result.image_id[:19]}, {result.size_bytes / 1e6:.0f} MB, "
-        f"{reuse}, {result.seconds:.1f} s{pushed})"
-    )
-    return result.to_dict(), line

@@ -14,12 +14,13 @@ same requirements, and the second build reuses the layer.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mlgate import config
@@ -27,6 +28,16 @@ from mlgate.deploy.recipe import wheel_platforms
 from mlgate.errors import DockerError, UsageError
 
 COMPLETE = ".mlgate-complete"
+
+log = logging.getLogger("mlgate.build")
+
+#: Runs one command (``python -m pip download ...``) and returns its exit status and what it
+#: printed (the last lines are enough: errors are read from them). Like ``pypa/build``'s runner,
+#: it is where a caller decides how pip runs; the default is :func:`pip_runner`.
+Runner = Callable[[Sequence[str]], tuple[int, str]]
+
+#: pip's lines worth showing while it works (the rest are kept for the error message only).
+_PROGRESS = ("Collecting", "Saved", "Successfully", "ERROR")
 
 
 def _key(requirements: str, python: str, platform: str | None) -> str:
@@ -37,7 +48,24 @@ def _key(requirements: str, python: str, platform: str | None) -> str:
     return h.hexdigest()[:20]
 
 
-def _pip_download(args: list[str], on_progress: Callable[[str], None] | None) -> tuple[int, str]:
+def pip_runner(cmd: Sequence[str]) -> tuple[int, str]:
+    """Run ``cmd`` as a subprocess; log pip's progress lines at INFO on ``mlgate.build``."""
+    tail: list[str] = []
+    with subprocess.Popen(
+        list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if not line:
+                continue
+            tail = [*tail, line][-15:]
+            if line.startswith(_PROGRESS):
+                log.info("%s", config.redact(line))
+    return proc.wait(), "\n".join(tail)
+
+
+def _pip_download(args: list[str], runner: Runner) -> tuple[int, str]:
     cmd = [
         sys.executable,
         "-m",
@@ -47,17 +75,8 @@ def _pip_download(args: list[str], on_progress: Callable[[str], None] | None) ->
         "--no-input",
         *args,
     ]
-    tail: list[str] = []
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            if not line:
-                continue
-            tail = [*tail, line][-15:]
-            if on_progress and line.startswith(("Collecting", "Saved", "Successfully", "ERROR")):
-                on_progress(config.redact(line))
-    return proc.wait(), "\n".join(config.redact(t) for t in tail)
+    status, said = runner(cmd)
+    return status, "\n".join(config.redact(line) for line in said.splitlines())
 
 
 def resolve(
@@ -67,7 +86,7 @@ def resolve(
     platform: str | None = None,
     wheelhouse: str | os.PathLike[str] | None = None,
     allow_download: bool = True,
-    on_progress: Callable[[str], None] | None = None,
+    runner: Runner | None = None,
 ) -> Path:
     """A directory holding exactly the wheels ``requirements`` resolve to for the image.
 
@@ -79,10 +98,12 @@ def resolve(
             alone first; whatever is missing is downloaded into it, unless ``allow_download`` is
             false.
         allow_download: false to never touch the network (fail if a wheel is missing).
+        runner: runs pip (default :func:`pip_runner`, a subprocess that logs pip's progress).
 
     Raises:
         DockerError: pip could not resolve or download a wheel (names what pip said).
     """
+    run = runner or pip_runner
     root = config.cache_dir() / "wheelhouse"
     target = root / _key(requirements, python, platform)
     if (target / COMPLETE).exists():
@@ -104,9 +125,7 @@ def resolve(
         common += ["-r", str(req), "-d", str(dest)]
         status, said = 1, ""
         if user is not None:
-            status, said = _pip_download(
-                ["--no-index", "--find-links", str(user), *common], on_progress
-            )
+            status, said = _pip_download(["--no-index", "--find-links", str(user), *common], run)
         if status != 0:
             if not allow_download:
                 raise DockerError(
@@ -114,7 +133,7 @@ def resolve(
                     + _last_error(said)
                 )
             extra = ["--find-links", str(user)] if user is not None else []
-            status, said = _pip_download([*extra, *common], on_progress)
+            status, said = _pip_download([*extra, *common], run)
             if status != 0:
                 raise DockerError(
                     f"could not download the wheels for Python {python} "
