@@ -20,44 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from mlgate import config
+from mlgate.keys import TAG_PREFIX, Tags
 
-TAG_PREFIX = "mlgate."
 NO_GIT = "none"
-
-
-class Tags:
-    """Names of the model-version tags mlgate writes (all start with ``mlgate.``)."""
-
-    MLGATE_VERSION = "mlgate.version"
-    GIT_COMMIT = "mlgate.git.commit"
-    GIT_BRANCH = "mlgate.git.branch"
-    GIT_DIRTY = "mlgate.git.dirty"
-    GIT_REMOTE = "mlgate.git.remote"
-    ARTIFACT_DIGEST = "mlgate.artifact.digest"
-    ARTIFACT_FILES = "mlgate.artifact.files"
-    ENV_PYTHON = "mlgate.env.python"
-    ENV_REQUIREMENTS = "mlgate.env.requirements"
-    ENV_PACKAGES = "mlgate.env.packages"
-    ENV_PLATFORM = "mlgate.env.platform"
-    GIT_SOURCE = "mlgate.git.source"
-    REGISTERED_BY = "mlgate.registered_by"
-    REGISTERED_AT = "mlgate.registered_at"
-    ATTACHED_BY = "mlgate.attached_by"
-    ATTACHED_AT = "mlgate.attached_at"
-    CI_RUN_URL = "mlgate.ci.run_url"
-    METRICS = "mlgate.metrics"
-    PARAMS = "mlgate.params"
-    IMAGE = "mlgate.image"
-
-    @staticmethod
-    def data(role: str, part: str) -> str:
-        """``mlgate.data.<role>.<part>``, e.g. ``mlgate.data.train.fingerprint``."""
-        return f"mlgate.data.{role}.{part}"
-
-    @staticmethod
-    def gates(alias: str) -> str:
-        """Compact JSON of the last gate decision for promotion to ``alias``."""
-        return f"mlgate.gates.{alias}"
 
 
 #: Where a version's git state was read (``mlgate.git.source``).

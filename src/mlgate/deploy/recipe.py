@@ -308,27 +308,27 @@ def labels(
     Only what was recorded is labelled; nothing secret is (the git remote is stored redacted
     by registration).
     """
-    from mlgate.lineage import Tags
+    from mlgate.keys import Labels, Tags
 
     out = {
         "org.opencontainers.image.title": model,
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.base.name": base_image,
         "org.opencontainers.image.vendor": "mlgate",
-        "io.mlgate.model.name": model,
-        "io.mlgate.model.version": version,
-        "io.mlgate.version": mlgate_version,
+        Labels.MODEL_NAME: model,
+        Labels.MODEL_VERSION: version,
+        Labels.MLGATE_VERSION: mlgate_version,
     }
     if created:
         out["org.opencontainers.image.created"] = created
     if run_id:
-        out["io.mlgate.run_id"] = run_id
+        out[Labels.RUN_ID] = run_id
     mapping = {
-        Tags.GIT_COMMIT: ("io.mlgate.git.commit", "org.opencontainers.image.revision"),
-        Tags.GIT_DIRTY: ("io.mlgate.git.dirty",),
+        Tags.GIT_COMMIT: (Labels.GIT_COMMIT, "org.opencontainers.image.revision"),
+        Tags.GIT_DIRTY: (Labels.GIT_DIRTY,),
         Tags.GIT_REMOTE: ("org.opencontainers.image.source",),
-        Tags.ARTIFACT_DIGEST: ("io.mlgate.artifact.digest",),
-        Tags.ENV_PYTHON: ("io.mlgate.env.python",),
+        Tags.ARTIFACT_DIGEST: (Labels.ARTIFACT_DIGEST,),
+        Tags.ENV_PYTHON: (Labels.ENV_PYTHON,),
     }
     for tag, names in mapping.items():
         value = tags.get(tag)
@@ -336,13 +336,14 @@ def labels(
             for name in names:
                 out[name] = value
     for key, value in tags.items():
-        m = _DATA_TAG.match(key)
-        if m and value:
-            out[f"io.mlgate.data.{m.group(1)}.{m.group(2)}"] = value
+        data = Tags.parse_data(key)
+        if data and data[1] in _LABELLED_DATA and value:
+            out[Labels.data(*data)] = value
     return out
 
 
-_DATA_TAG = re.compile(r"^mlgate\.data\.([\w-]+)\.(fingerprint|rows|source)$")
+#: The parts of a data role's record that are labelled (not its schema or kind).
+_LABELLED_DATA = ("fingerprint", "rows", "source")
 
 
 # --------------------------------------------------------------------------- the tools image

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mlgate._version import __version__
 from mlgate.deploy import recipe
 from mlgate.errors import UsageError
+from mlgate.keys import Labels
 
 if TYPE_CHECKING:
     from mlgate.deploy.engine import Engine
@@ -190,6 +191,6 @@ def _labels(base: str) -> dict[str, str]:
         "org.opencontainers.image.version": __version__,
         "org.opencontainers.image.base.name": base,
         "org.opencontainers.image.vendor": "mlgate",
-        "io.mlgate.version": __version__,
-        "io.mlgate.image.kind": "tools",
+        Labels.MLGATE_VERSION: __version__,
+        Labels.IMAGE_KIND: "tools",
     }

@@ -43,10 +43,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, TypeVar
 
 from mlgate.errors import ConflictError, NotPermittedError
+from mlgate.keys import DEFAULT_LEDGER, EVENT_TAG_PREFIX
 from mlgate.lineage import actor, ci_run_url, compact_json
 from mlgate.registry.store import RunRecord, Store
 
-PREFIX = "mlgate.event."
+PREFIX = EVENT_TAG_PREFIX
 _JSON = PREFIX + "json"
 _MAX_JSON = 7900  # MLflow run tags hold 8,000 characters
 
@@ -792,7 +793,7 @@ def _tags(event: Event) -> dict[str, str]:
 class Ledger:
     """Reads and appends events in one experiment of one tracking server."""
 
-    def __init__(self, store: Store, experiment: str = "mlgate-ledger") -> None:
+    def __init__(self, store: Store, experiment: str = DEFAULT_LEDGER) -> None:
         self.store = store
         self.experiment = experiment
         self._experiment_id: str | None = None

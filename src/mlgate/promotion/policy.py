@@ -52,6 +52,7 @@ from typing import Any
 
 from mlgate.config import POLICY_FILE, find_policy
 from mlgate.errors import PolicyError
+from mlgate.keys import DEFAULT_LEASE_TTL, DEFAULT_LEDGER
 from mlgate.promotion.gates.base import GateSpec
 from mlgate.promotion.gates.registry import parse_spec
 from mlgate.promotion.schema import (
@@ -72,8 +73,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_LEDGER = "mlgate-ledger"
-DEFAULT_LEASE_TTL = 60.0
 TASKS = ("classification", "regression")
 DEFAULT_MIN_ROWS = 30
 

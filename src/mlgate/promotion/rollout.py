@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NoReturn
 
 from mlgate.errors import GateRejected, MlgateError, UsageError
+from mlgate.keys import Tags
 from mlgate.lineage import compact_json
 from mlgate.promotion.ledger import Event, Ledger, RolloutEvent, rollout_event
 from mlgate.promotion.policy import Policy
@@ -31,8 +32,8 @@ from mlgate.promotion.traffic import set_traffic
 from mlgate.registry.store import Store
 from mlgate.serving.telemetry import parse_prometheus
 
-ROLLOUT_TAG = "mlgate.rollout"
-FAILED_TAG = "mlgate.rollout.failed"
+ROLLOUT_TAG = Tags.ROLLOUT
+FAILED_TAG = Tags.ROLLOUT_FAILED
 
 Fetch = Callable[[str], str]
 

@@ -7,6 +7,7 @@ promotion lease, and recorded in the ledger), so every replica converges on the 
 from __future__ import annotations
 
 from mlgate.errors import UsageError
+from mlgate.keys import DEFAULT_LEDGER
 from mlgate.lineage import compact_json
 from mlgate.promotion.ledger import Ledger, TrafficEvent, traffic_event
 from mlgate.registry.lease import leased
@@ -21,7 +22,7 @@ def set_traffic(
     weight: float,
     mode: str = "split",
     reason: str = "",
-    ledger_experiment: str = "mlgate-ledger",
+    ledger_experiment: str = DEFAULT_LEDGER,
     alias: str = "challenger",
     force: bool = False,
     step: tuple[int, int] | None = None,

@@ -20,11 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from mlgate.errors import ConflictError, LeaseHeldError, NotFoundError, UsageError
+from mlgate.keys import BREAKER_PREFIX, DEFAULT_LEASE_TTL, LEASE_PREFIX
 from mlgate.registry.store import Store
-
-LEASE_PREFIX = "mlgate-lease."
-BREAKER_PREFIX = "mlgate-lease-broken."
-DEFAULT_LEASE_TTL = 60.0
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import PolicyError
+from mlgate.keys import GATES_ENTRY_POINTS
 from mlgate.promotion.gates.base import Gate, GateSpec
 from mlgate.promotion.schema import Schema, String, join, kind, problem
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
 
 #: The entry-point group third-party gate types register in.
-GROUP = "mlgate.gates"
+GROUP = GATES_ENTRY_POINTS
 #: mlgate's own gate types: one module of this package each, defining ``GATE``.
 BUILTIN = ("threshold", "no_regression", "improvement", "bootstrap", "data", "signature", "lineage")
 
