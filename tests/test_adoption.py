@@ -15,7 +15,7 @@ import mlgate
 from conftest import write_policy
 from mlgate.cli import main
 from mlgate.errors import EXIT_ERROR, EXIT_USAGE, UsageError
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.testing import free_port
 
 TRAIN_SCRIPT = textwrap.dedent(

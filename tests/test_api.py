@@ -19,7 +19,7 @@ import mlgate
 from mlgate import api
 from mlgate.cli import main
 from mlgate.errors import DockerError, GateRejected, NotFoundError, UsageError
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion import rollout as ro
 from mlgate.testing import free_port, tiny_classifier, wait_http
 

@@ -36,7 +36,7 @@ from mlgate.errors import (
     MlgateError,
     TrackingServerError,
 )
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.testing import TrackingServer, free_port, scoring_bodies, tiny_classifier, wait_http
 
 pytestmark = pytest.mark.docker

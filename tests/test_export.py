@@ -11,7 +11,7 @@ import mlgate
 from mlgate.cli import EXPORT_TARGETS, main
 from mlgate.deploy.export import ALL_INTERFACES, TARGETS, ExportOptions, export
 from mlgate.errors import EXIT_USAGE, NotFoundError, UsageError
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion.traffic import set_traffic
 
 K8S_VERSION = "1.30.0"  # the Kubernetes version the built-in kinds are validated against

@@ -15,7 +15,7 @@ import pytest
 import mlgate
 from conftest import write_policy
 from mlgate.errors import EXIT_CONFLICT, EXIT_ERROR
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.registry.lease import lease_name
 from mlgate.testing import LoadGenerator, TrackingServer
 

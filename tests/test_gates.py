@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion.gates import Column, EvaluationEvidence, Evidence, VersionEvidence, run_gates
 from mlgate.promotion.measures import paired_bootstrap
 from mlgate.promotion.policy import GateSpec

@@ -12,7 +12,7 @@ import mlgate
 from conftest import write_policy
 from mlgate.cli import main
 from mlgate.errors import ConflictError, GateRejected, LeaseHeldError, MlgateError
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion import ledger as L
 from mlgate.registry.lease import acquire_lease, release_lease
 

@@ -13,7 +13,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, log_loss,
 import mlgate
 from conftest import write_policy
 from mlgate.errors import UsageError
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 
 
 def _typed_train(train: pd.DataFrame) -> pd.DataFrame:

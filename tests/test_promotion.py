@@ -25,7 +25,7 @@ from mlgate.errors import (
     TrackingServerError,
     UsageError,
 )
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 
 EVAL_POLICY = """
 [default.evaluation]

@@ -251,7 +251,7 @@ def test_serve_model_dir_checks_the_digest_before_serving(
 ):
     """What the image runs, run here: --check loads and verifies; a tampered directory is refused
     with exit 3 and nothing is served."""
-    from mlgate.lineage import Tags
+    from mlgate.keys import Tags
     from mlgate.serving.server import Follower, ServeConfig
 
     v = make_version()

@@ -10,7 +10,7 @@ import pytest
 import mlgate
 from mlgate.errors import NotFoundError, UsageError
 from mlgate.fingerprint import fingerprint, fingerprint_model_artifacts
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 
 
 def _git_repo(path: Path) -> None:

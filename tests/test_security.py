@@ -12,7 +12,7 @@ import pytest
 
 import mlgate
 from mlgate.errors import EXIT_NOT_PERMITTED
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.registry.lease import lease_name
 from mlgate.testing import TrackingServer
 

@@ -37,7 +37,8 @@ from mlgate._version import __version__
 from mlgate.deploy import recipe
 from mlgate.errors import UsageError
 from mlgate.fingerprint import MLFLOW_DOWNLOAD_FILES, verify_model_artifacts
-from mlgate.lineage import Tags, compact_json
+from mlgate.keys import Tags
+from mlgate.lineage import compact_json
 from mlgate.registry.refs import parse_ref, resolve
 from mlgate.registry.store import Store, VersionRecord
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgate.errors import UsageError
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.registry.store import Store
 
 TARGETS = ("k8s", "kserve", "seldon")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlgate.errors import MlgateError, NotFoundError
 from mlgate.fingerprint import fingerprint_model_artifacts, fingerprint_path
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion.evaluation import ModelFiles
 from mlgate.promotion.gates import (
     Column,

@@ -36,7 +36,8 @@ from mlgate.errors import (
     PolicyError,
     UsageError,
 )
-from mlgate.lineage import Tags, compact_json
+from mlgate.keys import Tags
+from mlgate.lineage import compact_json
 from mlgate.promotion.evidence import collect
 from mlgate.promotion.gates import Decision, run_gates
 from mlgate.promotion.ledger import (

@@ -50,7 +50,7 @@ from mlgate.errors import (
     UsageError,
 )
 from mlgate.fingerprint import verify_model_artifacts
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.registry.pyfunc import load_local_pyfunc, parse_scoring_request, predictions_json
 from mlgate.registry.store import Store
 from mlgate.serving import routing

@@ -32,7 +32,8 @@ from mlgate import lineage
 from mlgate._version import __version__
 from mlgate.errors import NotFoundError, UsageError
 from mlgate.fingerprint import Fingerprint, fingerprint, fingerprint_model_artifacts
-from mlgate.lineage import Tags, compact_json
+from mlgate.keys import TAG_PREFIX, Tags
+from mlgate.lineage import compact_json
 from mlgate.promotion.ledger import (
     AttachEvent,
     Ledger,
@@ -304,7 +305,7 @@ def _check_arguments(
     name = _check_name(name)
     clean_metrics = _check_metrics(metrics)
     for key in tags or {}:
-        if key.startswith(lineage.TAG_PREFIX):
+        if key.startswith(TAG_PREFIX):
             raise UsageError(f"tag {key!r}: the 'mlgate.' prefix is reserved for lineage")
     if not isinstance(model, str):
         _check_fitted(model)

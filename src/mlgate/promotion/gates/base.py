@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion.schema import Schema
 
 

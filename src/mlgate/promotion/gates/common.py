@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion.gates.base import (
     Evidence,
     GateResult,

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mlgate.lineage import Tags
+from mlgate.keys import Tags
 from mlgate.promotion.gates.base import (
     Evidence,
     Gate,

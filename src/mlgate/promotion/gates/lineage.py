@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from mlgate.lineage import NO_GIT, Tags
+from mlgate.keys import Tags
+from mlgate.lineage import NO_GIT
 from mlgate.promotion.gates.base import Evidence, Gate, GateResult, GateSpec, Needs, result
 from mlgate.promotion.schema import Boolean, Schema, Strings
 
