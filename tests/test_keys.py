@@ -80,3 +80,19 @@ def test_the_modules_that_write_them_use_these_names():
     assert ledger.PREFIX is keys.EVENT_TAG_PREFIX
     assert policy.DEFAULT_LEDGER is keys.DEFAULT_LEDGER
     assert rollout.ROLLOUT_TAG is Tags.ROLLOUT
+
+
+def test_mlgate_actor_and_run_url_come_before_the_ci_systems(monkeypatch):
+    """$MLGATE_ACTOR and $MLGATE_RUN_URL name who acts and the run, ahead of CI variables."""
+    from mlgate import lineage
+
+    monkeypatch.setenv("GITHUB_ACTOR", "octocat")
+    monkeypatch.setenv("BUILD_URL", "https://jenkins.example/job/7")
+    assert lineage.actor() == "octocat"
+    assert lineage.ci_run_url() == "https://jenkins.example/job/7"
+    monkeypatch.setenv("MLGATE_ACTOR", "kfp:run-7")
+    monkeypatch.setenv("MLGATE_RUN_URL", "kfp:run/7/check")
+    assert lineage.actor() == "kfp:run-7"
+    assert lineage.ci_run_url() == "kfp:run/7/check"
+    with lineage.acting_as("alice"):
+        assert lineage.actor() == "alice"

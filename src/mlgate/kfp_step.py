@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mlgate.errors import EXIT_REJECTED, EXIT_USAGE
+from mlgate.lineage import ACTOR_VARS, RUN_URL_VARS
 
 #: Options of mlgate's commands that take no value (given as ``--flag true|false``).
 FLAGS = frozenset({"--dry-run", "--force", "--pinned", "--quiet"})
@@ -45,9 +46,9 @@ FLAGS = frozenset({"--dry-run", "--force", "--pinned", "--quiet"})
 MAPPINGS = frozenset({"--metric", "--param", "--tag"})
 #: Commands whose step outputs mlgate writes itself (``GITHUB_OUTPUT``) on every exit.
 GATED = ("check", "promote", "rollback")
-#: The variables that name who acted and from which run, in the order lineage reads them.
-ACTOR_VARS = ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "BUILD_USER_ID")
-RUN_URL_VARS = ("GITHUB_RUN_ID", "CI_JOB_URL", "BUILDKITE_BUILD_URL", "BUILD_URL")
+#: The variables lineage reads for who acted and from which run (GitHub's run link is made of
+#: GITHUB_RUN_ID).
+RUN_LINK_VARS = (*RUN_URL_VARS, "GITHUB_RUN_ID")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -132,9 +133,9 @@ def _identity(opts: dict[str, str]) -> None:
     """Name the pipeline run as the actor and its link, unless the environment names one."""
     job, job_id, task = opts.get("kfp-job", ""), opts.get("kfp-job-id", ""), opts.get("kfp-task")
     if job and not any(os.environ.get(v) for v in ACTOR_VARS):
-        os.environ["BUILD_USER_ID"] = f"kfp:{job}"
-    if job_id and not any(os.environ.get(v) for v in RUN_URL_VARS):
-        os.environ["BUILD_URL"] = f"kfp:run/{job_id}" + (f"/{task}" if task else "")
+        os.environ["MLGATE_ACTOR"] = f"kfp:{job}"
+    if job_id and not any(os.environ.get(v) for v in RUN_LINK_VARS):
+        os.environ["MLGATE_RUN_URL"] = f"kfp:run/{job_id}" + (f"/{task}" if task else "")
 
 
 def _tracking() -> None:

@@ -107,6 +107,17 @@ def git_from_run(tags: dict[str, str]) -> GitState | None:
     )
 
 
+#: The variables that name who acts and the run doing it, in the order they are read. mlgate's
+#: own come first (a pipeline step or a script sets them), then the CI systems'.
+ACTOR_VARS = (
+    "MLGATE_ACTOR",
+    "GITHUB_ACTOR",
+    "GITLAB_USER_LOGIN",
+    "BUILDKITE_BUILD_CREATOR",
+    "BUILD_USER_ID",
+)
+RUN_URL_VARS = ("MLGATE_RUN_URL", "CI_JOB_URL", "BUILDKITE_BUILD_URL", "BUILD_URL")
+
 #: Who is acting when a caller said so (:func:`acting_as`); None: work it out (:func:`actor`).
 _ACTING_AS: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "mlgate_actor", default=None
@@ -132,7 +143,7 @@ def actor() -> str:
     named = _ACTING_AS.get()
     if named is not None:
         return named
-    for var in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN", "BUILDKITE_BUILD_CREATOR", "BUILD_USER_ID"):
+    for var in ACTOR_VARS:
         value = os.environ.get(var)
         if value:
             return value
@@ -143,12 +154,14 @@ def actor() -> str:
 
 
 def ci_run_url() -> str | None:
-    """A link to the CI run doing this, when there is one."""
+    """A link to the run doing this (``$MLGATE_RUN_URL``, else the CI system's), if any."""
     env = os.environ
+    if env.get("MLGATE_RUN_URL"):
+        return env["MLGATE_RUN_URL"]
     if env.get("GITHUB_RUN_ID") and env.get("GITHUB_REPOSITORY"):
         server = env.get("GITHUB_SERVER_URL", "https://github.com")
         return f"{server}/{env['GITHUB_REPOSITORY']}/actions/runs/{env['GITHUB_RUN_ID']}"
-    for var in ("CI_JOB_URL", "BUILDKITE_BUILD_URL", "BUILD_URL"):
+    for var in RUN_URL_VARS[1:]:
         if env.get(var):
             return env[var]
     return None
