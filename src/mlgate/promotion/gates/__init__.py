@@ -14,7 +14,9 @@ exception inside a gate is a failure with a reason, never a pass.
 
 Built-in types: ``metric`` (:mod:`.threshold`), ``no_regression``, ``improvement``,
 ``bootstrap``, ``data``, ``signature``, ``lineage``; :mod:`.common` holds what the metric gates
-share.
+share. Adding one is a module here defining ``GATE`` (see :mod:`.threshold` for the smallest)
+plus its module name in ``registry.BUILTIN``; a third-party type is the same module in its own
+package, registered under the entry-point group instead.
 """
 
 from __future__ import annotations
