@@ -24,6 +24,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -86,19 +87,19 @@ class Batcher:
                     self.path, self._build_rows = "array", schema.array
                     self._run_rows = partial(_checked, array_fn)
 
-    async def submit(self, data: Any, params: Any) -> Any:
+    def submit(self, data: Any, params: Any) -> asyncio.Future[Any]:
         """Score a parsed input (DataFrames are batched; anything else runs alone)."""
         import pandas as pd
 
         # Through the dispatcher either way, so that a model never predicts in two threads at
         # once (a cheap cycle on the event loop and this one on the predict thread).
         if params or not isinstance(data, pd.DataFrame):
-            return await self.dispatcher.enqueue(self, ALONE, (data, params))
-        return await self.dispatcher.enqueue(self, FRAME, data)
+            return self.dispatcher.enqueue(self, ALONE, (data, params))
+        return self.dispatcher.enqueue(self, FRAME, data)
 
-    async def submit_rows(self, rows: list[list[Any]]) -> Any:
+    def submit_rows(self, rows: list[list[Any]]) -> asyncio.Future[Any]:
         """Score numeric rows decoded by the fast path."""
-        return await self.dispatcher.enqueue(self, ROWS, rows)
+        return self.dispatcher.enqueue(self, ROWS, rows)
 
     def score(self, kind: str, payloads: list[Any]) -> list[Outcome]:
         """Predictions for each payload, in order; the call's duration updates :attr:`cost`."""
@@ -148,58 +149,100 @@ def _checked(fn: Callable[[Any], Any], data: Any) -> Any:
 
 
 class Dispatcher:
-    """The queue and the batch loop shared by every version of one server."""
+    """The queue and the batch loop shared by every version of one server.
 
-    def __init__(self, max_batch: int, executor: ThreadPoolExecutor) -> None:
+    With a ``timeout``, a request not scored within that many seconds fails with
+    :class:`asyncio.TimeoutError` (and is skipped if its cycle has not started). One timer
+    serves every request: with a single timeout, deadlines expire in the order requests came,
+    so they wait in one queue (a timer per request, or ``asyncio.wait_for``'s task per request,
+    cost more than the rest of the batching).
+    """
+
+    def __init__(
+        self, max_batch: int, executor: ThreadPoolExecutor, timeout: float | None = None
+    ) -> None:
         self.max_batch = max_batch
         self.executor = executor
-        self._queue: asyncio.Queue[tuple[Batcher, str, Any, asyncio.Future[Any]]] | None = None
+        self.timeout = timeout
+        self._queue: deque[tuple[Batcher, str, Any, asyncio.Future[Any]]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None  # the batch loop waits on it when idle
         self._worker: asyncio.Task[None] | None = None
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
 
-    async def enqueue(self, batcher: Batcher, kind: str, payload: Any) -> Any:
+    def enqueue(self, batcher: Batcher, kind: str, payload: Any) -> asyncio.Future[Any]:
+        """Queue one request's input; the future gets its predictions (or its exception)."""
         loop = asyncio.get_running_loop()
-        if self._queue is None:
-            self._queue = asyncio.Queue()
         if self._worker is None or self._worker.done():
+            self._wakeup = self._timer = None  # (a new event loop: forget the last one's)
             self._worker = loop.create_task(self._work())
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put_nowait((batcher, kind, payload, fut))
-        return await fut
+        self._queue.append((batcher, kind, payload, fut))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        if self.timeout is not None:
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][1].done():  # answered: forget it
+                deadlines.popleft()
+            deadlines.append((loop.time() + self.timeout, fut))
+            if self._timer is None:
+                self._timer = loop.call_at(deadlines[0][0], self._expire)
+        return fut
+
+    def _expire(self) -> None:
+        """Fail the requests whose deadline has passed; wake up again at the next one."""
+        self._timer = None
+        deadlines = self._deadlines
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, fut = deadlines.popleft()
+            if not fut.done():
+                fut.set_exception(asyncio.TimeoutError())
+        if deadlines:
+            self._timer = loop.call_at(deadlines[0][0], self._expire)
 
     async def _work(self) -> None:
-        assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            if not queue:
+                self._wakeup = loop.create_future()
+                await self._wakeup
             await asyncio.sleep(0)  # let requests already read by the loop join this batch
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
             groups: dict[tuple[int, str], _Group] = {}
-            for batcher, kind, payload, fut in batch:
+            for _ in range(min(len(queue), self.max_batch)):
+                batcher, kind, payload, fut = queue.popleft()
                 if fut.done():  # its request timed out or went away while queued
                     continue
-                group = groups.setdefault((id(batcher), kind), _Group(batcher, kind))
+                group = groups.get((id(batcher), kind))
+                if group is None:
+                    group = groups[id(batcher), kind] = _Group(batcher, kind)
                 group.payloads.append(payload)
                 group.futures.append(fut)
-            if not groups:
-                continue
-            work = list(groups.values())
-            try:
-                if self._cheap(work):
-                    results = _score_all(work)
+            if groups:
+                await self._cycle(loop, list(groups.values()))
+
+    async def _cycle(self, loop: asyncio.AbstractEventLoop, work: list[_Group]) -> None:
+        """Score one cycle's groups (inline or on the predict thread) and answer each request."""
+        try:
+            if self._cheap(work):
+                results = _score_all(work)
+            else:
+                results = await loop.run_in_executor(self.executor, _score_all, work)
+        except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the batch
+            results = [[(False, exc)] * len(g.futures) for g in work]
+        for group, outcomes in zip(work, results, strict=True):
+            for fut, (ok, value) in zip(group.futures, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
                 else:
-                    results = await loop.run_in_executor(self.executor, _score_all, work)
-            except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the batch
-                results = [[(False, exc)] * len(g.futures) for g in work]
-            for group, outcomes in zip(work, results, strict=True):
-                for fut, (ok, value) in zip(group.futures, outcomes, strict=True):
-                    if fut.done():
-                        continue
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(value)
+                    fut.set_exception(value)
 
     def _cheap(self, work: list[_Group]) -> bool:
         """Score on the event loop itself? Only when every group's calls have been measured and
@@ -216,6 +259,8 @@ class Dispatcher:
     def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 @dataclass
