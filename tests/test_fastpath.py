@@ -17,6 +17,8 @@ from mlgate.registry.pyfunc import parse_scoring_request, predict
 from mlgate.serving.batching import (
     INLINE_BUDGET,
     INLINE_ROWS,
+    PROBE_EVERY,
+    PROBE_LIMIT,
     ROWS,
     Batcher,
     Dispatcher,
@@ -302,6 +304,22 @@ def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(
     assert not dispatcher._cheap([_Group(batcher, ROWS, [[[0.5] * 6] * (INLINE_ROWS + 1)])])
     batcher.cost = INLINE_BUDGET * 2
     assert not dispatcher._cheap([one])
+
+
+def test_a_version_measured_just_over_budget_is_measured_again_on_the_loop(pyfunc):
+    """Cycles expected at 1-4 ms go to the thread, but every 16th is scored on the loop to be
+    measured again (a thread's timing includes its waits for the GIL); slower ones never are."""
+    batcher = _batcher(pyfunc)
+    dispatcher = batcher.dispatcher
+    one = _Group(batcher, ROWS, [[[0.5] * 6]])
+    batcher.cost = INLINE_BUDGET * 2
+    decisions = [dispatcher._cheap([one]) for _ in range(3 * PROBE_EVERY)]
+    assert decisions == ([False] * (PROBE_EVERY - 1) + [True]) * 3
+    batcher.cost = PROBE_LIMIT
+    assert not any(dispatcher._cheap([one]) for _ in range(3 * PROBE_EVERY))
+    many = _Group(batcher, ROWS, [[[0.5] * 6] * (INLINE_ROWS + 1)])
+    batcher.cost = INLINE_BUDGET * 2
+    assert not any(dispatcher._cheap([many]) for _ in range(3 * PROBE_EVERY))
 
 
 def test_inputs_that_cannot_be_combined_still_go_through_the_one_loop(pyfunc, classifier):
