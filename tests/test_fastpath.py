@@ -291,7 +291,8 @@ def test_one_trip_scores_both_versions_and_isolates_a_bad_request(
 
 
 def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(pyfunc):
-    """Unmeasured versions, cycles expected over 1 ms and cycles of many rows go to the thread."""
+    """Unmeasured versions, cycles expected over the budget and cycles of many rows go to the
+    thread."""
     batcher = _batcher(pyfunc)
     dispatcher = batcher.dispatcher
     one = _Group(batcher, ROWS, [[[0.5] * 6]])
@@ -306,12 +307,22 @@ def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(
     assert not dispatcher._cheap([one])
 
 
-def test_a_version_measured_just_over_budget_is_measured_again_on_the_loop(pyfunc):
-    """Cycles expected at 1-4 ms go to the thread, but every 16th is scored on the loop to be
-    measured again (a thread's timing includes its waits for the GIL); slower ones never are."""
+def test_a_version_is_timed_on_the_loop_once_in_16_cycles_over_budget(pyfunc):
+    """Cycles expected over the budget (and under PROBE_LIMIT) go to the thread, but every 16th is
+    scored on the loop to be timed there; once it has been, timings on the thread (with their
+    waits for the GIL) no longer count. Slower cycles and cycles of many rows never run inline."""
     batcher = _batcher(pyfunc)
     dispatcher = batcher.dispatcher
     one = _Group(batcher, ROWS, [[[0.5] * 6]])
+    rows = [[[0.5] * 6]]
+    batcher.score(ROWS, rows)
+    thread_timed = batcher.cost
+    assert thread_timed is not None and not batcher.timed_on_loop
+    batcher.score(ROWS, rows, on_loop=True)
+    loop_timed = batcher.cost
+    assert batcher.timed_on_loop and loop_timed is not None
+    batcher.score(ROWS, rows)
+    assert batcher.cost == loop_timed
     batcher.cost = INLINE_BUDGET * 2
     decisions = [dispatcher._cheap([one]) for _ in range(3 * PROBE_EVERY)]
     assert decisions == ([False] * (PROBE_EVERY - 1) + [True]) * 3

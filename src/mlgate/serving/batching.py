@@ -42,14 +42,22 @@ ALONE = "alone"  # (data, params) that cannot be combined: params, or not a Data
 
 Outcome = tuple[bool, Any]  # (True, predictions) or (False, the exception)
 
-# A cycle whose scoring is expected to take less than this runs on the event loop: handing it
-# to the predict thread costs more than that (the thread waits for the GIL the loop holds), and
-# measured, inline scoring gave bigger batches and 16% more requests/s. Anything slower, and
-# any version not yet measured, runs on the predict thread so that the loop keeps answering
-# /ping and enforcing timeouts.
-INLINE_BUDGET = 0.001
+# A cycle whose scoring is expected to take less than this runs on the event loop. Handing it
+# to the predict thread costs more: while the loop is busy, the thread waits for the GIL until
+# the loop gives it up, at the latest after the interpreter's switch interval (5 ms by
+# default), and a predict thread computing in Python holds the loop up as long in turn.
+# Measured, inline scoring gave bigger batches and 16% more requests/s. The budget was 1 ms: on
+# a machine whose two cores were shared with other work, a 22-32-row cycle of a logistic
+# regression took 1.7 ms on the loop, and py-spy found most scoring on the thread (3,000
+# against 6,400 req/s inline, two profiled runs). Anything slower, and any version not yet
+# timed, runs on the predict thread, so that the loop keeps answering /ping and timeouts.
+INLINE_BUDGET = 0.005
 INLINE_ROWS = 256
-PROBE_LIMIT = 4 * INLINE_BUDGET
+# A call on the predict thread is timed with its waits for the GIL, so a version is timed on
+# the loop: a cycle expected under PROBE_LIMIT is scored there once in PROBE_EVERY (blocking the
+# loop for at most that long), and once a version has been timed on the loop, timings on the
+# thread no longer count.
+PROBE_LIMIT = 0.02
 PROBE_EVERY = 16
 
 
@@ -64,10 +72,11 @@ class Batcher:
         self.schema = schema
         self.dispatcher = dispatcher
         self.cost: float | None = None  # moving average of a score() call, seconds
+        self.timed_on_loop = False  # cost comes from calls on the event loop (see PROBE_LIMIT)
         # How the fast path's rows are scored: ``_build_rows`` makes them what the model is
-        # called with, ``_run_rows`` calls it. The rows already match the input schema exactly, so MLflow's
-        # per-call check of it is redundant for the sklearn flavor ("frame"), and the classes
-        # that compute on an ndarray anyway get one directly ("array"; see
+        # called with, ``_run_rows`` calls it. The rows already match the input schema exactly,
+        # so MLflow's per-call check of it is redundant for the sklearn flavor ("frame"), and
+        # the classes that compute on an ndarray anyway get one directly ("array"; see
         # mlgate.serving.fastpath). Otherwise pyfunc predict on a frame ("pyfunc").
         self.path = "pyfunc"
         self._build_rows: Callable[[list[list[Any]]], Any] | None = None
@@ -103,14 +112,18 @@ class Batcher:
         """Score numeric rows decoded by the fast path."""
         return self.dispatcher.enqueue(self, ROWS, rows)
 
-    def score(self, kind: str, payloads: list[Any]) -> list[Outcome]:
-        """Predictions for each payload, in order; the call's duration updates :attr:`cost`."""
+    def score(self, kind: str, payloads: list[Any], *, on_loop: bool = False) -> list[Outcome]:
+        """Predictions for each payload, in order; the call's duration updates :attr:`cost`
+        (a call on the predict thread only until one on the event loop has been timed)."""
         started = time.perf_counter()
         try:
             return self._score(kind, payloads)
         finally:
             took = time.perf_counter() - started
-            self.cost = took if self.cost is None else 0.8 * self.cost + 0.2 * took
+            if on_loop and not self.timed_on_loop:
+                self.cost, self.timed_on_loop = None, True
+            if on_loop or not self.timed_on_loop:
+                self.cost = took if self.cost is None else 0.8 * self.cost + 0.2 * took
 
     def _score(self, kind: str, payloads: list[Any]) -> list[Outcome]:
         """One combined call when it can be, else (or if it fails) one call per payload."""
@@ -233,7 +246,7 @@ class Dispatcher:
         """Score one cycle's groups (inline or on the predict thread) and answer each request."""
         try:
             if self._cheap(work):
-                results = _score_all(work)
+                results = _score_all(work, on_loop=True)
             else:
                 results = await loop.run_in_executor(self.executor, _score_all, work)
         except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the batch
@@ -253,9 +266,9 @@ class Dispatcher:
         than :data:`INLINE_ROWS` rows (one request with many rows runs on the thread).
 
         A cycle expected to take under :data:`PROBE_LIMIT` is still scored on the loop once in
-        :data:`PROBE_EVERY`, to measure it again: a call on the predict thread is timed with its
-        waits for the GIL the loop holds, so one measurement taken while the machine was busy
-        kept a cheap model on the thread for good (half a profile's samples at 32 clients).
+        :data:`PROBE_EVERY`, to be timed there: timed on the predict thread, with its waits for
+        the GIL, a cheap model stayed on the thread for good (half the scoring samples of a
+        profile at 32 clients).
         """
         total, rows = 0.0, 0
         for group in work:
@@ -290,9 +303,9 @@ class _Group:
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
-def _score_all(work: list[_Group]) -> list[list[Outcome]]:
-    """One trip to the predict thread: every version's group, back to back."""
-    return [g.batcher.score(g.kind, g.payloads) for g in work]
+def _score_all(work: list[_Group], on_loop: bool = False) -> list[list[Outcome]]:
+    """One trip (to the predict thread, unless ``on_loop``): every version's group, back to back."""
+    return [g.batcher.score(g.kind, g.payloads, on_loop=on_loop) for g in work]
 
 
 def _split(out: Any, sizes: list[int]) -> list[Any] | None:
