@@ -112,8 +112,13 @@ def serve(
         server = uvicorn.Server(
             uvicorn.Config(
                 app,
+                http="httptools",  # the C parser (uvloop, where installed, is the loop)
+                lifespan="on",
                 log_level="warning",
                 access_log=False,
+                # mlgate reads neither the client's address nor the scheme: no middleware
+                # rewriting them from X-Forwarded-* headers in front of every request
+                proxy_headers=False,
                 timeout_keep_alive=30,
                 limit_concurrency=2048,
             )
