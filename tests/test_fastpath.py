@@ -309,20 +309,23 @@ def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(
 
 def test_a_version_is_timed_on_the_loop_once_in_16_cycles_over_budget(pyfunc):
     """Cycles expected over the budget (and under PROBE_LIMIT) go to the thread, but every 16th is
-    scored on the loop to be timed there; once it has been, timings on the thread (with their
-    waits for the GIL) no longer count. Slower cycles and cycles of many rows never run inline."""
+    scored on the loop to be timed there; a timing on the thread (with its waits for the GIL) can
+    lower the estimate, never raise it. Slower cycles and cycles of many rows never run inline."""
     batcher = _batcher(pyfunc)
     dispatcher = batcher.dispatcher
     one = _Group(batcher, ROWS, [[[0.5] * 6]])
     rows = [[[0.5] * 6]]
     batcher.score(ROWS, rows)
-    thread_timed = batcher.cost
-    assert thread_timed is not None and not batcher.timed_on_loop
+    assert batcher.cost is not None and not batcher.timed_on_loop
+    batcher.cost = 3600.0  # e.g. a first call that loaded a library
     batcher.score(ROWS, rows, on_loop=True)
-    loop_timed = batcher.cost
-    assert batcher.timed_on_loop and loop_timed is not None
+    assert batcher.timed_on_loop and batcher.cost < 60  # the first timing on the loop replaces it
+    batcher.cost = 3600.0  # e.g. a call on the loop preempted by another process
     batcher.score(ROWS, rows)
-    assert batcher.cost == loop_timed
+    assert batcher.cost < 60
+    batcher.cost = 0.0
+    batcher.score(ROWS, rows)
+    assert batcher.cost == 0.0
     batcher.cost = INLINE_BUDGET * 2
     decisions = [dispatcher._cheap([one]) for _ in range(3 * PROBE_EVERY)]
     assert decisions == ([False] * (PROBE_EVERY - 1) + [True]) * 3

@@ -55,8 +55,7 @@ INLINE_BUDGET = 0.005
 INLINE_ROWS = 256
 # A call on the predict thread is timed with its waits for the GIL, so a version is timed on
 # the loop: a cycle expected under PROBE_LIMIT is scored there once in PROBE_EVERY (blocking the
-# loop for at most that long), and once a version has been timed on the loop, timings on the
-# thread no longer count.
+# loop for at most that long); see Batcher.score.
 PROBE_LIMIT = 0.02
 PROBE_EVERY = 16
 
@@ -113,17 +112,25 @@ class Batcher:
         return self.dispatcher.enqueue(self, ROWS, rows)
 
     def score(self, kind: str, payloads: list[Any], *, on_loop: bool = False) -> list[Outcome]:
-        """Predictions for each payload, in order; the call's duration updates :attr:`cost`
-        (a call on the predict thread only until one on the event loop has been timed)."""
+        """Predictions for each payload, in order; the call's duration updates :attr:`cost`.
+
+        A call on the event loop is timed as it ran (its first timing replaces those of calls on
+        the thread). A call on the predict thread is timed with its waits for the GIL, so its
+        timing is only an upper bound: it can lower the estimate, never raise it. (That is
+        also how an estimate inflated by one preempted call on the loop comes back down.)
+        """
         started = time.perf_counter()
         try:
             return self._score(kind, payloads)
         finally:
             took = time.perf_counter() - started
-            if on_loop and not self.timed_on_loop:
-                self.cost, self.timed_on_loop = None, True
-            if on_loop or not self.timed_on_loop:
-                self.cost = took if self.cost is None else 0.8 * self.cost + 0.2 * took
+            if self.cost is None or (on_loop and not self.timed_on_loop):
+                self.cost = took
+            elif on_loop:
+                self.cost = 0.8 * self.cost + 0.2 * took
+            else:
+                self.cost = min(self.cost, took)
+            self.timed_on_loop = self.timed_on_loop or on_loop
 
     def _score(self, kind: str, payloads: list[Any]) -> list[Outcome]:
         """One combined call when it can be, else (or if it fails) one call per payload."""
