@@ -115,6 +115,17 @@ class App:
 
     def __init__(self, handlers: Handlers) -> None:
         self.handlers = handlers
+        self._paths: dict[str, tuple[str, dict[str, str]] | None] = {}  # match()'s answers
+
+    def endpoint(self, path: str) -> tuple[str, dict[str, str]] | None:
+        """:func:`match`, remembered for the first 256 paths asked for (a V2 path is split)."""
+        try:
+            return self._paths[path]
+        except KeyError:
+            found = match(path)
+            if len(self._paths) < 256:
+                self._paths[path] = found
+            return found
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         kind = scope["type"]
@@ -138,7 +149,7 @@ class App:
         """The reply to one HTTP request."""
         h = self.handlers
         method, path = scope["method"], scope["path"]
-        found = match(path)
+        found = self.endpoint(path)
         if found is None:
             return h.not_found(path)
         endpoint, params = found

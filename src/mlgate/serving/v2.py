@@ -22,6 +22,7 @@ decoded straight into rows for the same adaptive batcher as ``/invocations``.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
@@ -261,31 +262,33 @@ def _rows(inputs: list[Any], spec: ModelSpec) -> list[Any] | None:
     numeric = spec.numeric
     if numeric is None or len(inputs) != len(numeric.columns):
         return None
-    index, datatypes, integer = spec.index, spec.datatypes, numeric.integer
+    index, datatypes = spec.index, spec.datatypes
     columns: list[Any] = [None] * len(inputs)
     n = -1
-    for item in inputs:
-        if type(item) is not dict or item.get("parameters") is not None:
-            return None
-        name = item.get("name")
-        i = index.get(name) if type(name) is str else None
-        if i is None or columns[i] is not None or item.get("datatype") != datatypes[i]:
-            return None
-        shape, data = item.get("shape"), item.get("data")
-        if type(shape) is not list or type(data) is not list or not 1 <= len(shape) <= 2:
-            return None
-        count = shape[0]
-        if len(shape) == 2 and shape[1] != 1:
-            return None
-        if type(count) is not int or len(data) != count or n not in (-1, count):
-            return None
-        n = count
-        # the element types, in one pass in C: ints for an integer column, else ints or floats
-        if not (_INTEGERS if integer[i] else _NUMBERS).issuperset(map(type, data)):
-            return None
-        columns[i] = data
+    try:  # a wrong type of item, name or shape raises here, and takes the general decoder
+        for item in inputs:
+            i = index[item["name"]]
+            shape, data = item["shape"], item["data"]
+            if columns[i] is not None or item["datatype"] != datatypes[i] or type(data) is not list:
+                return None
+            count = len(data)
+            column = shape == [count] or (shape == [count, 1] and type(shape[1]) is int)
+            if not column or type(shape[0]) is not int or n not in (-1, count):
+                return None
+            if item.get("parameters") is not None:
+                return None
+            n = count
+            columns[i] = data
+    except (KeyError, TypeError):
+        return None
     if n <= 0:
         return None
+    # the element types, in one pass in C: ints or floats, and only ints in integer columns
+    if not _NUMBERS.issuperset(map(type, itertools.chain.from_iterable(columns))):
+        return None
+    for i in numeric.integer_positions:
+        if not _INTEGERS.issuperset(map(type, columns[i])):
+            return None
     return list(zip(*columns, strict=True))
 
 
@@ -449,10 +452,14 @@ def response(model: str, version: str, decoded: Decoded, predictions: Any) -> di
 # What json.dumps writes for a response with one 1-D tensor of plain numbers (the common case):
 # filled in directly, since the dumps of the whole document cost more than its decoding.
 _ONE_TENSOR = (
-    '{"model_name": %s, "model_version": %s, "id": %s, "parameters": {"content_type": "np"}, '
-    '"outputs": [{"name": "output-1", "shape": [%d, 1], "datatype": "%s", '
-    '"parameters": {"content_type": "np"}, "data": %s}]}'
+    ', "parameters": {"content_type": "np"}, "outputs": [{"name": "output-1", "shape": [%d, 1], '
+    '"datatype": "%s", "parameters": {"content_type": "np"}, "data": %s}]}'
 )
+
+
+@functools.lru_cache(maxsize=64)
+def _head(model: str, version: str) -> str:
+    return f'{{"model_name": {json.dumps(model)}, "model_version": {json.dumps(version)}, "id": '
 
 
 def response_body(model: str, version: str, decoded: Decoded, predictions: Any) -> bytes:
@@ -462,6 +469,6 @@ def response_body(model: str, version: str, decoded: Decoded, predictions: Any) 
         finite = predictions.dtype.kind != "f" or bool(np.isfinite(predictions).all())
         if datatype is not None and finite:
             data = json.dumps(predictions.tolist())
-            ids = json.dumps(model), json.dumps(version), json.dumps(decoded.id)
-            return (_ONE_TENSOR % (*ids, predictions.size, datatype, data)).encode()
+            tail = _ONE_TENSOR % (predictions.size, datatype, data)
+            return (_head(model, version) + json.dumps(decoded.id) + tail).encode()
     return json.dumps(response(model, version, decoded, predictions)).encode()
