@@ -17,6 +17,8 @@ from mlgate.registry.pyfunc import parse_scoring_request, predict
 from mlgate.serving.batching import (
     INLINE_BUDGET,
     INLINE_ROWS,
+    PROBE_EVERY,
+    PROBE_LIMIT,
     ROWS,
     Batcher,
     Dispatcher,
@@ -289,7 +291,8 @@ def test_one_trip_scores_both_versions_and_isolates_a_bad_request(
 
 
 def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(pyfunc):
-    """Unmeasured versions, cycles expected over 1 ms and cycles of many rows go to the thread."""
+    """Unmeasured versions, cycles expected over the budget and cycles of many rows go to the
+    thread."""
     batcher = _batcher(pyfunc)
     dispatcher = batcher.dispatcher
     one = _Group(batcher, ROWS, [[[0.5] * 6]])
@@ -302,6 +305,35 @@ def test_cheap_cycles_are_scored_on_the_loop_and_the_rest_on_the_predict_thread(
     assert not dispatcher._cheap([_Group(batcher, ROWS, [[[0.5] * 6] * (INLINE_ROWS + 1)])])
     batcher.cost = INLINE_BUDGET * 2
     assert not dispatcher._cheap([one])
+
+
+def test_a_version_is_timed_on_the_loop_once_in_16_cycles_over_budget(pyfunc):
+    """Cycles expected over the budget (and under PROBE_LIMIT) go to the thread, but every 16th is
+    scored on the loop to be timed there; a timing on the thread (with its waits for the GIL) can
+    lower the estimate, never raise it. Slower cycles and cycles of many rows never run inline."""
+    batcher = _batcher(pyfunc)
+    dispatcher = batcher.dispatcher
+    one = _Group(batcher, ROWS, [[[0.5] * 6]])
+    rows = [[[0.5] * 6]]
+    batcher.score(ROWS, rows)
+    assert batcher.cost is not None and not batcher.timed_on_loop
+    batcher.cost = 3600.0  # e.g. a first call that loaded a library
+    batcher.score(ROWS, rows, on_loop=True)
+    assert batcher.timed_on_loop and batcher.cost < 60  # the first timing on the loop replaces it
+    batcher.cost = 3600.0  # e.g. a call on the loop preempted by another process
+    batcher.score(ROWS, rows)
+    assert batcher.cost < 60
+    batcher.cost = 0.0
+    batcher.score(ROWS, rows)
+    assert batcher.cost == 0.0
+    batcher.cost = INLINE_BUDGET * 2
+    decisions = [dispatcher._cheap([one]) for _ in range(3 * PROBE_EVERY)]
+    assert decisions == ([False] * (PROBE_EVERY - 1) + [True]) * 3
+    batcher.cost = PROBE_LIMIT
+    assert not any(dispatcher._cheap([one]) for _ in range(3 * PROBE_EVERY))
+    many = _Group(batcher, ROWS, [[[0.5] * 6] * (INLINE_ROWS + 1)])
+    batcher.cost = INLINE_BUDGET * 2
+    assert not any(dispatcher._cheap([many]) for _ in range(3 * PROBE_EVERY))
 
 
 def test_inputs_that_cannot_be_combined_still_go_through_the_one_loop(pyfunc, classifier):

@@ -22,7 +22,8 @@ def test_weighted_split(weight):
 
 
 def test_sticky_keys_are_stable_and_monotonic():
-    """A key always reaches the same version; raising the weight only moves keys to the challenger."""
+    """A key always reaches the same version; raising the weight only moves keys to the
+    challenger."""
     keys = [f"user-{i}" for i in range(2000)]
     low = RoutingTable("1", "2", Traffic("split", 20))
     high = RoutingTable("1", "2", Traffic("split", 60))

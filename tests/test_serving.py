@@ -96,7 +96,8 @@ def local_predictions(store, model_name, version, frame):
 def test_every_input_format_matches_in_process_predictions(
     server, store, model_name, two_versions, classifier
 ):
-    """dataframe_split, dataframe_records, instances, inputs and CSV give pyfunc's own predictions."""
+    """dataframe_split, dataframe_records, instances, inputs and CSV give pyfunc's own
+    predictions."""
     v1, _, _ = two_versions
     _, _, test = classifier
     frame = test[FEATURES].head(7)
@@ -238,7 +239,8 @@ def wait_champion(url: str, version: str, timeout: float = 30) -> None:
 def test_alias_moves_under_load_fail_no_request(
     server, store, model_name, two_versions, classifier, make_version
 ):
-    """Moving the champion twice under constant load: every request succeeds, the new version serves."""
+    """Moving the champion twice under constant load: every request succeeds, the new version
+    serves."""
     v1, _v2, policy = two_versions
     _, _, test = classifier
     v3 = make_version()
@@ -290,7 +292,8 @@ def test_tampered_version_is_never_swapped_in(
 def test_shadow_mode_answers_from_champion(
     tracking_uri, store, model_name, two_versions, classifier
 ):
-    """In shadow mode the champion answers every request and the challenger's disagreements are counted."""
+    """In shadow mode the champion answers every request and the challenger's disagreements are
+    counted."""
     v1, v2, _ = two_versions
     _, _, test = classifier
     url, proc = start_server(tracking_uri, model_name, "--mode", "shadow")

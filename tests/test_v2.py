@@ -320,13 +320,13 @@ def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, mak
     assert decode(json.dumps({"inputs": nested}).encode(), spec).rows is None
 
 
-def test_the_fast_lane_recognises_exactly_the_infer_paths():
-    """Only /v2/models/NAME[/versions/V]/infer skips Starlette's router; anything else reaches
-    the app (and its 404 or 405)."""
-    from mlgate.serving.lane import v2_infer_params
+def test_the_path_table_recognises_exactly_the_infer_paths():
+    """Only /v2/models/NAME[/versions/V]/infer reach the infer handler; anything else is another
+    endpoint or no route at all (404, or 405 for a wrong method)."""
+    from mlgate.serving.asgi import match
 
-    assert v2_infer_params("/v2/models/m/infer") == {"name": "m"}
-    assert v2_infer_params("/v2/models/m/versions/3/infer") == {"name": "m", "version": "3"}
+    assert match("/v2/models/m/infer") == ("v2_infer", {"name": "m"})
+    assert match("/v2/models/m/versions/3/infer") == ("v2_infer", {"name": "m", "version": "3"})
     for path in (
         "/v2/models//infer",
         "/v2/models/m/versions//infer",
@@ -335,4 +335,8 @@ def test_the_fast_lane_recognises_exactly_the_infer_paths():
         "/v2/models/m/x/3/infer",
         "/v2/models/m",
     ):
-        assert v2_infer_params(path) is None, path
+        assert (match(path) or ("none",))[0] != "v2_infer", path
+    assert match("/v2/models/m/ready") == ("v2_model_ready", {"name": "m"})
+    assert match("/v2/models/m") == ("v2_model", {"name": "m"})
+    for path in ("/v2/models//infer", "/v2/models/m/infer/x", "/v2/models/m/", "/nope"):
+        assert match(path) is None, path

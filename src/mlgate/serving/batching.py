@@ -24,6 +24,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,13 +42,22 @@ ALONE = "alone"  # (data, params) that cannot be combined: params, or not a Data
 
 Outcome = tuple[bool, Any]  # (True, predictions) or (False, the exception)
 
-# A cycle whose scoring is expected to take less than this runs on the event loop: handing it
-# to the predict thread costs more than that (the thread waits for the GIL the loop holds), and
-# measured, inline scoring gave bigger batches and 16% more requests/s. Anything slower, and
-# any version not yet measured, runs on the predict thread so that the loop keeps answering
-# /ping and enforcing timeouts.
-INLINE_BUDGET = 0.001
+# A cycle whose scoring is expected to take less than this runs on the event loop. Handing it
+# to the predict thread costs more: while the loop is busy, the thread waits for the GIL until
+# the loop gives it up, at the latest after the interpreter's switch interval (5 ms by
+# default), and a predict thread computing in Python holds the loop up as long in turn.
+# Measured, inline scoring gave bigger batches and 16% more requests/s. The budget was 1 ms: on
+# a machine whose two cores were shared with other work, a 22-32-row cycle of a logistic
+# regression took 1.7 ms on the loop, and py-spy found most scoring on the thread (3,000
+# against 6,400 req/s inline, two profiled runs). Anything slower, and any version not yet
+# timed, runs on the predict thread, so that the loop keeps answering /ping and timeouts.
+INLINE_BUDGET = 0.005
 INLINE_ROWS = 256
+# A call on the predict thread is timed with its waits for the GIL, so a version is timed on
+# the loop: a cycle expected under PROBE_LIMIT is scored there once in PROBE_EVERY (blocking the
+# loop for at most that long); see Batcher.score.
+PROBE_LIMIT = 0.02
+PROBE_EVERY = 16
 
 
 class Batcher:
@@ -61,10 +71,11 @@ class Batcher:
         self.schema = schema
         self.dispatcher = dispatcher
         self.cost: float | None = None  # moving average of a score() call, seconds
+        self.timed_on_loop = False  # cost comes from calls on the event loop (see PROBE_LIMIT)
         # How the fast path's rows are scored: ``_build_rows`` makes them what the model is
-        # called with, ``_run_rows`` calls it. The rows already match the input schema exactly, so MLflow's
-        # per-call check of it is redundant for the sklearn flavor ("frame"), and the classes
-        # that compute on an ndarray anyway get one directly ("array"; see
+        # called with, ``_run_rows`` calls it. The rows already match the input schema exactly,
+        # so MLflow's per-call check of it is redundant for the sklearn flavor ("frame"), and
+        # the classes that compute on an ndarray anyway get one directly ("array"; see
         # mlgate.serving.fastpath). Otherwise pyfunc predict on a frame ("pyfunc").
         self.path = "pyfunc"
         self._build_rows: Callable[[list[list[Any]]], Any] | None = None
@@ -86,28 +97,40 @@ class Batcher:
                     self.path, self._build_rows = "array", schema.array
                     self._run_rows = partial(_checked, array_fn)
 
-    async def submit(self, data: Any, params: Any) -> Any:
+    def submit(self, data: Any, params: Any) -> asyncio.Future[Any]:
         """Score a parsed input (DataFrames are batched; anything else runs alone)."""
         import pandas as pd
 
         # Through the dispatcher either way, so that a model never predicts in two threads at
         # once (a cheap cycle on the event loop and this one on the predict thread).
         if params or not isinstance(data, pd.DataFrame):
-            return await self.dispatcher.enqueue(self, ALONE, (data, params))
-        return await self.dispatcher.enqueue(self, FRAME, data)
+            return self.dispatcher.enqueue(self, ALONE, (data, params))
+        return self.dispatcher.enqueue(self, FRAME, data)
 
-    async def submit_rows(self, rows: list[list[Any]]) -> Any:
+    def submit_rows(self, rows: list[list[Any]]) -> asyncio.Future[Any]:
         """Score numeric rows decoded by the fast path."""
-        return await self.dispatcher.enqueue(self, ROWS, rows)
+        return self.dispatcher.enqueue(self, ROWS, rows)
 
-    def score(self, kind: str, payloads: list[Any]) -> list[Outcome]:
-        """Predictions for each payload, in order; the call's duration updates :attr:`cost`."""
+    def score(self, kind: str, payloads: list[Any], *, on_loop: bool = False) -> list[Outcome]:
+        """Predictions for each payload, in order; the call's duration updates :attr:`cost`.
+
+        A call on the event loop is timed as it ran (its first timing replaces those of calls on
+        the thread). A call on the predict thread is timed with its waits for the GIL, so its
+        timing is only an upper bound: it can lower the estimate, never raise it. (That is
+        also how an estimate inflated by one preempted call on the loop comes back down.)
+        """
         started = time.perf_counter()
         try:
             return self._score(kind, payloads)
         finally:
             took = time.perf_counter() - started
-            self.cost = took if self.cost is None else 0.8 * self.cost + 0.2 * took
+            if self.cost is None or (on_loop and not self.timed_on_loop):
+                self.cost = took
+            elif on_loop:
+                self.cost = 0.8 * self.cost + 0.2 * took
+            else:
+                self.cost = min(self.cost, took)
+            self.timed_on_loop = self.timed_on_loop or on_loop
 
     def _score(self, kind: str, payloads: list[Any]) -> list[Outcome]:
         """One combined call when it can be, else (or if it fails) one call per payload."""
@@ -148,74 +171,133 @@ def _checked(fn: Callable[[Any], Any], data: Any) -> Any:
 
 
 class Dispatcher:
-    """The queue and the batch loop shared by every version of one server."""
+    """The queue and the batch loop shared by every version of one server.
 
-    def __init__(self, max_batch: int, executor: ThreadPoolExecutor) -> None:
+    With a ``timeout``, a request not scored within that many seconds fails with
+    :class:`asyncio.TimeoutError` (and is skipped if its cycle has not started). One timer
+    serves every request: with a single timeout, deadlines expire in the order requests came,
+    so they wait in one queue (a timer per request, or ``asyncio.wait_for``'s task per request,
+    cost more than the rest of the batching).
+    """
+
+    def __init__(
+        self, max_batch: int, executor: ThreadPoolExecutor, timeout: float | None = None
+    ) -> None:
         self.max_batch = max_batch
         self.executor = executor
-        self._queue: asyncio.Queue[tuple[Batcher, str, Any, asyncio.Future[Any]]] | None = None
+        self.timeout = timeout
+        self._queue: deque[tuple[Batcher, str, Any, asyncio.Future[Any]]] = deque()
+        self._wakeup: asyncio.Future[None] | None = None  # the batch loop waits on it when idle
         self._worker: asyncio.Task[None] | None = None
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+        self._over_budget = 0  # cycles sent to the thread since the last probe (see _cheap)
 
-    async def enqueue(self, batcher: Batcher, kind: str, payload: Any) -> Any:
+    def enqueue(self, batcher: Batcher, kind: str, payload: Any) -> asyncio.Future[Any]:
+        """Queue one request's input; the future gets its predictions (or its exception)."""
         loop = asyncio.get_running_loop()
-        if self._queue is None:
-            self._queue = asyncio.Queue()
         if self._worker is None or self._worker.done():
+            self._wakeup = self._timer = None  # (a new event loop: forget the last one's)
             self._worker = loop.create_task(self._work())
         fut: asyncio.Future[Any] = loop.create_future()
-        self._queue.put_nowait((batcher, kind, payload, fut))
-        return await fut
+        self._queue.append((batcher, kind, payload, fut))
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        if self.timeout is not None:
+            deadlines = self._deadlines
+            while deadlines and deadlines[0][1].done():  # answered: forget it
+                deadlines.popleft()
+            deadlines.append((loop.time() + self.timeout, fut))
+            if self._timer is None:
+                self._timer = loop.call_at(deadlines[0][0], self._expire)
+        return fut
+
+    def _expire(self) -> None:
+        """Fail the requests whose deadline has passed; wake up again at the next one."""
+        self._timer = None
+        deadlines = self._deadlines
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        while deadlines and (deadlines[0][1].done() or deadlines[0][0] <= now):
+            _, fut = deadlines.popleft()
+            if not fut.done():
+                fut.set_exception(asyncio.TimeoutError())
+        if deadlines:
+            self._timer = loop.call_at(deadlines[0][0], self._expire)
 
     async def _work(self) -> None:
-        assert self._queue is not None
         queue = self._queue
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            if not queue:
+                self._wakeup = loop.create_future()
+                await self._wakeup
             await asyncio.sleep(0)  # let requests already read by the loop join this batch
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
             groups: dict[tuple[int, str], _Group] = {}
-            for batcher, kind, payload, fut in batch:
+            for _ in range(min(len(queue), self.max_batch)):
+                batcher, kind, payload, fut = queue.popleft()
                 if fut.done():  # its request timed out or went away while queued
                     continue
-                group = groups.setdefault((id(batcher), kind), _Group(batcher, kind))
+                group = groups.get((id(batcher), kind))
+                if group is None:
+                    group = groups[id(batcher), kind] = _Group(batcher, kind)
                 group.payloads.append(payload)
                 group.futures.append(fut)
-            if not groups:
-                continue
-            work = list(groups.values())
-            try:
-                if self._cheap(work):
-                    results = _score_all(work)
+            if groups:
+                await self._cycle(loop, list(groups.values()))
+
+    async def _cycle(self, loop: asyncio.AbstractEventLoop, work: list[_Group]) -> None:
+        """Score one cycle's groups (inline or on the predict thread) and answer each request."""
+        try:
+            if self._cheap(work):
+                results = _score_all(work, on_loop=True)
+            else:
+                results = await loop.run_in_executor(self.executor, _score_all, work)
+        except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the batch
+            results = [[(False, exc)] * len(g.futures) for g in work]
+        for group, outcomes in zip(work, results, strict=True):
+            for fut, (ok, value) in zip(group.futures, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if ok:
+                    fut.set_result(value)
                 else:
-                    results = await loop.run_in_executor(self.executor, _score_all, work)
-            except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the batch
-                results = [[(False, exc)] * len(g.futures) for g in work]
-            for group, outcomes in zip(work, results, strict=True):
-                for fut, (ok, value) in zip(group.futures, outcomes, strict=True):
-                    if fut.done():
-                        continue
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(value)
+                    fut.set_exception(value)
 
     def _cheap(self, work: list[_Group]) -> bool:
         """Score on the event loop itself? Only when every group's calls have been measured and
         together are expected to take under :data:`INLINE_BUDGET`, and the cycle is no bigger
-        than :data:`INLINE_ROWS` rows (one request with many rows runs on the thread)."""
+        than :data:`INLINE_ROWS` rows (one request with many rows runs on the thread).
+
+        A cycle expected to take under :data:`PROBE_LIMIT` is still scored on the loop once in
+        :data:`PROBE_EVERY`, to be timed there: timed on the predict thread, with its waits for
+        the GIL, a cheap model stayed on the thread for good (half the scoring samples of a
+        profile at 32 clients).
+        """
         total, rows = 0.0, 0
         for group in work:
             if group.batcher.cost is None or group.kind == ALONE:
                 return False
             total += group.batcher.cost
             rows += sum(len(p) for p in group.payloads)
-        return total < INLINE_BUDGET and rows <= INLINE_ROWS
+        if rows > INLINE_ROWS or total >= PROBE_LIMIT:
+            return False
+        if total < INLINE_BUDGET:
+            return True
+        self._over_budget += 1
+        if self._over_budget < PROBE_EVERY:
+            return False
+        self._over_budget = 0
+        return True
 
     def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
 
 
 @dataclass
@@ -228,9 +310,9 @@ class _Group:
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
-def _score_all(work: list[_Group]) -> list[list[Outcome]]:
-    """One trip to the predict thread: every version's group, back to back."""
-    return [g.batcher.score(g.kind, g.payloads) for g in work]
+def _score_all(work: list[_Group], on_loop: bool = False) -> list[list[Outcome]]:
+    """One trip (to the predict thread, unless ``on_loop``): every version's group, back to back."""
+    return [g.batcher.score(g.kind, g.payloads, on_loop=on_loop) for g in work]
 
 
 def _split(out: Any, sizes: list[int]) -> list[Any] | None:

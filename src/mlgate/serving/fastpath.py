@@ -18,6 +18,7 @@ import json
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, cast
 
 import numpy as np
@@ -51,6 +52,16 @@ class NumericSchema:
             return None
         return cls(tuple(cols), tuple(dtypes), tuple(integer))
 
+    @cached_property
+    def column_list(self) -> list[str]:
+        """The columns as the list a ``dataframe_split`` body names them in."""
+        return list(self.columns)
+
+    @cached_property
+    def integer_positions(self) -> tuple[int, ...]:
+        """The positions of the integer columns."""
+        return tuple(i for i, integer in enumerate(self.integer) if integer)
+
     @property
     def uniform(self) -> bool:
         """Every column has the same dtype (the rows are one 2-D array)."""
@@ -77,41 +88,41 @@ class NumericSchema:
         return pd.DataFrame(data, columns=list(self.columns))
 
 
-def _ok(value: Any, integer: bool) -> bool:
-    if type(value) is int:
-        return True
-    return type(value) is float and not integer
+_NUMBERS = frozenset({int, float})
 
 
 def parse_rows(
     body: bytes, content_type: str, schema: NumericSchema | None
 ) -> list[list[Any]] | None:
     """Rows in schema column order, or None when the request is not the simple numeric case."""
-    if schema is None or content_type.split(";")[0].strip().lower() != "application/json":
+    if schema is None:
+        return None
+    if content_type != "application/json" and _mime(content_type) != "application/json":
         return None
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         return None
-    if not isinstance(doc, dict) or len(doc) != 1:
+    if type(doc) is not dict or len(doc) != 1:
         return None
     ((key, value),) = doc.items()
     cols = schema.columns
     rows: list[list[Any]] = []
     if key == "dataframe_split":
-        if not isinstance(value, dict) or set(value) - {"columns", "data", "index"}:
+        if type(value) is not dict or not _SPLIT_KEYS.issuperset(value):
             return None
-        if value.get("columns") != list(cols) or not isinstance(value.get("data"), list):
+        data = value.get("data")
+        if value.get("columns") != schema.column_list or type(data) is not list:
             return None
-        for row in value["data"]:
-            if not isinstance(row, list) or len(row) != len(cols):
+        for row in data:
+            if type(row) is not list or len(row) != len(cols):
                 return None
-            rows.append(row)
+        rows = data
     elif key == "dataframe_records":
-        if not isinstance(value, list):
+        if type(value) is not list:
             return None
         for rec in value:
-            if not isinstance(rec, dict) or len(rec) != len(cols):
+            if type(rec) is not dict or len(rec) != len(cols):
                 return None
             try:
                 rows.append([rec[c] for c in cols])
@@ -121,11 +132,22 @@ def parse_rows(
         return None
     if not rows:
         return None
+    # ints or floats everywhere (one pass in C per row), and only ints in integer columns
+    integer = schema.integer_positions
     for row in rows:
-        for v, integer in zip(row, schema.integer, strict=True):
-            if not _ok(v, integer):
+        if not _NUMBERS.issuperset(map(type, row)):
+            return None
+        for i in integer:
+            if type(row[i]) is not int:
                 return None
     return rows
+
+
+_SPLIT_KEYS = frozenset({"columns", "data", "index"})
+
+
+def _mime(content_type: str) -> str:
+    return content_type.split(";")[0].strip().lower()
 
 
 # --------------------------------------------------------------------------- arrays for sklearn

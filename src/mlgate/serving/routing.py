@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import blake3
+
+from mlgate.keys import Tags
 
 if TYPE_CHECKING:
     from mlgate.registry.store import Store
@@ -72,23 +75,30 @@ class RoutingTable:
         Raises:
             LookupError: there is no champion to serve.
         """
+        champion, challenger = self._routes
+        if challenger is None:
+            return champion
+        point = key_point(key) if key else draw
+        return challenger if point * 100.0 < self.traffic.challenger_weight else champion
+
+    @cached_property
+    def _routes(self) -> tuple[Route, Route | None]:
+        """The champion's route, and the challenger's when a split can choose it (built once per
+        table, not per request)."""
         if self.champion is None:
             raise LookupError("no champion version to serve")
         challenger = self.challenger if self.challenger != self.champion else None
         if challenger is None:
-            return Route(self.champion, "champion")
+            return Route(self.champion, "champion"), None
         if self.traffic.mode == "shadow":
-            return Route(self.champion, "champion", shadow=challenger)
-        point = key_point(key) if key else draw
-        if point * 100.0 < self.traffic.challenger_weight:
-            return Route(challenger, "challenger")
-        return Route(self.champion, "champion")
+            return Route(self.champion, "champion", shadow=challenger), None
+        return Route(self.champion, "champion"), Route(challenger, "challenger")
 
     def versions(self) -> tuple[str, ...]:
         return tuple(v for v in (self.champion, self.challenger) if v is not None)
 
 
-TRAFFIC_TAG = "mlgate.traffic"
+TRAFFIC_TAG = Tags.TRAFFIC
 
 
 def parse_traffic(raw: str | None) -> Traffic:

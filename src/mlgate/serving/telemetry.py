@@ -1,89 +1,118 @@
-"""Per-version serving metrics, rendered in Prometheus' text format.
+"""Per-version serving counters, rendered in Prometheus' text format (``/metrics``) and read back.
 
 Counters live outside the serving state, so they survive version swaps; each series carries the
-``version`` label (and ``role``: champion/challenger at the time of the request).
+``model`` and ``version`` labels (and ``role``: champion/challenger at the time of the request).
+Every request updates them once, on the event loop (:meth:`Telemetry.request`), so the hot path
+is a few dictionary updates; the text is only built when ``/metrics`` is read.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from bisect import bisect_left
 from collections import defaultdict
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_CLASSES = 50
+OTHER_CLASS = "__other__"
 
 
-@dataclass
-class VersionMetrics:
-    requests: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by role
-    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # by status code
-    buckets: list[int] = field(default_factory=lambda: [0] * (len(BUCKETS) + 1))
-    latency_sum: float = 0.0
-    latency_count: int = 0
-    classes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    value_sum: float = 0.0
-    value_count: int = 0
+class VersionCounters:
+    """What one version has answered."""
 
-
-class Metrics:
-    """Thread-safe counters for every version this process has served."""
+    __slots__ = (
+        "buckets",
+        "classes",
+        "errors",
+        "latency_sum",
+        "requests",
+        "value_count",
+        "value_sum",
+    )
 
     def __init__(self) -> None:
+        self.requests: dict[str, int] = defaultdict(int)  # by role
+        self.errors: dict[str, int] = defaultdict(int)  # by status code
+        self.buckets = [0] * (len(BUCKETS) + 1)  # the last one is +Inf
+        self.latency_sum = 0.0
+        self.classes: dict[str, int] = {}
+        self.value_sum = 0.0
+        self.value_count = 0
+
+    def count_predictions(self, predictions: Any) -> None:
+        """Classes (labels) or the sum of numeric values of one response's predictions."""
+        values = predictions if type(predictions) is np.ndarray else _array(predictions)
+        if values is None or values.ndim != 1 or values.size == 0:
+            return
+        kind = values.dtype.kind
+        if kind == "f" and values.size <= 32:  # small responses: Python's sum beats NumPy's
+            total = sum(values.tolist())
+            if math.isfinite(total):
+                self.value_sum += total
+                self.value_count += values.size
+                return
+        if kind in "fc":
+            finite = values[np.isfinite(values)]
+            self.value_sum += float(finite.sum())
+            self.value_count += int(finite.size)
+            return
+        classes = self.classes
+        if values.size <= 32:  # small responses: a loop beats np.unique's sort
+            for value in values.tolist():
+                label = str(value)
+                count = classes.get(label)
+                if count is not None:
+                    classes[label] = count + 1
+                elif len(classes) < MAX_CLASSES:
+                    classes[label] = 1
+                else:
+                    classes[OTHER_CLASS] = classes.get(OTHER_CLASS, 0) + 1
+            return
+        labels, counts = np.unique(values.astype(str), return_counts=True)
+        for label, n in zip(labels.tolist(), counts.tolist(), strict=True):
+            key = label if label in classes or len(classes) < MAX_CLASSES else OTHER_CLASS
+            classes[key] = classes.get(key, 0) + int(n)
+
+
+def _array(predictions: Any) -> Any:
+    try:
+        return np.asarray(predictions)
+    except (ValueError, TypeError):
+        return None
+
+
+class Telemetry:
+    """Thread-safe counters for every version this process has served, for one model."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
         self._lock = threading.Lock()
-        self._v: dict[str, VersionMetrics] = defaultdict(VersionMetrics)
+        self._versions: dict[str, VersionCounters] = defaultdict(VersionCounters)
         self.shadow_requests: dict[str, int] = defaultdict(int)
         self.shadow_disagreements: dict[str, int] = defaultdict(int)
         self.shadow_errors: dict[str, int] = defaultdict(int)
-        self.invalid_requests = 0
+        self.refused_requests = 0
 
-    def observe(self, version: str, role: str, status: int, seconds: float) -> None:
+    def request(
+        self, version: str, role: str, status: int, seconds: float, predictions: Any = None
+    ) -> None:
+        """One answered request (and its predictions, when it has some)."""
         with self._lock:
-            m = self._v[version]
-            m.requests[role] += 1
+            c = self._versions[version]
+            c.requests[role] += 1
             if status >= 400:
-                m.errors[str(status)] += 1
-            m.latency_sum += seconds
-            m.latency_count += 1
-            for i, bound in enumerate(BUCKETS):
-                if seconds <= bound:
-                    m.buckets[i] += 1
-                    break
-            else:
-                m.buckets[-1] += 1
-
-    def observe_predictions(self, version: str, predictions: Any) -> None:
-        try:
-            values = np.asarray(predictions)
-        except (ValueError, TypeError):
-            return
-        if values.ndim != 1 or values.size == 0:
-            return
-        with self._lock:
-            m = self._v[version]
-            if values.dtype.kind in "fc":
-                finite = values[np.isfinite(values)]
-                m.value_sum += float(finite.sum())
-                m.value_count += int(finite.size)
-            else:
-                items: Any
-                if values.size <= 32:  # one-row requests: a loop beats np.unique's sort
-                    tally: dict[str, int] = {}
-                    for item in values.tolist():
-                        tally[str(item)] = tally.get(str(item), 0) + 1
-                    items = tally.items()
-                else:
-                    labels, counts = np.unique(values.astype(str), return_counts=True)
-                    items = zip(labels.tolist(), counts.tolist(), strict=True)
-                for label, count in items:
-                    full = label in m.classes or len(m.classes) < MAX_CLASSES
-                    m.classes[label if full else "__other__"] += int(count)
+                c.errors[str(status)] += 1
+            c.latency_sum += seconds
+            c.buckets[bisect_left(BUCKETS, seconds)] += 1
+            if predictions is not None:
+                c.count_predictions(predictions)
 
     def shadow(self, version: str, *, agreed: bool | None) -> None:
+        """One request scored in shadow: ``agreed`` None when the shadow failed."""
         with self._lock:
             self.shadow_requests[version] += 1
             if agreed is None:
@@ -91,64 +120,52 @@ class Metrics:
             elif not agreed:
                 self.shadow_disagreements[version] += 1
 
-    def invalid(self) -> None:
+    def refused(self) -> None:
+        """One request refused before it was routed to a version (4xx)."""
         with self._lock:
-            self.invalid_requests += 1
+            self.refused_requests += 1
 
-    def snapshot(self) -> dict[str, dict[str, Any]]:
-        """Plain numbers per version (what ``mlgate rollout`` compares)."""
+    def render(self) -> str:
+        """Every counter in Prometheus' text exposition format (version 0.0.4)."""
+        out = _Exposition(self.model)
         with self._lock:
-            out = {}
-            for v, m in self._v.items():
-                out[v] = {
-                    "requests": sum(m.requests.values()),
-                    "errors": sum(m.errors.values()),
-                    "latency_sum": m.latency_sum,
-                    "latency_count": m.latency_count,
-                    "buckets": list(m.buckets),
-                }
-            return out
-
-    def render(self, model: str) -> str:
-        out = _Exposition(model)
-        with self._lock:
-            versions = sorted(self._v.items())
+            versions = sorted(self._versions.items())
             out.family(
                 "mlgate_requests_total", "counter", "Requests answered, by version and role."
             )
-            for v, m in versions:
-                for role, n in sorted(m.requests.items()):
+            for v, c in versions:
+                for role, n in sorted(c.requests.items()):
                     out.sample("mlgate_requests_total", n, version=v, role=role)
             out.family(
                 "mlgate_errors_total", "counter", "Error responses, by version and status code."
             )
-            for v, m in versions:
-                for code, n in sorted(m.errors.items()):
+            for v, c in versions:
+                for code, n in sorted(c.errors.items()):
                     out.sample("mlgate_errors_total", n, version=v, code=code)
             out.family("mlgate_request_seconds", "histogram", "Request latency, by version.")
-            for v, m in versions:
+            for v, c in versions:
                 cumulative = 0
-                for bound, n in zip([*BUCKETS, math.inf], m.buckets, strict=True):
+                for bound, n in zip([*BUCKETS, math.inf], c.buckets, strict=True):
                     cumulative += n
                     le = "+Inf" if bound == math.inf else f"{bound:g}"
                     out.sample("mlgate_request_seconds_bucket", cumulative, version=v, le=le)
-                out.sample("mlgate_request_seconds_sum", f"{m.latency_sum:.6f}", version=v)
-                out.sample("mlgate_request_seconds_count", m.latency_count, version=v)
+                out.sample("mlgate_request_seconds_sum", f"{c.latency_sum:.6f}", version=v)
+                out.sample("mlgate_request_seconds_count", cumulative, version=v)
             out.family(
                 "mlgate_predictions_total", "counter", "Predictions by class (classification)."
             )
-            for v, m in versions:
-                for label, n in sorted(m.classes.items()):
+            for v, c in versions:
+                for label, n in sorted(c.classes.items()):
                     out.sample("mlgate_predictions_total", n, version=v, **{"class": label})
             out.family(
                 "mlgate_prediction_value",
                 "summary",
                 "Sum and count of numeric predictions (regression).",
             )
-            for v, m in versions:
-                if m.value_count:
-                    out.sample("mlgate_prediction_value_sum", f"{m.value_sum:.6g}", version=v)
-                    out.sample("mlgate_prediction_value_count", m.value_count, version=v)
+            for v, c in versions:
+                if c.value_count:
+                    out.sample("mlgate_prediction_value_sum", f"{c.value_sum:.6g}", version=v)
+                    out.sample("mlgate_prediction_value_count", c.value_count, version=v)
             out.family("mlgate_shadow_requests_total", "counter", "Requests scored in shadow.")
             for v, n in sorted(self.shadow_requests.items()):
                 out.sample("mlgate_shadow_requests_total", n, version=v)
@@ -161,7 +178,7 @@ class Metrics:
             out.family(
                 "mlgate_invalid_requests_total", "counter", "Requests refused before routing (4xx)."
             )
-            out.sample("mlgate_invalid_requests_total", self.invalid_requests)
+            out.sample("mlgate_invalid_requests_total", self.refused_requests)
         return out.text()
 
 

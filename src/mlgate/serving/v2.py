@@ -1,6 +1,7 @@
-"""The Open Inference Protocol (V2, KServe v2 REST) next to MLflow's ``/invocations``.
+"""The Open Inference Protocol (V2, KServe v2 REST) next to MLflow's ``/invocations``: its codec.
 
-Endpoints (all JSON; errors are ``{"error": "..."}``):
+Decoding requests, encoding responses and the model metadata; the endpoints themselves are
+methods of :class:`mlgate.serving.handlers.Handlers` (all JSON; errors are ``{"error": "..."}``):
 
 * ``GET /v2/health/live``, ``GET /v2/health/ready``, ``GET /v2`` (server metadata).
 * ``GET /v2/models/{name}`` and ``/v2/models/{name}/versions/{version}``: metadata, with inputs
@@ -21,21 +22,17 @@ decoded straight into rows for the same adaptive batcher as ``/invocations``.
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import itertools
 import json
 import math
-import time
 import uuid
-import weakref
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mlgate.errors import ScoringInputError
-from mlgate.serving import routing
 from mlgate.serving.fastpath import NumericSchema
 
 #: V2 datatype -> numpy dtype (BYTES is decoded as Python strings).
@@ -55,6 +52,7 @@ DATATYPES: dict[str, Any] = {
     "BYTES": object,
 }
 _FROM_NUMPY = {np.dtype(t).name: name for name, t in DATATYPES.items() if t is not object}
+_FROM_DTYPE = {np.dtype(t): name for name, t in DATATYPES.items() if t is not object}
 #: MLflow column types -> (V2 datatype, input content type), as mlserver-mlflow maps them.
 _COLUMN_TYPES = {
     "boolean": ("BOOL", "np"),
@@ -254,37 +252,43 @@ def _array(name: str, datatype: str, shape: list[int], data: Any, content: str |
         raise V2Error(f"{where}: data does not fit {datatype}: {exc}") from None
 
 
+_INTEGERS = frozenset({int})
+_NUMBERS = frozenset({int, float})
+
+
 def _rows(inputs: list[Any], spec: ModelSpec) -> list[Any] | None:
     """Rows in schema column order when every input is a plain numeric column of the schema's
     own datatype (what the batcher's fast path takes); None for anything else."""
     numeric = spec.numeric
     if numeric is None or len(inputs) != len(numeric.columns):
         return None
+    index, datatypes = spec.index, spec.datatypes
     columns: list[Any] = [None] * len(inputs)
     n = -1
-    for item in inputs:
-        if not isinstance(item, dict) or item.get("parameters") is not None:
-            return None
-        name = item.get("name")
-        i = spec.index.get(name) if isinstance(name, str) else None
-        if i is None or columns[i] is not None or item.get("datatype") != spec.datatypes[i]:
-            return None
-        shape, data = item.get("shape"), item.get("data")
-        if not isinstance(shape, list) or not isinstance(data, list) or not shape:
-            return None
-        if shape[1:] not in ([], [1]) or type(shape[0]) is not int or len(data) != shape[0]:
-            return None
-        if n not in (-1, shape[0]):
-            return None
-        n = shape[0]
-        if numeric.integer[i]:
-            if not all(type(v) is int for v in data):
+    try:  # a wrong type of item, name or shape raises here, and takes the general decoder
+        for item in inputs:
+            i = index[item["name"]]
+            shape, data = item["shape"], item["data"]
+            if columns[i] is not None or item["datatype"] != datatypes[i] or type(data) is not list:
                 return None
-        elif not all(type(v) is float or type(v) is int for v in data):
-            return None
-        columns[i] = data
+            count = len(data)
+            column = shape == [count] or (shape == [count, 1] and type(shape[1]) is int)
+            if not column or type(shape[0]) is not int or n not in (-1, count):
+                return None
+            if item.get("parameters") is not None:
+                return None
+            n = count
+            columns[i] = data
+    except (KeyError, TypeError):
+        return None
     if n <= 0:
         return None
+    # the element types, in one pass in C: ints or floats, and only ints in integer columns
+    if not _NUMBERS.issuperset(map(type, itertools.chain.from_iterable(columns))):
+        return None
+    for i in numeric.integer_positions:
+        if not _INTEGERS.issuperset(map(type, columns[i])):
+            return None
     return list(zip(*columns, strict=True))
 
 
@@ -367,7 +371,8 @@ def _output(name: str, values: Any) -> dict[str, Any]:
     arr = np.asarray(values)
     shape = list(arr.shape) if arr.ndim > 1 else [int(arr.size), 1]
     kind = arr.dtype.kind
-    datatype = _FROM_NUMPY.get(arr.dtype.name)
+    # by dtype first: a dtype's name is computed on every access (a third of this function)
+    datatype = _FROM_DTYPE.get(arr.dtype) or _FROM_NUMPY.get(arr.dtype.name)
     if datatype is not None:
         data = arr.reshape(-1).tolist()
         if kind == "f" and not bool(np.isfinite(arr).all()):
@@ -444,211 +449,26 @@ def response(model: str, version: str, decoded: Decoded, predictions: Any) -> di
     }
 
 
-# --------------------------------------------------------------------------- handlers
+# What json.dumps writes for a response with one 1-D tensor of plain numbers (the common case):
+# filled in directly, since the dumps of the whole document cost more than its decoding.
+_ONE_TENSOR = (
+    ', "parameters": {"content_type": "np"}, "outputs": [{"name": "output-1", "shape": [%d, 1], '
+    '"datatype": "%s", "parameters": {"content_type": "np"}, "data": %s}]}'
+)
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
-    from starlette.responses import Response
-
-    return Response(
-        json.dumps({"error": message}),
-        status_code=status,
-        media_type="application/json",
-        headers=headers,
-    )
+@functools.lru_cache(maxsize=64)
+def _head(model: str, version: str) -> str:
+    return f'{{"model_name": {json.dumps(model)}, "model_version": {json.dumps(version)}, "id": '
 
 
-def error_response(status: int, message: str) -> Any:
-    """A V2 error (``{"error": ...}``), for the app's 404/405 handlers on ``/v2`` paths."""
-    return _error(status, message)
-
-
-class Endpoints:
-    """The V2 request handlers of one server; :meth:`routes` wires them into the app.
-
-    ``read_body(request)`` reads a body within the size limit (raising ScoringInputError);
-    ``shadow(runtime, route, rows, data, params, predictions)`` schedules shadow scoring.
-    """
-
-    def __init__(
-        self,
-        *,
-        config: Any,
-        follower: Any,
-        metrics: Any,
-        rng: Any,
-        read_body: Callable[[Any], Awaitable[bytes]],
-        shadow: Callable[..., None],
-        version: str,
-    ) -> None:
-        self.config = config
-        self.follower = follower
-        self.metrics = metrics
-        self.rng = rng
-        self.read_body = read_body
-        self.shadow = shadow
-        self.server_version = version
-        self._specs: dict[int, tuple[weakref.ref[Any], ModelSpec]] = {}
-
-    def routes(self) -> list[Any]:
-        from starlette.routing import Route
-
-        model = "/v2/models/{name}"
-        version = model + "/versions/{version}"
-        # The infer routes first: Starlette tries routes in order, and these take the load.
-        return [
-            Route(model + "/infer", self.infer, methods=["POST"]),
-            Route(version + "/infer", self.infer, methods=["POST"]),
-            Route("/v2", self.server_metadata, methods=["GET"]),
-            Route("/v2/health/live", self.live, methods=["GET"]),
-            Route("/v2/health/ready", self.ready, methods=["GET"]),
-            Route(model, self.model_metadata, methods=["GET"]),
-            Route(model + "/ready", self.model_ready, methods=["GET"]),
-            Route(version, self.model_metadata, methods=["GET"]),
-            Route(version + "/ready", self.model_ready, methods=["GET"]),
-        ]
-
-    def spec(self, runtime: Any) -> ModelSpec:
-        """The V2 view of a loaded version, computed at its first request."""
-        entry = self._specs.get(id(runtime))
-        if entry is not None and entry[0]() is runtime:
-            return entry[1]
-        spec = model_spec(runtime.model, runtime.schema)
-        # Weak references: a retired version's runtime is not kept alive by this cache.
-        self._specs = {k: v for k, v in self._specs.items() if v[0]() is not None}
-        self._specs[id(runtime)] = (weakref.ref(runtime), spec)
-        return spec
-
-    def _ready_state(self) -> Any:
-        state = self.follower.state
-        if state is None or state.table.champion not in state.runtimes:
-            return None
-        return state
-
-    def _runtime(self, request: Any) -> tuple[Any, Any]:
-        """(state, runtime or None for "route it") for a /v2/models/... path; raises V2Error."""
-        name = request.path_params["name"]
-        if name != self.config.model:
-            raise V2Error(
-                f"model {name!r} is not served here; this server serves {self.config.model!r}", 404
-            )
-        state = self._ready_state()
-        version = request.path_params.get("version")
-        if version is None:
-            if state is None:
-                raise V2Error(f"model {name!r} is not ready: its champion is not loaded yet", 503)
-            return state, None
-        if state is not None and version in state.runtimes:
-            return state, state.runtimes[version]
-        failed = self.follower.status.load_errors.get(version)
-        if failed:
-            raise V2Error(f"version {version} of {name!r} is not loaded: {failed}", 400)
-        serving = ", ".join(state.runtimes) if state is not None else "none yet"
-        raise V2Error(f"version {version} of {name!r} is not served here (loaded: {serving})", 404)
-
-    async def server_metadata(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        return JSONResponse({"name": "mlgate", "version": self.server_version, "extensions": []})
-
-    async def live(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        return JSONResponse({"live": True})
-
-    async def ready(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        ready = self._ready_state() is not None
-        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
-
-    async def model_ready(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        try:
-            self._runtime(request)
-        except V2Error as exc:
-            if exc.status == 404:
-                return _error(404, exc.message)
-            return JSONResponse(
-                {"name": request.path_params["name"], "ready": False, "error": exc.message},
-                status_code=400,
-            )
-        return JSONResponse({"name": request.path_params["name"], "ready": True})
-
-    async def model_metadata(self, request: Any) -> Any:
-        from starlette.responses import JSONResponse
-
-        try:
-            state, runtime = self._runtime(request)
-        except V2Error as exc:
-            return _error(exc.status, exc.message)
-        runtime = runtime or state.runtimes[state.table.champion]
-        spec = self.spec(runtime)
-        versions = [v for v in state.table.versions() if v in state.runtimes]
-        return JSONResponse(
-            {
-                "name": self.config.model,
-                "versions": versions if "version" not in request.path_params else [runtime.version],
-                "platform": "mlflow",
-                "inputs": spec.inputs,
-                "outputs": spec.outputs,
-                "parameters": {"content_type": spec.content_type},
-            }
-        )
-
-    async def infer(self, request: Any) -> Any:
-        from starlette.responses import Response
-
-        started = time.perf_counter()
-        try:
-            state, runtime = self._runtime(request)
-            body = await self.read_body(request)
-            if runtime is None:
-                key = request.headers.get("x-mlgate-key")
-                route = state.table.route(key, self.rng.random())
-                runtime = state.runtimes[route.version]
-            else:
-                role = "champion" if runtime.version == state.table.champion else "challenger"
-                route = routing.Route(runtime.version, role)
-        except ScoringInputError as exc:
-            self.metrics.invalid()
-            return _error(exc.status, exc.message)
-        headers = {"X-Mlgate-Version": route.version, "X-Mlgate-Role": route.role}
-        status = 200
-        try:
-            decoded = decode(body, self.spec(runtime))
-            if decoded.rows is not None:
-                pending = runtime.batcher.submit_rows(decoded.rows)
-            else:
-                pending = runtime.batcher.submit(decoded.data, decoded.params)
-            preds = await asyncio.wait_for(pending, self.config.timeout)
-            text = json.dumps(response(self.config.model, route.version, decoded, preds))
-        except ScoringInputError as exc:
-            status, text = exc.status, json.dumps({"error": exc.message})
-        except asyncio.TimeoutError:
-            status = 503
-            text = json.dumps({"error": f"scoring took longer than {self.config.timeout:g} s"})
-        except Exception as exc:
-            import logging
-
-            logging.getLogger("mlgate.serve").exception(
-                "unexpected error scoring version %s (V2)", route.version
-            )
-            status, text = 500, json.dumps({"error": f"internal error: {type(exc).__name__}"})
-        self.metrics.observe(route.version, route.role, status, time.perf_counter() - started)
-        if status != 200:
-            return Response(
-                text, status_code=status, media_type="application/json", headers=headers
-            )
-        self.metrics.observe_predictions(route.version, preds)
-        if route.shadow is not None and route.shadow in state.runtimes:
-            self.shadow(
-                state.runtimes[route.shadow],
-                runtime,
-                decoded.rows,
-                decoded.data,
-                decoded.params,
-                preds,
-            )
-        return Response(text, media_type="application/json", headers=headers)
+def response_body(model: str, version: str, decoded: Decoded, predictions: Any) -> bytes:
+    """The inference response as JSON bytes (raises :class:`V2Error` for an unknown output)."""
+    if decoded.outputs is None and type(predictions) is np.ndarray and predictions.ndim == 1:
+        datatype = _FROM_DTYPE.get(predictions.dtype)
+        finite = predictions.dtype.kind != "f" or bool(np.isfinite(predictions).all())
+        if datatype is not None and finite:
+            data = json.dumps(predictions.tolist())
+            tail = _ONE_TENSOR % (predictions.size, datatype, data)
+            return (_head(model, version) + json.dumps(decoded.id) + tail).encode()
+    return json.dumps(response(model, version, decoded, predictions)).encode()
