@@ -273,6 +273,10 @@ def test_registration_is_recorded_and_history_shows_it(store, model_name, make_v
     assert main(["history", model_name, "--json"]) == 0
     (data,) = json.loads(capsys.readouterr().out)
     assert (data["kind"], data["version"], data["to_version"]) == ("register", v, v)
+    assert main(["history", model_name, "--kind", "register", "--json"]) == 0
+    assert [e["kind"] for e in json.loads(capsys.readouterr().out)] == ["register"]
+    assert main(["history", model_name, "--kind", "promote", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_register_returns_the_event_it_recorded(store, model_name, classifier):

@@ -117,6 +117,7 @@ def register(
     tags: Mapping[str, str] | None = None,
     code_path: str | os.PathLike[str] | None = None,
     log_model_kwargs: Mapping[str, Any] | None = None,
+    policy: Policy | str | os.PathLike[str] | None = None,
     store: Store | str | None = None,
     actor: str | None = None,
 ) -> Registration:
@@ -144,6 +145,7 @@ def register(
             tags=tags,
             code_path=code_path,
             log_model_kwargs=log_model_kwargs,
+            policy=policy,
             store=_store(store),
         )
 
@@ -292,14 +294,16 @@ def history(
     model: str,
     *,
     alias: str | None = None,
+    kind: str | None = None,
     limit: int | None = None,
     policy: Policy | str | os.PathLike[str] | None = None,
     store: Store | str | None = None,
 ) -> list[Event]:
-    """The ledger's events for ``model`` (optionally of one alias), newest first."""
+    """The ledger's events for ``model`` (optionally of one alias or one kind: ``promote``,
+    ``rollback``, ``traffic``, ``rollout``, ``register``, ``attach``, ``build``), newest first."""
     from mlgate.promotion.workflow import history as run
 
-    return run(model, alias=alias, limit=limit, policy=policy, store=_store(store))
+    return run(model, alias=alias, kind=kind, limit=limit, policy=policy, store=_store(store))
 
 
 def status(

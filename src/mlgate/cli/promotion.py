@@ -193,6 +193,11 @@ def rollback(
 @click.command()
 @click.argument("model")
 @click.option("--alias", help="Only events of this alias.")
+@click.option(
+    "--kind",
+    type=click.Choice(["promote", "rollback", "traffic", "rollout", "register", "attach", "build"]),
+    help="Only events of this kind.",
+)
 @click.option("--limit", "-n", type=click.IntRange(min=1), help="At most this many events.")
 @opt.policy_option
 @opt.format_options
@@ -201,6 +206,7 @@ def history(
     ctx: click.Context,
     model: str,
     alias: str | None,
+    kind: str | None,
     limit: int | None,
     policy: str | None,
     as_json: bool,
@@ -211,7 +217,7 @@ def history(
 
     opt.one_format(as_json, markdown)
     events = api.history(
-        model, alias=alias, limit=limit, policy=policy, store=opt.tracking_uri(ctx)
+        model, alias=alias, kind=kind, limit=limit, policy=policy, store=opt.tracking_uri(ctx)
     )
     if as_json:
         echo_json([e.to_dict() for e in events])
