@@ -140,7 +140,7 @@ def test_rollout_status_and_abort_from_python(
     tracking_uri, store, make_version, model_name, policy
 ):
     """rollout_status() reads the registry's rollout state (None before one starts);
-    abort_rollout() stops it and sets the challenger's traffic to 0."""
+    abort_rollout() stops it, sets the challenger's traffic to 0 and returns its events."""
     v = make_version()
     store.set_alias(model_name, "challenger", v)
     assert mlgate.rollout_status(model_name, store=tracking_uri) is None
@@ -148,10 +148,12 @@ def test_rollout_status_and_abort_from_python(
     store.set_model_tag(model_name, ro.ROLLOUT_TAG, running.to_json())
     assert mlgate.rollout_status(model_name, store=store).status == "running"
     mlgate.traffic(model_name, weight=5, policy=policy, store=store)
-    state = mlgate.abort_rollout(
+    result = mlgate.abort_rollout(
         model_name, reason="pager", policy=policy, store=store, actor="bob"
     )
+    state = result.state
     assert state.status == "aborted" and state.challenger == v
+    assert result.events and {e.actor for e in result.events} == {"bob"}
     assert mlgate.rollout_status(model_name, store=store).status == "aborted"
     assert mlgate.status(model_name, store=store).traffic["challenger_weight"] == 0
     assert {e.actor for e in mlgate.history(model_name, limit=2, store=store)} == {"bob"}
