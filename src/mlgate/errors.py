@@ -6,21 +6,21 @@ errors, Docker errors) are translated at their boundary module, never leaked raw
 
 ::
 
-    MlgateError                          exit 1  unexpected / environment failure
-    ├── TrackingServerError              exit 1  tracking server unreachable or answering 5xx
-    ├── DockerError                      exit 1  Docker engine unreachable, or an image build failed
-    ├── UsageError                       exit 2  bad input: arguments, paths, names
-    │   ├── PolicyError                  exit 2  malformed policy file (names file and key)
-    │   ├── NotFoundError                exit 2  a model, version, alias or path that does not exist
-    │   ├── NoStoreError                 exit 2  no tracking store there (never read as "absent")
-    │   ├── FingerprintError             exit 2  data that has no canonical encoding
-    │   └── ScoringInputError            exit 2  a scoring request the model cannot take (HTTP 4xx)
-    ├── GateRejected                     exit 3  a promotion gate said no (carries the decision)
-    │   └── IntegrityError               exit 3  an artifact no longer matches its recorded digest
-    ├── ConflictError                    exit 4  the alias moved under us, or the lease is held
-    │   ├── LeaseHeldError               exit 4  another writer holds the model's lease
-    │   └── AlreadyExistsError           exit 4  an entity with that name exists (the lease uses it)
-    └── NotPermittedError                exit 5  the tracking server refused (auth / permissions)
+    MlgateError                  exit 1  unexpected / environment failure
+    ├── TrackingServerError      exit 1  tracking server unreachable or answering 5xx
+    ├── DockerError              exit 1  Docker engine unreachable, or an image build failed
+    ├── UsageError               exit 2  bad input: arguments, paths, names
+    │   ├── PolicyError          exit 2  malformed policy file (names file and key)
+    │   ├── NotFoundError        exit 2  a model, version, alias or path that does not exist
+    │   ├── NoStoreError         exit 2  no tracking store there (never read as "absent")
+    │   ├── FingerprintError     exit 2  data that has no canonical encoding
+    │   └── ScoringInputError    exit 2  a scoring request the model cannot take (HTTP 4xx)
+    ├── GateRejected             exit 3  a promotion gate said no (carries the decision)
+    │   └── IntegrityError       exit 3  an artifact no longer matches its recorded digest
+    ├── ConflictError            exit 4  the alias moved under us, or the lease is held
+    │   ├── LeaseHeldError       exit 4  another writer holds the model's lease
+    │   └── AlreadyExistsError   exit 4  an entity with that name exists (the lease uses it)
+    └── NotPermittedError        exit 5  the tracking server refused (auth / permissions)
 
 Exit code 0 means success. ``EXIT_CODES`` below is the single source of truth; the README's table
 is tested against it.

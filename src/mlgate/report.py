@@ -140,7 +140,8 @@ def render_decision(decision: Any) -> str:
     if decision.evaluation:
         ev = decision.evaluation
         lines.append(
-            f"evaluated on {ev['rows']} rows of {ev['fingerprint']} ({ev['task']}, target {ev['target']!r})"
+            f"evaluated on {ev['rows']} rows of {ev['fingerprint']} "
+            f"({ev['task']}, target {ev['target']!r})"
         )
     rows = [
         ["ok" if r.passed else "FAIL", r.name, _observed(r.observed), r.expected, r.reason]
@@ -160,7 +161,8 @@ def markdown_decision(decision: Any, event: Any = None) -> str:
     icon = "✅" if decision.passed else "❌"
     verdict = "passed" if decision.passed else "rejected"
     out = [
-        f"### {icon} mlgate: `{decision.model}` version {decision.version} → `{decision.alias}` {verdict}"
+        f"### {icon} mlgate: `{decision.model}` version {decision.version} "
+        f"→ `{decision.alias}` {verdict}"
     ]
     if decision.first_promotion:
         out.append("\nNo champion yet: this is the first promotion.")
@@ -300,7 +302,8 @@ def render_status(status: Any) -> str:
         lines.append(f"traffic: challenger (version {challenger}) {share}")
     if status.lease:
         lines.append(
-            f"lease: held by {status.lease.get('holder', '?')} until {status.lease.get('expires_at', '?')}"
+            f"lease: held by {status.lease.get('holder', '?')} "
+            f"until {status.lease.get('expires_at', '?')}"
         )
     lines.extend(f"note: {n}" for n in status.notes)
     return "\n".join(lines)

@@ -138,7 +138,8 @@ class _Context:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed by close()
+        # SIM115: the archive stays open across calls and is closed by close()
+        self._tar = tarfile.open(path, "w", format=tarfile.PAX_FORMAT)  # noqa: SIM115
 
     @staticmethod
     def _clean(info: tarfile.TarInfo) -> tarfile.TarInfo:
@@ -243,7 +244,8 @@ def _pyfunc_flavor(model_dir: Path, ref: str) -> dict[str, Any]:
     if not pyfunc:
         raise UsageError(
             f"{ref} has no python_function (pyfunc) flavor "
-            f"(flavors: {', '.join(sorted(flavors)) or 'none'}); an mlgate image serves pyfunc models"
+            f"(flavors: {', '.join(sorted(flavors)) or 'none'}); "
+            "an mlgate image serves pyfunc models"
         )
     return dict(pyfunc)
 

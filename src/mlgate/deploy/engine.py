@@ -231,7 +231,8 @@ class Engine:
             for chunk in self.client.api.push(repository, tag, stream=True, decode=True):
                 if "error" in chunk:
                     raise DockerError(
-                        f"pushing {repository}:{tag} failed: {config.redact(_first_line(chunk['error']))}"
+                        f"pushing {repository}:{tag} failed: "
+                        f"{config.redact(_first_line(chunk['error']))}"
                     )
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and aux.get("Digest"):

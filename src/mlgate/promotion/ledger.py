@@ -182,7 +182,8 @@ class Event:
             what = f"{self.model}/{self.after or '-'}"
             return f"{self.at} {self.kind} {self.outcome} {what} by {self.actor}{why}"
         arrow = f"{self.before or '-'} -> {self.after or '-'}"
-        return f"{self.at} {self.kind} {self.outcome} {self.model}@{self.alias} {arrow} by {self.actor}{why}"
+        who = f"{self.model}@{self.alias}"
+        return f"{self.at} {self.kind} {self.outcome} {who} {arrow} by {self.actor}{why}"
 
 
 @dataclass(frozen=True, kw_only=True)

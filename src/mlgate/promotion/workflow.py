@@ -182,7 +182,7 @@ def check(
         model: registered model name (or ``NAME/VERSION`` / ``NAME@ALIAS`` with no ``version``).
         version: a version number or an alias naming the candidate.
         to: the target alias (``champion``, ``challenger``, ...).
-        policy: a :class:`~mlgate.promotion.policy.Policy`, a path, or None to search upward for one.
+        policy: a :class:`~mlgate.promotion.policy.Policy`, a path, or None to search upward.
         eval_data: a DataFrame or path to score candidate and champion on (overrides the
             policy's ``evaluation.data``).
         target: the evaluation data's target column (overrides the policy's

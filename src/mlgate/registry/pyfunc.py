@@ -38,7 +38,8 @@ def parse_scoring_request(body: bytes, content_type: str, model: Any) -> tuple[A
     schema = model.metadata.get_input_schema()
     try:
         if mime == ss.CONTENT_TYPE_JSON:
-            parsed = ss._parse_json_data(body, model.metadata, schema)  # type: ignore[no-untyped-call]
+            parse = ss._parse_json_data
+            parsed = parse(body, model.metadata, schema)  # type: ignore[no-untyped-call]
             return parsed.data, parsed.params
         if mime == ss.CONTENT_TYPE_CSV:
             try:
