@@ -2,12 +2,16 @@
 Open Inference Protocol's V2 `/infer`) vs MLServer's V2, same model, same machine, same load.
 
 Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32] [--model logistic|columns]
-[--servers ...]` (needs `wrk`, Debian's package of that name). Every server runs one worker; wrk
-drives single-row JSON requests with 1, 8 and 32 connections. Champion and challenger are two
-different fits (C=1 and C=0.1). Checks that the servers return identical predictions, then
-prints requests/s and p50/p99 latency, the ratios, and the cost of a 50/50 champion/challenger
-split versus serving one version. Targets: at 32 clients mlgate >= 5x MLflow's requests/s with
-p99 no worse; split < 10% cost; V2 within 10% of mlgate's `/invocations`; V2 >= 5x MLServer's V2.
+[--servers ...] [--rounds N]` (needs `wrk`, Debian's package of that name). Every server runs one
+worker; wrk drives single-row JSON requests with 1, 8 and 32 connections. Champion and
+challenger are two different fits (C=1 and C=0.1). Checks that the servers return identical
+predictions, then prints requests/s, p50/p99 latency and the server's CPU time per request
+(user + system, where the server is one process: mlgate and bare), the ratios, and the cost of
+a 50/50 champion/challenger split versus serving one version. With `--rounds N` everything is
+measured N times in turn and each ratio is the median over the rounds (with its range): on a
+shared machine single runs vary by tens of percent. Targets: at 32 clients mlgate >= 5x
+MLflow's requests/s with p99 no worse; split < 10% cost; V2 within 10% of mlgate's
+`/invocations`; V2 >= 5x MLServer's V2; mlgate >= 40% of bare.
 
 `mlserver-v2` is MLServer with its MLflow runtime (installed from `requirements/mlserver.txt`
 into a cached virtual environment of its own) on the champion's model directory, with its
@@ -28,11 +32,13 @@ import json
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
@@ -47,14 +53,41 @@ def wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 12
         raise SystemExit(f"{exc}; the end of {log.name}:\n{tail}") from None
 
 
+class Result(NamedTuple):
+    """One wrk run: requests/s, p50 and p99 latency (ms), non-2xx answers, and the server's CPU
+    time per request in microseconds (user + system, from /proc; NaN where not measured)."""
+
+    rps: float
+    p50: float
+    p99: float
+    non2xx: int
+    cpu_us: float
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux' /proc), NaN when unknown."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except (OSError, TypeError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(
-    url: str, body: str, clients: int, seconds: int, workdir: Path, path: str = "/invocations"
-) -> tuple[float, float, float, int]:
+    url: str,
+    body: str,
+    clients: int,
+    seconds: int,
+    workdir: Path,
+    path: str = "/invocations",
+    pid: int | None = None,
+) -> Result:
     script = workdir / "post.lua"
     script.write_text(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {json.dumps(body)}\n"
     )
+    cpu = cpu_seconds(pid)
     out = subprocess.run(
         [
             "wrk",
@@ -70,7 +103,9 @@ def wrk(
         text=True,
         check=True,
     ).stdout
+    cpu = cpu_seconds(pid) - cpu
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
         m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
@@ -80,7 +115,8 @@ def wrk(
         return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    return rps, pct("50"), pct("99"), int(non2xx.group(1)) if non2xx else 0
+    cpu_us = 1e6 * cpu / count if count else float("nan")
+    return Result(rps, pct("50"), pct("99"), int(non2xx.group(1)) if non2xx else 0, cpu_us)
 
 
 def _model(kind: str, c: float) -> Any:
@@ -119,12 +155,88 @@ def v2_body(frame: Any) -> str:
     return json.dumps({"inputs": inputs})
 
 
+def measure(
+    urls: dict[str, str],
+    pids: dict[str, int | None],
+    order: list[str],
+    args: argparse.Namespace,
+    bodies: dict[str, str],
+    work: Path,
+) -> dict[tuple[str, int], list[Result]]:
+    """Every server at every client count, ``args.rounds`` times; the servers take turns, so
+    that a busy moment of a shared machine disturbs neighbouring figures alike."""
+    head = f"{'round':>5} {'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
+    print(f"{head}{'non-2xx':>9}{'cpu us/req':>12}")
+    results: dict[tuple[str, int], list[Result]] = {}
+    for n in range(1, args.rounds + 1):
+        for clients in args.clients:
+            for name in order:
+                v2 = name.endswith("-v2")
+                target = "/v2/models/bench/infer" if v2 else "/invocations"
+                payload = bodies["v2" if v2 else "json"]
+                wrk(urls[name], payload, clients, 2, work, target)  # warm-up
+                r = wrk(urls[name], payload, clients, args.seconds, work, target, pids.get(name))
+                results.setdefault((name, clients), []).append(r)
+                print(
+                    f"{n:>5} {name:<14}{clients:>8}{r.rps:>10.0f}{r.p50:>9.2f}{r.p99:>9.2f}"
+                    f"{r.non2xx:>9}{r.cpu_us:>12.1f}"
+                )
+    return results
+
+
+def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    """The median, and the range when there are several values."""
+    mid = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return mid
+    return f"{mid} ({fmt.format(min(values))}-{fmt.format(max(values))})"
+
+
+def report(
+    results: dict[tuple[str, int], list[Result]], order: list[str], clients_list: list[int]
+) -> None:
+    """Ratios per round (the servers of one round ran minutes apart at most), as the median over
+    the rounds with their range."""
+    print()
+    for clients in clients_list:
+        got = {n: results[(n, clients)] for n in order}
+
+        def ratio(a: str, b: str, pick: Callable[[Result], float] = lambda r: r.rps) -> list[float]:
+            return [pick(x) / pick(y) for x, y in zip(got[a], got[b], strict=True)]
+
+        parts = [f"{clients:>3} clients:"]
+        if "mlflow" in got and "mlgate" in got:
+            ml, mg = got["mlflow"][-1], got["mlgate"][-1]
+            parts.append(
+                f"mlgate/mlflow req/s {_spread(ratio('mlgate', 'mlflow'))}x, p99 {mg.p99:.2f} "
+                f"vs {ml.p99:.2f} ms;"
+            )
+        if "mlgate-split" in got and "mlgate" in got:
+            cost = [100 * (1 - x) for x in ratio("mlgate-split", "mlgate")]
+            parts.append(f"split costs {_spread(cost, '{:.1f}')}% req/s;")
+        if "mlgate-v2" in got and "mlgate" in got:
+            parts.append(f"V2/invocations {_spread(ratio('mlgate-v2', 'mlgate'))};")
+        if "mlgate-v2" in got and "mlserver-v2" in got:
+            parts.append(f"mlgate V2/MLServer V2 {_spread(ratio('mlgate-v2', 'mlserver-v2'))}x;")
+        if "bare" in got:
+            for n in ("mlgate", "mlgate-v2"):
+                if n in got:
+                    share = [100 * x for x in ratio(n, "bare")]
+                    cpu = [100 * x for x in ratio("bare", n, lambda r: r.cpu_us)]
+                    parts.append(
+                        f"{n} {_spread(share, '{:.1f}')}% of bare (by CPU per request "
+                        f"{_spread(cpu, '{:.1f}')}%);"
+                    )
+        print(" ".join(parts))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     ap.add_argument("--model", choices=["logistic", "columns"], default="logistic")
     ap.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    ap.add_argument("--rounds", type=int, default=1, help="measure everything this many times")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -289,44 +401,12 @@ def main() -> None:
                         for s in serving["serving"]
                     )
                 )
-            print(
-                f"{'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}"
-            )
-            rows: dict[tuple[str, int], tuple[float, float, float, int]] = {}
+            pids: dict[str, int | None] = {n: p.pid for n, p in zip(ports, procs, strict=True)}
+            pids["mlflow"] = None  # `mlflow models serve` answers from a child process
+            pids["mlgate-v2"] = pids.get("mlgate")
             order = [n for n in SERVERS if n in urls]
-            for clients in args.clients:
-                for name in order:
-                    url = urls[name]
-                    target = "/v2/models/bench/infer" if name.endswith("-v2") else "/invocations"
-                    payload = v2 if name.endswith("-v2") else body
-                    wrk(url, payload, clients, 2, work, target)  # warm-up
-                    r = wrk(url, payload, clients, args.seconds, work, target)
-                    rows[(name, clients)] = r
-                    print(f"{name:<14}{clients:>8}{r[0]:>10.0f}{r[1]:>9.2f}{r[2]:>9.2f}{r[3]:>9}")
-            print()
-            for clients in args.clients:
-                got = {n: rows[(n, clients)] for n in order}
-                parts = [f"{clients:>3} clients:"]
-                if "mlflow" in got and "mlgate" in got:
-                    ml, mg = got["mlflow"], got["mlgate"]
-                    parts.append(
-                        f"mlgate/mlflow req/s {mg[0] / ml[0]:5.2f}x, p99 {mg[2]:.2f} vs "
-                        f"{ml[2]:.2f} ms;"
-                    )
-                if "mlgate-split" in got and "mlgate" in got:
-                    cost = 100 * (1 - got["mlgate-split"][0] / got["mlgate"][0])
-                    parts.append(f"split costs {cost:5.1f}% req/s;")
-                if "mlgate-v2" in got and "mlgate" in got:
-                    parts.append(f"V2/invocations {got['mlgate-v2'][0] / got['mlgate'][0]:5.2f};")
-                if "mlgate-v2" in got and "mlserver-v2" in got:
-                    ratio = got["mlgate-v2"][0] / got["mlserver-v2"][0]
-                    parts.append(f"mlgate V2/MLServer V2 {ratio:5.2f}x;")
-                if "bare" in got:
-                    limit = got["bare"][0]
-                    for n in ("mlgate", "mlgate-v2"):
-                        if n in got:
-                            parts.append(f"{n} {100 * got[n][0] / limit:4.1f}% of bare;")
-                print(" ".join(parts))
+            results = measure(urls, pids, order, args, {"json": body, "v2": v2}, work)
+            report(results, order, args.clients)
         finally:
             if mlserver is not None:
                 mlserver.stop()

@@ -6,7 +6,7 @@ loaded the way an image serves it; the app is then called on a uvloop event loop
 messages built once, so the figures are mlgate's own work per request (parsing, routing,
 batching, scoring, encoding, counters, the ASGI messages) plus the event loop's, and none of
 the HTTP parser's or the kernel's. Each figure is the best of `--repeat` runs (CPU time of this
-process; the machine is shared, so the best run is the one least disturbed).
+process; the cases take turns, and on a shared machine the best run is the least disturbed).
 
 Prints microseconds per request for `/invocations` and V2 `/infer`, one at a time and 32 in
 flight (batched as under load), the same for a bare ASGI app that returns a fixed answer, and
@@ -140,18 +140,16 @@ def main() -> None:
             ]
             for _, target, path, body in cases:
                 await per_request(target, path, body, 2000, 32)  # warm-up (and batch costs)
+            # the cases take turns, so that a busy moment of the machine disturbs each alike
+            best: dict[tuple[str, int], float] = {}
+            for _ in range(args.repeat):
+                for name, target, path, body in cases:
+                    for inflight in (1, 32):
+                        took = await per_request(target, path, body, args.requests, inflight)
+                        best[name, inflight] = min(best.get((name, inflight), took), took)
             print(f"{'case':<14}{'1 in flight':>14}{'32 in flight':>14}   (CPU us/request)")
-            for name, target, path, body in cases:
-                figures = []
-                for inflight in (1, 32):
-                    best = min(
-                        [
-                            await per_request(target, path, body, args.requests, inflight)
-                            for _ in range(args.repeat)
-                        ]
-                    )
-                    figures.append(best)
-                print(f"{name:<14}{figures[0]:>14.1f}{figures[1]:>14.1f}")
+            for name, *_ in cases:
+                print(f"{name:<14}{best[name, 1]:>14.1f}{best[name, 32]:>14.1f}")
             renders = []
             for _ in range(args.repeat):
                 started = time.process_time()

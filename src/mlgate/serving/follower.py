@@ -69,6 +69,8 @@ class LoadedVersion:
     loaded_at: float
     local_dir: str
     schema: NumericSchema | None = None
+    #: What a protocol computes once per version at its first request (V2's metadata).
+    views: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ import json
 import logging
 import random
 import time
-import weakref
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -100,7 +99,6 @@ class Handlers:
         self.telemetry = telemetry or Telemetry(config.model)
         self._draw = (rng or random.Random()).random  # noqa: S311 - traffic split, not security
         self._headers: dict[Route, Headers] = {}
-        self._specs: dict[int, tuple[weakref.ref[LoadedVersion], v2.ModelSpec]] = {}
 
     # ------------------------------------------------------------------ shared by both protocols
     def ready_state(self) -> ServingState | None:
@@ -273,13 +271,9 @@ class Handlers:
     # ------------------------------------------------------------------ the Open Inference Protocol
     def spec(self, loaded: LoadedVersion) -> v2.ModelSpec:
         """The V2 view of a loaded version, computed at its first request."""
-        entry = self._specs.get(id(loaded))
-        if entry is not None and entry[0]() is loaded:
-            return entry[1]
-        spec = v2.model_spec(loaded.model, loaded.schema)
-        # Weak references: a retired version is not kept alive by this cache.
-        self._specs = {k: v for k, v in self._specs.items() if v[0]() is not None}
-        self._specs[id(loaded)] = (weakref.ref(loaded), spec)
+        spec: v2.ModelSpec | None = loaded.views.get("v2")
+        if spec is None:
+            spec = loaded.views["v2"] = v2.model_spec(loaded.model, loaded.schema)
         return spec
 
     def _v2_target(
