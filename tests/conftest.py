@@ -56,6 +56,25 @@ def _isolated_cache(
     )
 
 
+@pytest.fixture(autouse=True)
+def _mlflow_global_uris() -> Iterator[None]:
+    """Put MLflow's global tracking and registry URIs back after each test: a test that calls
+    ``mlflow.set_tracking_uri`` as a user's notebook does (which also writes the environment
+    variable) must not redirect the tests after it."""
+    from mlflow.tracking._model_registry import utils as registry_state
+    from mlflow.tracking._tracking_service import utils as tracking_state
+
+    saved = (tracking_state._tracking_uri, registry_state._registry_uri)
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    yield
+    tracking_state._tracking_uri, registry_state._registry_uri = saved
+    for key, value in saved_env.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def classifier():
     """A fitted LogisticRegression with its train/test frames (label column ``label``)."""

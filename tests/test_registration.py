@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -130,3 +131,26 @@ def test_embedded_default_store(workdir, monkeypatch, classifier):
     reg = mlgate.register(model, name="embedded", train_data=train, store=store)
     assert reg.number == "1"
     assert (home / "mlflow.db").is_file()
+
+
+def test_mlgate_leaves_the_users_mlflow_globals_as_they_were(
+    tracking_server, monkeypatch, classifier, tmp_path
+):
+    """A notebook's own ``mlflow.set_tracking_uri`` (and the ``$MLFLOW_TRACKING_URI`` it writes)
+    survive mlgate's calls on another store, so mlgate's store never leaks into the user's next
+    ``mlflow`` call or the next ``Store()``."""
+    import mlflow
+
+    model, train, _ = classifier
+    mine = f"sqlite:///{tmp_path / 'mine.db'}"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    mlflow.set_tracking_uri(mine)  # the user's choice, for their own mlflow calls
+    server = mlgate.Store(tracking_server.uri)
+    name = f"globals-{os.urandom(4).hex()}"
+    reg = mlgate.register(model, name=name, train_data=train, store=server)  # log + register
+    server.model_info(f"models:/{name}/{reg.number}")
+    server.load_pyfunc(f"models:/{name}/{reg.number}")
+    assert mlflow.get_tracking_uri() == mine
+    assert mlflow.get_registry_uri() == mine
+    assert os.environ["MLFLOW_TRACKING_URI"] == mine
+    assert mlgate.Store().uri == mine  # "a URI the user set with mlflow.set_tracking_uri"

@@ -99,8 +99,13 @@ def test_read_only_user_gets_exit_5_and_nothing_changes(
     assert admin_store.version_by_alias(name, "champion").version == v1
     assert Tags.gates("champion") not in admin_store.get_version(name, v2).tags
     assert not admin_store.model_exists(lease_name(name))
-    outcomes = [e.outcome for e in mlgate.history(name, policy=policy, store=admin_store)]
-    assert outcomes == ["moved", "registered", "registered"]  # the refusal could not be written
+    events = mlgate.history(name, policy=policy, store=admin_store)
+    # Newest first: v2 registered after v1's promotion; the refusal could not be written.
+    assert [(e.kind, e.outcome, e.after) for e in events] == [
+        ("register", "registered", v2),
+        ("promote", "moved", v1),
+        ("register", "registered", v1),
+    ]
     # Reading is allowed: check and history work for the reader.
     as_user(monkeypatch, "reader", READER_PASSWORD)
     assert main(["check", name, "--version", v2, "--to", "champion", "--policy", str(policy)]) == 0

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +35,9 @@ if TYPE_CHECKING:
 # 120 s for an answer. A promotion in CI should fail in seconds, so mlgate lowers the defaults;
 # a user's own setting of these variables always wins.
 _RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+# What mlflow.set_tracking_uri/set_registry_uri write besides module state (see Store._fluent).
+_FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+_FLUENT_LOCK = threading.RLock()
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -148,13 +153,9 @@ class Store:
         "no tracking store" instead of leaving an empty database behind.
         """
         if self._client is None:
-            import mlflow
             from mlflow.tracking import MlflowClient
 
             self._check_reachable(create=create)
-            # The fluent API (log_model, register_model, log_input) follows the global URI.
-            mlflow.set_tracking_uri(self.uri)
-            mlflow.set_registry_uri(self.uri)
             with _calling(f"connecting to {self.display_uri}"):
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
@@ -190,14 +191,35 @@ class Store:
         if not self._user_retries:
             _preflight(self.uri, self.display_uri)
 
-    def _bind(self) -> None:
-        """Point MLflow's fluent API (global state) at this store before using it: another
-        Store in the same process may have pointed it elsewhere."""
+    @contextlib.contextmanager
+    def _fluent(self) -> Iterator[None]:
+        """MLflow's fluent API (``log_model``, ``register_model``, ``models:/`` downloads), which
+        follows global state, pointed at this store for one call, and put back afterwards.
+
+        ``mlflow.set_tracking_uri`` also writes ``$MLFLOW_TRACKING_URI`` into the process's
+        environment, so left set it would redirect the user's own ``mlflow`` calls and the next
+        ``Store()`` of a notebook to whichever store mlgate used last. The lock keeps two
+        threads' calls from restoring each other's state mid-call.
+        """
         import mlflow
+        from mlflow.tracking._model_registry import utils as registry_state
+        from mlflow.tracking._tracking_service import utils as tracking_state
 
         self.client  # noqa: B018 - creates the client (and the embedded store's directory)
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
+        with _FLUENT_LOCK:
+            saved_env = {k: os.environ.get(k) for k in _FLUENT_ENV}
+            saved = (tracking_state._tracking_uri, registry_state._registry_uri)
+            mlflow.set_tracking_uri(self.uri)
+            mlflow.set_registry_uri(self.uri)
+            try:
+                yield
+            finally:
+                tracking_state._tracking_uri, registry_state._registry_uri = saved
+                for key, value in saved_env.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
 
     # ------------------------------------------------------------------ registered models
     def get_model(self, name: str) -> ModelRecord:
@@ -316,8 +338,7 @@ class Store:
         import mlflow
 
         self._connect(create=True)
-        self._bind()
-        with _calling(f"registering {model_uri} as {name!r}"):
+        with self._fluent(), _calling(f"registering {model_uri} as {name!r}"):
             mv = mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300)
         return self.get_version(name, str(mv.version))
 
@@ -424,9 +445,8 @@ class Store:
         """Download artifacts at ``uri`` (``runs:/``, ``models:/``, ...) to a local directory."""
         import mlflow
 
-        self._bind()
         dst = dst or tempfile.mkdtemp(prefix="mlgate-artifacts-")
-        with _calling(f"downloading {uri}"):
+        with self._fluent(), _calling(f"downloading {uri}"):
             return str(
                 mlflow.artifacts.download_artifacts(
                     artifact_uri=uri, dst_path=dst, tracking_uri=self.uri
@@ -434,8 +454,8 @@ class Store:
             )
 
     def load_pyfunc(self, uri: str) -> Any:
-        self._bind()
-        return load_local_pyfunc(uri)
+        with self._fluent():
+            return load_local_pyfunc(uri)
 
     def log_model(
         self,
@@ -460,9 +480,8 @@ class Store:
         import mlflow
 
         self._connect(create=True)
-        self._bind()
-        active = mlflow.active_run()
-        with _calling("logging the model"):
+        with self._fluent(), _calling("logging the model"):
+            active = mlflow.active_run()
             if run_id is not None and (active is None or active.info.run_id != run_id):
                 ctx: Any = mlflow.start_run(run_id=run_id)
             elif active is not None:
@@ -542,8 +561,7 @@ class Store:
         """MLflow's ModelInfo (flavors, signature) for a model URI."""
         import mlflow.models
 
-        self._bind()
-        with _calling(f"reading model metadata of {uri}"):
+        with self._fluent(), _calling(f"reading model metadata of {uri}"):
             return mlflow.models.get_model_info(uri)
 
     def input_schema(self, uri: str) -> list[tuple[str, str, bool]] | None:
