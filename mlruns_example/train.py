@@ -14,7 +14,6 @@ import argparse
 import os
 import sys
 
-import data
 import pandas as pd
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
@@ -22,6 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+import data
 import mlgate
 
 MODEL_NAME = os.environ.get("MLGATE_EXAMPLE_MODEL", "example-classifier")
