@@ -88,9 +88,37 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def inferred_requirements(tracking_server, classifier, tmp_path_factory) -> list[str]:
+    """The pip requirements MLflow infers for the session's sklearn models, inferred once.
+
+    MLflow infers them by importing the model in a subprocess: 9 of a registration's 10 s here.
+    :func:`make_version` passes this list as ``pip_requirements`` (what MLflow would write
+    anyway, for these models in this environment); tests of registration itself, and every
+    CLI run, still infer.
+    """
+    import mlgate
+
+    model, train, _ = classifier
+    store = mlgate.Store(tracking_server.uri)
+    with pytest.MonkeyPatch.context() as mp:  # the autouse cache isolation is per test
+        mp.setenv("MLGATE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        reg = mlgate.register(
+            model,
+            name=f"requirements-{uuid.uuid4().hex[:8]}",
+            input_example=train.drop(columns="label").head(3),
+            code_path=tmp_path_factory.mktemp("no-git"),
+            store=store,
+        )
+    local = Path(store.download(f"models:/{reg.name}/{reg.number}"))
+    lines = (local / "requirements.txt").read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
+
+
 @pytest.fixture
-def make_version(store, model_name, classifier, tmp_path_factory):
-    """Register a version of ``model_name`` (a real sklearn model) through mlgate.register."""
+def make_version(store, model_name, classifier, tmp_path_factory, inferred_requirements):
+    """Register a version of ``model_name`` (a real sklearn model) through mlgate.register
+    (with :func:`inferred_requirements` unless ``log_model_kwargs`` is given)."""
     import mlgate
 
     _, train, test = classifier
@@ -105,6 +133,7 @@ def make_version(store, model_name, classifier, tmp_path_factory):
         metrics=None,
         input_example=None,
         code_path=None,
+        log_model_kwargs=None,
         **kwargs,
     ) -> str:
         model = model if model is not None else classifier[0]
@@ -117,6 +146,11 @@ def make_version(store, model_name, classifier, tmp_path_factory):
             metrics=metrics,
             input_example=features.head(3) if input_example is None else input_example,
             code_path=code_path or outside_git,
+            log_model_kwargs=(
+                {"pip_requirements": inferred_requirements}
+                if log_model_kwargs is None
+                else log_model_kwargs
+            ),
             store=store,
             **kwargs,
         )

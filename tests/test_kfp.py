@@ -10,7 +10,6 @@ the session's real tracking server. The Docker runs are in ``test_kfp_docker.py`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 
 from conftest import write_policy
 from mlgate.deploy import recipe, tools
+from mlgate.testing import side_venv
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements" / "kfp.txt"
@@ -32,21 +32,7 @@ COMMANDS = ("register", "check", "promote", "rollback", "export")
 
 def kfp_venv(cache: Path) -> Path:
     """A virtual environment with requirements/kfp.txt installed (made once per file content)."""
-    key = hashlib.sha256(REQUIREMENTS.read_bytes() + sys.version.encode()).hexdigest()[:12]
-    venv = cache / f"kfp-{key}"
-    if (venv / ".installed").exists():
-        return venv
-    cache.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    out = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"installing kfp failed:\n{out.stderr[-3000:]}")
-    (venv / ".installed").touch()
-    return venv
+    return side_venv(REQUIREMENTS, cache, "kfp")
 
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,11 @@ either side is seen.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import requests
 
-from mlgate.testing import free_port, wait_http
+from mlgate.testing import free_port, side_venv, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "requirements" / "mlserver.txt"
@@ -32,21 +32,7 @@ FEATURES = [f"f{i}" for i in range(6)]
 
 def mlserver_venv(cache: Path) -> Path:
     """A virtual environment with MLServer installed (created once per requirements file)."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:12]
-    venv = cache / f"mlserver-{digest}"
-    python = venv / "bin" / "python"
-    if (venv / ".installed").exists():
-        return venv
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    out = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", "-r", str(REQUIREMENTS)],
-        capture_output=True,
-        text=True,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"installing MLServer failed:\n{out.stderr[-3000:]}")
-    (venv / ".installed").touch()
-    return venv
+    return side_venv(REQUIREMENTS, cache, "mlserver")
 
 
 class MLServer:
@@ -120,10 +106,14 @@ class MLServer:
 
 
 @pytest.fixture(scope="session")
-def mlserver_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mlserver_env(request: pytest.FixtureRequest) -> Path:
     """MLServer's virtual environment, in the pytest cache when there is one (else a temp dir)."""
     cache = getattr(request.config, "cache", None)
-    root = cache.mkdir("mlserver") if cache is not None else tmp_path_factory.mktemp("mlserver")
+    root = (
+        cache.mkdir("mlserver")
+        if cache is not None
+        else Path(tempfile.gettempdir()) / "mlgate-test-venvs"  # shared by xdist workers
+    )
     return mlserver_venv(Path(root))
 
 

@@ -7,6 +7,9 @@ import os
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import pytest
@@ -89,16 +92,64 @@ def server(tracking_uri, model_name, two_versions):
     stop(proc)
 
 
+class Served(NamedTuple):
+    """A server on a champion (v1) and challenger (v2) that its tests only read from."""
+
+    url: str
+    name: str
+    v1: str
+    v2: str
+    store: mlgate.Store
+
+
+def serve_pair(tracking_server, classifier, tmp_path_factory, requirements) -> Iterator[Served]:
+    """Register v1 (champion) and v2 (challenger, another fit) of a new model and serve them.
+
+    For module-scoped fixtures: one registration and one server start (about 25 s) shared by the
+    tests that never change the registry or the server's traffic (bad input, fuzzing, formats).
+    """
+    model, train, test = classifier
+    store = mlgate.Store(tracking_server.uri)
+    name = f"m-{uuid.uuid4().hex[:12]}"
+    tmp = tmp_path_factory.mktemp("pair")
+    policy = tmp / "mlgate.toml"
+    policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
+    m2 = LogisticRegression(C=0.001, max_iter=200).fit(train[FEATURES], train["label"])
+    with pytest.MonkeyPatch.context() as mp:  # the autouse cache isolation is per test
+        mp.setenv("MLGATE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        versions = [
+            mlgate.register(
+                m,
+                name=name,
+                train_data=train,
+                eval_data=test,
+                input_example=train[FEATURES].head(3),
+                code_path=tmp,
+                log_model_kwargs={"pip_requirements": requirements},
+                store=store,
+            ).number
+            for m in (model, m2)
+        ]
+        mlgate.promote(name, versions[0], to="champion", policy=policy, store=store)
+        mlgate.promote(name, versions[1], to="challenger", policy=policy, store=store)
+    url, proc = start_server(tracking_server.uri, name)
+    yield Served(url, name, versions[0], versions[1], store)
+    stop(proc)
+
+
+@pytest.fixture(scope="module")
+def shared(tracking_server, classifier, tmp_path_factory, inferred_requirements):
+    yield from serve_pair(tracking_server, classifier, tmp_path_factory, inferred_requirements)
+
+
 def local_predictions(store, model_name, version, frame):
     return np.asarray(store.load_pyfunc(f"models:/{model_name}/{version}").predict(frame))
 
 
-def test_every_input_format_matches_in_process_predictions(
-    server, store, model_name, two_versions, classifier
-):
+def test_every_input_format_matches_in_process_predictions(shared, classifier):
     """dataframe_split, dataframe_records, instances, inputs and CSV give pyfunc's own
     predictions."""
-    v1, _, _ = two_versions
+    server, model_name, v1, store = shared.url, shared.name, shared.v1, shared.store
     _, _, test = classifier
     frame = test[FEATURES].head(7)
     want = local_predictions(store, model_name, v1, frame)
@@ -166,8 +217,9 @@ def test_health_version_metrics_and_split(server, store, model_name, two_version
         (b"<xml/>", "application/xml", 415),
     ],
 )
-def test_bad_input_gets_4xx_json_and_server_stays_up(server, body, ctype, status):
+def test_bad_input_gets_4xx_json_and_server_stays_up(shared, body, ctype, status):
     """Malformed JSON, wrong columns, wrong types, empty bodies: 4xx JSON naming the problem."""
+    server = shared.url
     r = requests.post(
         f"{server}/invocations", data=body, headers={"Content-Type": ctype}, timeout=10
     )
@@ -219,8 +271,9 @@ KEYS = st.sampled_from(
         ["application/json", "text/csv", "application/json; charset=utf-8", "text/plain"]
     ),
 )
-def test_fuzzed_bodies_never_get_5xx(server, payload, ctype):
+def test_fuzzed_bodies_never_get_5xx(shared, payload, ctype):
     """Random bytes and random JSON shapes: never a 5xx, always JSON, and the server stays up."""
+    server = shared.url
     r = requests.post(
         f"{server}/invocations", data=payload, headers={"Content-Type": ctype}, timeout=10
     )

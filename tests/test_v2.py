@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -15,7 +16,15 @@ import mlgate
 from mlgate.promotion.traffic import set_traffic
 from mlgate.serving.telemetry import parse_prometheus
 from mlgate.serving.v2 import decode, model_spec
-from test_serving import FEATURES, local_predictions, promote_tampered, start_server, stop
+from test_serving import (
+    FEATURES,
+    Served,
+    local_predictions,
+    promote_tampered,
+    serve_pair,
+    start_server,
+    stop,
+)
 
 
 def columns(frame, datatype: str = "FP64", shape_1: bool = False) -> list[dict]:
@@ -68,9 +77,17 @@ def server(tracking_uri, model_name, two_versions):
     stop(proc)
 
 
-def test_health_and_metadata_from_the_signature(server, model_name, two_versions):
+@pytest.fixture(scope="module")
+def shared(
+    tracking_server, classifier, tmp_path_factory, inferred_requirements
+) -> Iterator[Served]:
+    """One served champion/challenger pair for the tests that only read (see serve_pair)."""
+    yield from serve_pair(tracking_server, classifier, tmp_path_factory, inferred_requirements)
+
+
+def test_health_and_metadata_from_the_signature(shared):
     """Health, readiness and model metadata (inputs from the MLflow signature, per version)."""
-    v1, v2, _ = two_versions
+    server, model_name, v1, v2 = shared.url, shared.name, shared.v1, shared.v2
     assert requests.get(f"{server}/v2/health/live", timeout=5).status_code == 200
     assert requests.get(f"{server}/v2/health/ready", timeout=5).status_code == 200
     assert requests.get(f"{server}/v2", timeout=5).json()["name"] == "mlgate"
@@ -98,12 +115,10 @@ def test_health_and_metadata_from_the_signature(server, model_name, two_versions
         assert r.status_code == 404 and r.json()["error"], path
 
 
-def test_infer_gives_pyfunc_predictions_and_names_the_version(
-    server, store, model_name, two_versions, classifier
-):
+def test_infer_gives_pyfunc_predictions_and_names_the_version(shared, classifier):
     """pd columns ([N] or [N, 1], nested or flat) predict as pyfunc does; id echoed; the
     response's model_version is the version that answered, champion or challenger."""
-    v1, v2, _ = two_versions
+    server, model_name, store, v1, v2 = shared.url, shared.name, shared.store, shared.v1, shared.v2
     _, _, test = classifier
     frame = test[FEATURES].head(9)
     for version in (v1, v2):
@@ -213,8 +228,9 @@ BAD = {
 }
 
 
-def test_malformed_requests_get_4xx_json_and_the_server_stays_up(server, model_name):
+def test_malformed_requests_get_4xx_json_and_the_server_stays_up(shared):
     """Wrong datatype, shape that does not match data, wrong names: 4xx {"error": ...}."""
+    server, model_name = shared.url, shared.name
     for case, body in BAD.items():
         r = infer(server, model_name, body)
         assert 400 <= r.status_code < 500, (case, r.status_code, r.text)
@@ -223,8 +239,9 @@ def test_malformed_requests_get_4xx_json_and_the_server_stays_up(server, model_n
     assert infer(server, model_name, {"inputs": _cols()}).status_code == 200
 
 
-def test_unknown_model_or_version_and_wrong_method(server, model_name):
+def test_unknown_model_or_version_and_wrong_method(shared):
     """Unknown model or version: 404; GET on infer: 405; all {"error": ...}."""
+    server, model_name = shared.url, shared.name
     body = {"inputs": _cols()}
     for r in (
         infer(server, "nope", body),
@@ -287,8 +304,9 @@ REQUEST = st.fixed_dictionaries(
     max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(payload=st.one_of(st.binary(max_size=200), REQUEST.map(lambda v: json.dumps(v).encode())))
-def test_fuzzed_v2_requests_never_get_5xx(server, model_name, payload):
+def test_fuzzed_v2_requests_never_get_5xx(shared, payload):
     """Random bytes and random V2-shaped JSON: never a 5xx, errors are {"error": ...}."""
+    server, model_name = shared.url, shared.name
     r = infer(server, model_name, payload)
     assert r.status_code < 500, (payload, r.status_code, r.text)
     if r.status_code >= 400:

@@ -31,6 +31,38 @@ from pathlib import Path
 from typing import IO, Any
 
 
+def side_venv(
+    requirements: str | os.PathLike[str], cache: str | os.PathLike[str], name: str
+) -> Path:
+    """A virtual environment with ``requirements`` installed, for tools whose pins must not
+    enter your test environment (kfp, MLServer): made once per file content and Python version
+    under ``cache``, and safe when several processes (pytest-xdist workers, two CI jobs) ask
+    for it at once — one installs while the others wait on a lock file.
+    """
+    import fcntl
+    import hashlib
+
+    req = Path(requirements)
+    key = hashlib.sha256(req.read_bytes() + sys.version.encode()).hexdigest()[:12]
+    root = Path(cache)
+    root.mkdir(parents=True, exist_ok=True)
+    venv = root / f"{name}-{key}"
+    with (root / f".{name}-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (venv / ".installed").exists():
+            return venv
+        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+        out = subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", str(req)],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"installing {req.name} failed:\n{out.stderr[-3000:]}")
+        (venv / ".installed").touch()
+    return venv
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
