@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# `make test` runs its files on this many pytest-xdist workers (each with its own tracking
+# server); the suite mostly waits on servers and subprocesses. TEST_WORKERS=0 runs in-process.
+TEST_WORKERS ?= 2
 
 .PHONY: install test test-docker docker-engine docker-engine-stop lint typecheck demo bench lock clean \
         check promote rollback history status serve build
@@ -47,7 +50,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 install: $(STAMP)  ## create .venv with mlgate and the dev tools, at the pinned versions
 
 test: $(STAMP)  ## the test suite against a real mlflow server (Docker tests excluded)
-	$(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not docker" -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The Docker tests alone. Uses the engine that answers (Docker Desktop, GitHub Actions); where none
 # does, scripts/docker-engine.sh starts a private one (root; Debian's docker.io, debootstrap base).

@@ -45,7 +45,7 @@ def as_user(monkeypatch, user: str, password: str) -> None:
 
 
 @pytest.fixture
-def secured_model(auth_server, monkeypatch, classifier, tmp_path):
+def secured_model(auth_server, monkeypatch, classifier, tmp_path, inferred_requirements):
     """As admin: a model with a champion (v1) and a candidate (v2); a READ-only user 'reader'."""
     from mlflow.server import get_app_client
 
@@ -70,11 +70,18 @@ def secured_model(auth_server, monkeypatch, classifier, tmp_path):
         eval_data=test,
         metrics={"accuracy": 0.9},
         input_example=test.drop(columns="label").head(2),
+        log_model_kwargs={"pip_requirements": inferred_requirements},
         store=store,
     ).number
     mlgate.promote(name, v1, to="champion", policy=policy, store=store)
     v2 = mlgate.register(
-        model, name=name, train_data=train, eval_data=test, metrics={"accuracy": 0.9}, store=store
+        model,
+        name=name,
+        train_data=train,
+        eval_data=test,
+        metrics={"accuracy": 0.9},
+        log_model_kwargs={"pip_requirements": inferred_requirements},
+        store=store,
     ).number
     return name, v1, v2, policy, store
 
