@@ -64,15 +64,13 @@ def _mlflow_global_uris() -> Iterator[None]:
     from mlflow.tracking._model_registry import utils as registry_state
     from mlflow.tracking._tracking_service import utils as tracking_state
 
+    from mlgate.registry.store import restore_environ
+
     saved = (tracking_state._tracking_uri, registry_state._registry_uri)
     saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     yield
     tracking_state._tracking_uri, registry_state._registry_uri = saved
-    for key, value in saved_env.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    restore_environ(saved_env)
 
 
 @pytest.fixture(scope="session")

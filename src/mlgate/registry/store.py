@@ -38,6 +38,17 @@ _RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 # What mlflow.set_tracking_uri/set_registry_uri write besides module state (see Store._fluent).
 _FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _FLUENT_LOCK = threading.RLock()
+
+
+def restore_environ(saved: dict[str, str | None]) -> None:
+    """Put environment variables back as ``saved`` had them (None: the variable was unset)."""
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
@@ -215,11 +226,7 @@ class Store:
                 yield
             finally:
                 tracking_state._tracking_uri, registry_state._registry_uri = saved
-                for key, value in saved_env.items():
-                    if value is None:
-                        os.environ.pop(key, None)
-                    else:
-                        os.environ[key] = value
+                restore_environ(saved_env)
 
     # ------------------------------------------------------------------ registered models
     def get_model(self, name: str) -> ModelRecord:
