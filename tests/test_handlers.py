@@ -132,6 +132,36 @@ def test_client_mistakes_are_4xx_in_mlflows_shape_and_counted(handlers, served):
     assert parse_prometheus(text)[v1]["errors"] == 2
 
 
+def test_bodies_nested_too_deeply_or_with_numbers_too_big_are_400s_not_500s(handlers, served):
+    """JSON nested deeper than the parser goes, and an integer no double holds (both parse as
+    JSON), are the client's mistakes in both protocols: a 400 in the protocol's error shape."""
+    name = served[0]
+    deep = b"[" * 100_000 + b"]" * 100_000
+    columns = ", ".join(f'"{f}"' for f in FEATURES)
+    huge = "1" + "0" * 400
+    split = f'{{"dataframe_split": {{"columns": [{columns}], "data": [[{huge}, 1, 1, 1, 1, 1]]}}}}'
+    tensors = ", ".join(
+        f'{{"name": "{f}", "datatype": "FP64", "shape": [1], "data": [{huge if i == 0 else 1}]}}'
+        for i, f in enumerate(FEATURES)
+    )
+
+    async def main():
+        return (
+            await handlers.invocations(deep),
+            await handlers.invocations(b'{"dataframe_split": ' + deep + b"}"),
+            await handlers.invocations(split.encode()),
+            await handlers.v2_infer(name, deep),
+            await handlers.v2_infer(name, f'{{"inputs": [{tensors}]}}'.encode()),
+        )
+
+    *mlflow_replies, v2_deep, v2_huge = asyncio.run(main())
+    for reply in mlflow_replies:
+        assert (reply.status, reply.json()["error_code"]) == (400, "BAD_REQUEST"), reply.body[:200]
+    for reply in (v2_deep, v2_huge):
+        assert reply.status == 400 and set(reply.json()) == {"error"}, reply.body[:200]
+    assert "nested too deeply" in v2_deep.json()["error"]
+
+
 def test_nothing_loaded_yet_is_503_on_every_readiness_and_scoring_endpoint(served, classifier):
     """Before the first poll: /ping, /health, /version, V2 ready and both scoring protocols 503."""
     h = handlers_for(served, follow=False)

@@ -51,6 +51,8 @@ def parse_scoring_request(body: bytes, content_type: str, model: Any) -> tuple[A
         raise ScoringInputError(_first_line(exc.message)) from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ScoringInputError(f"cannot parse the request: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        raise ScoringInputError("cannot parse the request: it is nested too deeply") from None
     raise ScoringInputError(
         f"unsupported content type {mime!r}; use application/json or text/csv", status=415
     )
