@@ -28,6 +28,7 @@ from mlgate.serving.fastpath import (
     ARRAY_SAFE,
     NumericSchema,
     array_predictor,
+    loads,
     parse_rows,
     thread_pools,
 )
@@ -100,6 +101,88 @@ def test_fast_path_steps_aside(pyfunc, body):
         parse_rows(json.dumps(body).encode(), "application/json", NumericSchema.from_model(pyfunc))
         is None
     )
+
+
+# --------------------------------------------------------------------------- loads
+
+
+def _outcome(fn, body: bytes):
+    """What a JSON decoder makes of ``body``: its value written back by json (which tells 1 from
+    1.0, keeps key order, writes NaN and lone surrogates), or the type of its error."""
+    try:
+        return "value", json.dumps(fn(body))
+    except RecursionError:
+        return "error", "RecursionError"
+    except Exception as exc:  # noqa: BLE001 - the error's type is the outcome
+        return "error", type(exc).__name__
+
+
+# Where msgspec and json part ways, or could: loads must be json.loads on every one.
+LOADS_EDGES = [
+    b'{"a": 1, "a": 2, "b": 3}',  # duplicate keys: the last value, the first position
+    b"NaN",
+    b"[Infinity, -Infinity]",
+    b"1e400",
+    b"-1e400",
+    b"1.7976931348623157e309",
+    b"1.0e-400",
+    b"4.9406564584124654e-324",
+    b"-0",
+    b"-0.0",
+    b"18446744073709551615",
+    b"18446744073709551616",  # beyond 64 bits: still an int
+    b"-9223372036854775809",
+    b"123456789012345678901234567890.5",
+    b"9007199254740993",
+    b"\xef\xbb\xbf{}",  # a UTF-8 byte-order mark
+    '{"a": 1}'.encode("utf-16"),
+    '{"a": 1}'.encode("utf-32"),
+    b'"\\ud800"',  # an escaped lone surrogate
+    b'"\\ud83d\\ude00"',
+    b'"\\u0000"',
+    b'"\xff"',  # not UTF-8
+    b'"\x01"',  # a raw control character
+    b"[1,]",
+    b'{"a": 1} x',
+    b" \t\n\r[1]\n",
+    b"",
+    b"[" * 5000 + b"]" * 5000,
+    b'{"dataframe_split": {"columns": ["f0"], "data": [[1.5]]}}',
+]
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.floats()
+    | st.integers()
+    | st.integers(min_value=2**63 - 2, max_value=2**70)
+    | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=4), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@pytest.mark.parametrize("body", LOADS_EDGES, ids=range(len(LOADS_EDGES)))
+def test_loads_is_json_loads(body):
+    """fastpath.loads (msgspec first, json where it refuses) decides every edge as json does."""
+    assert _outcome(loads, body) == _outcome(json.loads, body)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    value=JSON_VALUES,
+    compact=st.booleans(),
+    cut=st.integers(0, 200),
+    junk=st.binary(max_size=2),
+)
+def test_loads_is_json_loads_on_random_documents(value, compact, cut, junk):
+    """Random documents as json writes them (NaN, infinities and big integers included), and
+    the same documents cut short or with stray bytes: the same value, or json's own error."""
+    text = json.dumps(value, separators=(",", ":") if compact else None).encode()
+    for body in (text, text[:cut] + junk + text[cut:], text[:cut]):
+        assert _outcome(loads, body) == _outcome(json.loads, body), body
 
 
 # --------------------------------------------------------------------------- the array path

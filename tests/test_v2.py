@@ -338,6 +338,152 @@ def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, mak
     assert decode(json.dumps({"inputs": nested}).encode(), spec).rows is None
 
 
+def _mixed_spec():
+    """The V2 view of a model with a double, a long and a double column: a real MLflow Model's
+    metadata (what model_spec reads of a loaded pyfunc), no model needed to decode."""
+    import warnings
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from mlflow.models import Model, infer_signature
+
+    from mlgate.serving.fastpath import NumericSchema
+
+    frame = pd.DataFrame({"a": [0.5], "n": np.array([1], dtype=np.int64), "b": [2.0]})
+    with warnings.catch_warnings():  # MLflow's hint that integer columns cannot hold NaN
+        warnings.simplefilter("ignore")
+        model = SimpleNamespace(metadata=Model(signature=infer_signature(frame, np.zeros(1))))
+    schema = NumericSchema.from_model(model)
+    assert schema is not None and schema.integer == (False, True, False)
+    return model_spec(model, schema), schema
+
+
+NEAR_NUMBER = (
+    st.floats(width=64)
+    | st.integers(-(2**70), 2**70)
+    | st.booleans()
+    | st.none()
+    | st.just("1")
+    | st.lists(st.floats(-1, 1), max_size=1)
+)
+COLUMNS = (("a", "FP64"), ("n", "INT64"), ("b", "FP64"))
+
+
+@st.composite
+def near_plain_requests(draw):
+    """Requests at the edge of the row path: plain columns of the mixed spec (numbers of the
+    column's kind, in any order, with an optional id, outputs and `pd`), then, two times in
+    three, one thing made wrong or unusual (a name, datatype, shape, value, a tensor's or the
+    request's parameters, outputs, id)."""
+    n = draw(st.integers(1, 3))
+    numbers = {"FP64": st.floats(-1e6, 1e6) | st.integers(-9, 9), "INT64": st.integers(-9, 9)}
+    inputs = [
+        {
+            "name": name,
+            "datatype": datatype,
+            "shape": draw(st.sampled_from([[n], [n, 1]])),
+            "data": draw(st.lists(numbers[datatype], min_size=n, max_size=n)),
+        }
+        for name, datatype in COLUMNS
+    ]
+    request: dict = {"inputs": draw(st.permutations(inputs))}
+    if draw(st.booleans()):
+        request["id"] = draw(st.text(max_size=3))
+    if draw(st.integers(0, 3)) == 0:
+        request["outputs"] = [{"name": "output-1"}]
+    if draw(st.integers(0, 3)) == 0:
+        request["parameters"] = {"content_type": "pd"}
+    if draw(st.integers(0, 2)) > 0:
+        tensor = draw(st.sampled_from(request["inputs"]))
+        change = draw(st.integers(0, 9))
+        if change == 0:
+            tensor["name"] = draw(st.sampled_from(["a", "n", "b", "zz", 1]))
+        elif change == 1:
+            tensor["datatype"] = draw(st.sampled_from(["FP64", "INT64", "FP32", "INT32", "BOOL"]))
+        elif change == 2:
+            tensor["shape"] = draw(
+                st.sampled_from([[n + 1], [n, 2], [n, 1, 1], [True], [float(n)], [], "1", None])
+            )
+        elif change == 3:
+            tensor["data"][draw(st.integers(0, n - 1))] = draw(NEAR_NUMBER)
+        elif change == 4:
+            tensor["data"] = tensor["data"][:-1]
+        elif change == 5:
+            tensor["parameters"] = draw(st.sampled_from([None, {"content_type": "np"}, {}]))
+        elif change == 6:
+            request["inputs"] = request["inputs"][: draw(st.integers(0, 2))] + (
+                [tensor] if draw(st.booleans()) else []
+            )
+        elif change == 7:
+            request["parameters"] = draw(
+                st.sampled_from([{"content_type": "np"}, {"headers": {}}, {"a": 1}, None, []])
+            )
+        elif change == 8:
+            request["outputs"] = draw(st.sampled_from([[{"name": 1}], [], "x", None]))
+        else:
+            request["id"] = draw(st.sampled_from([7, None, ["x"]]))
+    return json.dumps(request).encode()
+
+
+def _decoded(body, spec, schema, general: bool):
+    """(what the decoder made of the body, in comparable form) or ("error", message)."""
+    from mlgate.errors import ScoringInputError
+    from mlgate.serving.v2 import V2Error, decode_doc
+
+    try:
+        d = decode_doc(json.loads(body), spec) if general else decode(body, spec)
+    except V2Error as exc:
+        return "error", exc.message
+    try:
+        frame = schema.frame(d.rows) if d.rows is not None else d.data[list(schema.columns)]
+    except ScoringInputError:  # a number too big for its column: refused when scored
+        return "error", "does not fit"
+    except KeyError:  # a column is missing: the model refuses the frame when it scores
+        frame = d.data
+    rid = d.id if json.loads(body).get("id") is not None else None
+    values = json.dumps(frame.to_numpy().tolist())  # (NaN is written as NaN, and equal)
+    return rid, d.outputs, d.params, list(frame.columns), [str(t) for t in frame.dtypes], values
+
+
+@settings(max_examples=300, deadline=None)
+@given(body=near_plain_requests())
+def test_the_row_path_decides_every_request_as_the_general_decoder(body):
+    """The row path (msgspec's typed decoding) and the general decoder (json, then the codec)
+    give the same rows, dtypes, id and outputs, or both refuse; many requests take the row path."""
+    spec, schema = _mixed_spec()
+    fast, general = _decoded(body, spec, schema, False), _decoded(body, spec, schema, True)
+    if general[0] == "error":
+        assert fast[0] == "error", (body, fast)
+        if fast[1] != "does not fit":
+            assert fast == general or general[1].endswith(("does not fit INT64", "fit FP64")), body
+    else:
+        assert fast == general, body
+
+
+def test_the_row_path_takes_the_common_requests_and_refuses_what_does_not_fit():
+    """Rows for the plain request, with or without `pd`, an id and requested outputs; a number
+    too big for its column is the client's 400 (not a 500 when the batch is built)."""
+    from mlgate.errors import ScoringInputError
+
+    spec, schema = _mixed_spec()
+    plain = [
+        {"name": "b", "datatype": "FP64", "shape": [2, 1], "data": [1, 2.5]},
+        {"name": "a", "datatype": "FP64", "shape": [2], "data": [0.5, -1e-300]},
+        {"name": "n", "datatype": "INT64", "shape": [2], "data": [3, -4]},
+    ]
+    for extra in ({}, {"parameters": {"content_type": "pd"}, "id": "x", "outputs": []}):
+        d = decode(json.dumps({"inputs": plain, **extra}).encode(), spec)
+        assert [list(r) for r in d.rows] == [[0.5, 3, 1], [-1e-300, -4, 2.5]], extra
+    assert d.id == "x" and d.outputs == []
+    dup = b'{"inputs": [], "inputs": ' + json.dumps(plain).encode() + b', "id": "1", "id": "2"}'
+    assert decode(dup, spec).rows is not None and decode(dup, spec).id == "2"  # as json reads it
+    for column, big in (("n", 2**63), ("a", 10**400)):
+        body = [dict(t, data=[big, 1]) if t["name"] == column else t for t in plain]
+        rows = decode(json.dumps({"inputs": body}).encode(), spec).rows
+        with pytest.raises(ScoringInputError, match="does not fit its column"):
+            schema.frame(rows)
+
+
 def test_the_path_table_recognises_exactly_the_infer_paths():
     """Only /v2/models/NAME[/versions/V]/infer reach the infer handler; anything else is another
     endpoint or no route at all (404, or 405 for a wrong method)."""

@@ -43,6 +43,7 @@ SERVE_REQUIREMENTS = (
     "blake3",
     "click",
     "httptools",
+    "msgspec",
     "numpy",
     "pandas",
     "requests",

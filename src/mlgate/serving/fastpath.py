@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, cast
 
+import msgspec
 import numpy as np
+
+from mlgate.errors import ScoringInputError
 
 _DTYPES = {"double": np.float64, "float": np.float32, "long": np.int64, "integer": np.int32}
 
@@ -73,22 +76,52 @@ class NumericSchema:
         Column-major, like ``np.asarray`` of a DataFrame: with the other layout BLAS sums in
         another order, and e.g. ElasticNet's predictions differed in the last bit.
         """
-        return np.asfortranarray(np.array(rows, dtype=self.dtypes[0]))
+        try:
+            return np.asfortranarray(np.array(rows, dtype=self.dtypes[0]))
+        except OverflowError as exc:
+            raise _does_not_fit(exc) from None
 
     def frame(self, rows: list[list[Any]]) -> Any:
         """One DataFrame for many requests' rows, with the schema's dtypes."""
         import pandas as pd
 
-        if self.uniform:  # one 2-D block: much cheaper than a dict of columns
-            return pd.DataFrame(np.array(rows, dtype=self.dtypes[0]), columns=list(self.columns))
-        data = {
-            c: np.array([r[i] for r in rows], dtype=t)
-            for i, (c, t) in enumerate(zip(self.columns, self.dtypes, strict=True))
-        }
+        try:
+            if self.uniform:  # one 2-D block: much cheaper than a dict of columns
+                block = np.array(rows, dtype=self.dtypes[0])
+                return pd.DataFrame(block, columns=list(self.columns))
+            data = {
+                c: np.array([r[i] for r in rows], dtype=t)
+                for i, (c, t) in enumerate(zip(self.columns, self.dtypes, strict=True))
+            }
+        except OverflowError as exc:
+            raise _does_not_fit(exc) from None
         return pd.DataFrame(data, columns=list(self.columns))
 
 
+def _does_not_fit(exc: OverflowError) -> ScoringInputError:
+    """An integer too big for its column (or for a double): the client's mistake, a 400."""
+    return ScoringInputError(f"a number does not fit its column's type: {exc}")
+
+
 _NUMBERS = frozenset({int, float})
+_decode = msgspec.json.Decoder().decode
+
+
+def loads(body: bytes) -> Any:
+    """``json.loads(body)``, exactly, at a third of the cost for a scoring request.
+
+    msgspec's decoder parses first (0.6 against 2.8 us for a one-row ``dataframe_split``
+    body, 2.0 against 6.0 for the V2 request of six columns). Every document it accepts it
+    decodes as json does (the same values, big integers too; the last of duplicate keys); what
+    it refuses (``NaN``/``Infinity`` and numbers beyond a double, a byte-order mark or a UTF-16
+    body, escaped lone surrogates, and malformed JSON) goes to ``json.loads``, which decides —
+    so a body json accepts is accepted with json's value, and any other raises json's error.
+    Pinned by ``tests/test_fastpath.py::test_loads_is_json_loads``.
+    """
+    try:
+        return _decode(body)
+    except msgspec.DecodeError:
+        return json.loads(body)
 
 
 def parse_rows(
@@ -100,8 +133,8 @@ def parse_rows(
     if content_type != "application/json" and _mime(content_type) != "application/json":
         return None
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        doc = loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None
     if type(doc) is not dict or len(doc) != 1:
         return None

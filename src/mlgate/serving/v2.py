@@ -30,10 +30,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from mlgate.errors import ScoringInputError
-from mlgate.serving.fastpath import NumericSchema
+from mlgate.serving.fastpath import NumericSchema, loads
 
 #: V2 datatype -> numpy dtype (BYTES is decoded as Python strings).
 DATATYPES: dict[str, Any] = {
@@ -93,7 +94,7 @@ class ModelSpec:
     content_type: str  # the request-level default: pd, np or dict
     numeric: NumericSchema | None
     datatypes: tuple[str, ...]  # the V2 datatype of each numeric column (fast path)
-    index: dict[str, int]  # numeric column name -> position
+    index: dict[str, tuple[int, str]]  # numeric column name -> (position, V2 datatype)
 
 
 def _tensor_specs(schema: Any, prefix: str, first: int) -> list[dict[str, Any]]:
@@ -136,7 +137,9 @@ def model_spec(model: Any, numeric: NumericSchema | None) -> ModelSpec:
     datatypes: tuple[str, ...] = ()
     if numeric is not None:
         datatypes = tuple(_SCHEMA_DATATYPE[np.dtype(t)] for t in numeric.dtypes)
-    index = {c: i for i, c in enumerate(numeric.columns)} if numeric is not None else {}
+    index = {}
+    if numeric is not None:
+        index = {c: (i, datatypes[i]) for i, c in enumerate(numeric.columns)}
     return ModelSpec(inputs, outputs, content, numeric, datatypes, index)
 
 
@@ -252,52 +255,102 @@ def _array(name: str, datatype: str, shape: list[int], data: Any, content: str |
         raise V2Error(f"{where}: data does not fit {datatype}: {exc}") from None
 
 
-_INTEGERS = frozenset({int})
-_NUMBERS = frozenset({int, float})
+class _PlainTensor(msgspec.Struct, forbid_unknown_fields=True):
+    """An input tensor with no parameters and flat numeric data (see :func:`_row_request`)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[int | float]
 
 
-def _rows(inputs: list[Any], spec: ModelSpec) -> list[Any] | None:
-    """Rows in schema column order when every input is a plain numeric column of the schema's
-    own datatype (what the batcher's fast path takes); None for anything else."""
+class _RequestedOutput(msgspec.Struct):
+    name: str
+
+
+class _PlainRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A request the row path may take: plain tensors, and nothing but an id, the requested
+    outputs and the request-level content type besides."""
+
+    inputs: list[_PlainTensor]
+    id: str | None = None
+    outputs: list[_RequestedOutput] | None = None
+    parameters: dict[str, Any] | None = None
+
+
+_decode_plain = msgspec.json.Decoder(_PlainRequest).decode
+
+
+def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
+    """The common request, decoded straight into rows in schema column order; None for anything
+    else (which the general decoder then decides, the same way, more slowly).
+
+    Common means: a ``pd`` request (the default for named columns) with no other parameters,
+    and one input per schema column, each exactly ``name``, ``datatype`` (the column's own),
+    ``shape`` ``[N]`` or ``[N, 1]`` and ``data``, a flat list of N numbers (ints only in the
+    integer columns). msgspec checks the types while it parses (a boolean or a float is not an
+    int there, and big integers stay integers), so only names, shapes and datatypes are left.
+    """
     numeric = spec.numeric
-    if numeric is None or len(inputs) != len(numeric.columns):
+    if numeric is None or spec.content_type != "pd":
         return None
-    index, datatypes = spec.index, spec.datatypes
+    try:
+        request = _decode_plain(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    inputs, parameters = request.inputs, request.parameters
+    if parameters is not None and (
+        parameters.get("content_type", "pd") != "pd" or not _PLAIN_PARAMETERS.issuperset(parameters)
+    ):
+        return None
+    index = spec.index
+    if len(inputs) != len(index):
+        return None
     columns: list[Any] = [None] * len(inputs)
     n = -1
-    try:  # a wrong type of item, name or shape raises here, and takes the general decoder
-        for item in inputs:
-            i = index[item["name"]]
-            shape, data = item["shape"], item["data"]
-            if columns[i] is not None or item["datatype"] != datatypes[i] or type(data) is not list:
-                return None
-            count = len(data)
-            column = shape == [count] or (shape == [count, 1] and type(shape[1]) is int)
-            if not column or type(shape[0]) is not int or n not in (-1, count):
-                return None
-            if item.get("parameters") is not None:
+    for tensor in inputs:
+        i, datatype = index.get(tensor.name, _NO_COLUMN)
+        data, shape = tensor.data, tensor.shape
+        if tensor.datatype != datatype or columns[i] is not None:
+            return None
+        count = len(data)
+        if not shape or shape[0] != count or (len(shape) != 1 and shape[1:] != [1]):
+            return None
+        if n != count:
+            if n != -1:
                 return None
             n = count
-            columns[i] = data
-    except (KeyError, TypeError):
-        return None
+        columns[i] = data
     if n <= 0:
         return None
-    # the element types, in one pass in C: ints or floats, and only ints in integer columns
-    if not _NUMBERS.issuperset(map(type, itertools.chain.from_iterable(columns))):
-        return None
-    for i in numeric.integer_positions:
+    for i in numeric.integer_positions:  # ints only in the integer columns
         if not _INTEGERS.issuperset(map(type, columns[i])):
             return None
-    return list(zip(*columns, strict=True))
+    rows = [[column[0] for column in columns]] if n == 1 else list(zip(*columns, strict=True))
+    outputs = [o.name for o in request.outputs] if request.outputs is not None else None
+    return Decoded(request.id if request.id is not None else _new_id(), rows, None, None, outputs)
+
+
+_PLAIN_PARAMETERS = frozenset({"content_type", "headers"})
+_NO_COLUMN = (-1, "")  # a name that is no column: its datatype never matches
+_INTEGERS = frozenset({int})
+
+
+def _new_id() -> str:
+    return f"{_ID_PREFIX}-{next(_ID_COUNTER)}"
 
 
 def decode(body: bytes, spec: ModelSpec) -> Decoded:
     """Decode an inference request for a version (raises :class:`V2Error`)."""
+    common = _row_request(body, spec)
+    if common is not None:
+        return common
     try:
-        doc = json.loads(body)
+        doc = loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise V2Error(f"the body is not JSON: {exc}") from None
+    except RecursionError:
+        raise V2Error("the body is not JSON this server reads: it is nested too deeply") from None
     return decode_doc(doc, spec)
 
 
@@ -318,14 +371,12 @@ def decode_doc(doc: Any, spec: ModelSpec) -> Decoded:
         extra = {k: v for k, v in parameters.items() if k not in ("content_type", "headers")}
         params = extra or None
     outputs = _requested(doc.get("outputs"))
-    rid = rid if rid is not None else f"{_ID_PREFIX}-{next(_ID_COUNTER)}"
+    rid = rid if rid is not None else _new_id()
     content = content or spec.content_type
     if content not in REQUEST_CONTENT_TYPES:
         raise V2Error(
             f"unsupported content_type {content!r}; use one of {', '.join(REQUEST_CONTENT_TYPES)}"
         )
-    if content == "pd" and params is None and (rows := _rows(inputs, spec)) is not None:
-        return Decoded(rid, rows, None, None, outputs)
     tensors = [_tensor(item, pos) for pos, item in enumerate(inputs)]
     names = [t[0] for t in tensors]
     if len(set(names)) != len(names):
@@ -450,25 +501,26 @@ def response(model: str, version: str, decoded: Decoded, predictions: Any) -> di
 
 
 # What json.dumps writes for a response with one 1-D tensor of plain numbers (the common case):
-# filled in directly, since the dumps of the whole document cost more than its decoding.
-_ONE_TENSOR = (
-    ', "parameters": {"content_type": "np"}, "outputs": [{"name": "output-1", "shape": [%d, 1], '
-    '"datatype": "%s", "parameters": {"content_type": "np"}, "data": %s}]}'
-)
-
-
-@functools.lru_cache(maxsize=64)
-def _head(model: str, version: str) -> str:
-    return f'{{"model_name": {json.dumps(model)}, "model_version": {json.dumps(version)}, "id": '
+# a template per version and datatype, filled in with the id, the size and the data, since the
+# dumps of the whole document cost more than its decoding.
+@functools.lru_cache(maxsize=256)
+def _one_tensor(model: str, version: str, datatype: str) -> bytes:
+    head = f'{{"model_name": {json.dumps(model)}, "model_version": {json.dumps(version)}, "id": '
+    tail = (
+        ', "parameters": {"content_type": "np"}, "outputs": [{"name": "output-1", '
+        f'"shape": [%d, 1], "datatype": "{datatype}", "parameters": {{"content_type": "np"}}, '
+        '"data": %s}]}'
+    )
+    return (head.replace("%", "%%") + "%s" + tail).encode()
 
 
 def response_body(model: str, version: str, decoded: Decoded, predictions: Any) -> bytes:
     """The inference response as JSON bytes (raises :class:`V2Error` for an unknown output)."""
     if decoded.outputs is None and type(predictions) is np.ndarray and predictions.ndim == 1:
-        datatype = _FROM_DTYPE.get(predictions.dtype)
-        finite = predictions.dtype.kind != "f" or bool(np.isfinite(predictions).all())
-        if datatype is not None and finite:
-            data = json.dumps(predictions.tolist())
-            tail = _ONE_TENSOR % (predictions.size, datatype, data)
-            return (_head(model, version) + json.dumps(decoded.id) + tail).encode()
+        dtype = predictions.dtype
+        datatype = _FROM_DTYPE.get(dtype)
+        if datatype is not None and (dtype.kind != "f" or np.isfinite(predictions).all()):
+            data = json.dumps(predictions.tolist()).encode()
+            rid = json.dumps(decoded.id).encode()
+            return _one_tensor(model, version, datatype) % (rid, predictions.size, data)
     return json.dumps(response(model, version, decoded, predictions)).encode()
