@@ -28,6 +28,7 @@ from mlgate.serving.fastpath import (
     ARRAY_SAFE,
     NumericSchema,
     array_predictor,
+    linear_predictor,
     loads,
     parse_rows,
     thread_pools,
@@ -72,9 +73,9 @@ def test_fast_path_matches_mlflow_parser(pyfunc, rows, records):
     want = predict(pyfunc, slow)
     np.testing.assert_array_equal(predict(pyfunc, schema.frame(fast)), want)
     assert list(schema.frame(fast).dtypes) == list(slow.dtypes)
-    # What the server does with them: the array path, one combined call, cut back per request.
+    # What the server does with them: the linear path, one combined call, cut back per request.
     batcher = _batcher(pyfunc)
-    assert batcher.path == "array"
+    assert batcher.path == "linear"
     ((ok, got),) = batcher.score(ROWS, [fast])
     assert ok
     np.testing.assert_array_equal(got, want)
@@ -233,6 +234,88 @@ def test_array_path_gives_the_dataframe_predictions_for_every_listed_class(name)
     frame, _ = _data(40, seed=1)
     rows = frame.values.tolist()
     np.testing.assert_array_equal(fn(DOUBLES.array(rows)), est.predict(DOUBLES.frame(rows)))
+
+
+LINEAR = {
+    "LogisticRegression": ("binary", "three"),
+    "SGDClassifier": ("binary", "three"),
+    "Perceptron": ("binary", "three"),
+    "LinearSVC": ("binary", "three"),
+    "LinearRegression": ("value", "two values"),
+    "Ridge": ("value", "two values"),
+    "Lasso": ("value",),
+    "ElasticNet": ("value",),
+    "LinearSVR": ("value",),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "target"), [(n, t) for n, targets in LINEAR.items() for t in targets]
+)
+def test_linear_path_gives_exactly_predicts_answers(name, target):
+    """The linear path's arithmetic is predict's, bit for bit: binary and three-class labels
+    (strings too), one and two regression targets, on random rows, ties at a zero score, and
+    one row; a batch with NaN or infinity gets scikit-learn's own error."""
+    import pandas as pd
+    from sklearn.utils import all_estimators
+
+    frame, label = _data(120, seed=3)
+    targets = {
+        "binary": label,
+        "three": pd.Series(np.digitize(frame["f1"], [-0.5, 0.5])).map({0: "lo", 1: "mid", 2: "hi"}),
+        "value": frame["f0"] * 2 - frame["f3"],
+        "two values": pd.DataFrame({"a": frame["f0"], "b": frame["f2"] - frame["f1"]}),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = dict(all_estimators())[name]().fit(frame, targets[target])
+    linear = linear_predictor(est, "predict", DOUBLES)
+    assert linear is not None
+    rng = np.random.default_rng(7)
+    rows = [*rng.normal(scale=5.0, size=(500, 6)).tolist(), [0.0] * 6, [1e300, -1e300, 0, 0, 0, 0]]
+    for batch in (rows, rows[:1], rows[-2:-1]):
+        x = DOUBLES.array(batch)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = est.predict(x)
+        got = linear(x)
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
+    for bad in (np.nan, np.inf):
+        x = DOUBLES.array([[1.0, bad, 0, 0, 0, 0]])
+        with warnings.catch_warnings():  # (serving filters the no-feature-names warning)
+            warnings.simplefilter("ignore")
+            with pytest.raises(ValueError, match="Input X contains") as ours:
+                linear(x)
+            with pytest.raises(ValueError) as theirs:
+                est.predict(x)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_linear_path_only_where_predict_is_scikit_learns_generic_one():
+    """A class with a predict of its own (RidgeClassifier, a subclass), predict_proba, a
+    Pipeline, another width or a mixed-dtype schema keep scikit-learn's own call."""
+    from sklearn.linear_model import LogisticRegression, RidgeClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame, label = _data()
+
+    class MyModel(LogisticRegression):
+        pass
+
+    fitted = LogisticRegression().fit(frame, label)
+    assert linear_predictor(fitted, "predict", DOUBLES) is not None
+    for est in (
+        RidgeClassifier().fit(frame, label),
+        MyModel().fit(frame, label),
+        make_pipeline(StandardScaler(), LogisticRegression()).fit(frame, label),
+        LogisticRegression().fit(frame[FEATURES[:5]], label),
+    ):
+        assert linear_predictor(est, "predict", DOUBLES) is None, type(est).__name__
+    assert linear_predictor(fitted, "predict_proba", DOUBLES) is None
+    mixed = NumericSchema(tuple(FEATURES), (np.int64,) + (np.float64,) * 5, (True,) + (False,) * 5)
+    assert linear_predictor(fitted, "predict", mixed) is None
 
 
 def test_array_path_is_refused_when_the_frame_could_matter():

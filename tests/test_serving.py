@@ -176,8 +176,8 @@ def test_health_version_metrics_and_split(server, store, model_name, two_version
     info = requests.get(f"{server}/version", timeout=5).json()
     assert {s["version"]: s["weight"] for s in info["serving"]} == {v1: 100.0, v2: 0.0}
     assert all(s["verified"] for s in info["serving"])
-    # LogisticRegression on six double columns: scored on the schema's ndarray
-    assert {s["scoring"] for s in info["serving"]} == {"array"}
+    # LogisticRegression on six double columns: its arithmetic on the schema's ndarray
+    assert {s["scoring"] for s in info["serving"]} == {"linear"}
     set_traffic(store, model_name, weight=50, reason="test")
     deadline = time.time() + 15
     while requests.get(f"{server}/version", timeout=5).json()["serving"][1]["weight"] != 50.0:

@@ -32,7 +32,12 @@ from functools import partial
 from typing import Any
 
 from mlgate.registry.pyfunc import predict, scoring_errors, sklearn_model
-from mlgate.serving.fastpath import NumericSchema, array_predictor, thread_pools
+from mlgate.serving.fastpath import (
+    NumericSchema,
+    array_predictor,
+    linear_predictor,
+    thread_pools,
+)
 
 log = logging.getLogger("mlgate.serve")
 
@@ -76,7 +81,9 @@ class Batcher:
         # called with, ``_run_rows`` calls it. The rows already match the input schema exactly,
         # so MLflow's per-call check of it is redundant for the sklearn flavor ("frame"), and
         # the classes that compute on an ndarray anyway get one directly ("array"; see
-        # mlgate.serving.fastpath). Otherwise pyfunc predict on a frame ("pyfunc").
+        # mlgate.serving.fastpath), and linear models whose predict is scikit-learn's generic
+        # one are computed without its per-call validation ("linear"). Otherwise pyfunc
+        # predict on a frame ("pyfunc").
         self.path = "pyfunc"
         self._build_rows: Callable[[list[list[Any]]], Any] | None = None
         self._run_rows: Callable[[Any], Any] = partial(predict, model)
@@ -96,6 +103,9 @@ class Batcher:
                 if array_fn is not None:
                     self.path, self._build_rows = "array", schema.array
                     self._run_rows = partial(_checked, array_fn)
+                    linear_fn = linear_predictor(sk.estimator, sk.method, schema)
+                    if linear_fn is not None:
+                        self.path, self._run_rows = "linear", partial(_checked, linear_fn)
 
     def submit(self, data: Any, params: Any) -> asyncio.Future[Any]:
         """Score a parsed input (DataFrames are batched; anything else runs alone)."""

@@ -27,8 +27,9 @@ import itertools
 import json
 import math
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 import numpy as np
@@ -95,6 +96,7 @@ class ModelSpec:
     numeric: NumericSchema | None
     datatypes: tuple[str, ...]  # the V2 datatype of each numeric column (fast path)
     index: dict[str, tuple[int, str]]  # numeric column name -> (position, V2 datatype)
+    ordered: Callable[[bytes], Any] | None = None  # see ordered_decoder
 
 
 def _tensor_specs(schema: Any, prefix: str, first: int) -> list[dict[str, Any]]:
@@ -140,7 +142,8 @@ def model_spec(model: Any, numeric: NumericSchema | None) -> ModelSpec:
     index = {}
     if numeric is not None:
         index = {c: (i, datatypes[i]) for i, c in enumerate(numeric.columns)}
-    return ModelSpec(inputs, outputs, content, numeric, datatypes, index)
+    ordered = ordered_decoder(numeric, datatypes) if numeric is not None else None
+    return ModelSpec(inputs, outputs, content, numeric, datatypes, index, ordered)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -281,6 +284,40 @@ class _PlainRequest(msgspec.Struct, forbid_unknown_fields=True):
 _decode_plain = msgspec.json.Decoder(_PlainRequest).decode
 
 
+def ordered_decoder(numeric: NumericSchema, datatypes: tuple[str, ...]) -> Callable[[bytes], Any]:
+    """A msgspec decoder for the common request with its inputs in schema column order: each
+    column's name and datatype are literals and its data ints (integer columns) or numbers, so
+    msgspec checks all of that while it parses."""
+    tensors = tuple(
+        msgspec.defstruct(
+            f"Column{i}",
+            [
+                ("name", Literal[name]),
+                ("datatype", Literal[datatype]),
+                ("shape", list[int]),
+                ("data", list[int] if integer else list[int | float]),
+            ],
+            forbid_unknown_fields=True,
+            gc=False,
+        )
+        for i, (name, datatype, integer) in enumerate(
+            zip(numeric.columns, datatypes, numeric.integer, strict=True)
+        )
+    )
+    request = msgspec.defstruct(
+        "OrderedRequest",
+        [
+            ("inputs", tuple.__class_getitem__(tensors)),
+            ("id", str | None, None),
+            ("outputs", list[_RequestedOutput] | None, None),
+            ("parameters", dict[str, Any] | None, None),
+        ],
+        forbid_unknown_fields=True,
+        gc=False,
+    )
+    return msgspec.json.Decoder(request).decode
+
+
 def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
     """The common request, decoded straight into rows in schema column order; None for anything
     else (which the general decoder then decides, the same way, more slowly).
@@ -289,46 +326,64 @@ def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
     and one input per schema column, each exactly ``name``, ``datatype`` (the column's own),
     ``shape`` ``[N]`` or ``[N, 1]`` and ``data``, a flat list of N numbers (ints only in the
     integer columns). msgspec checks the types while it parses (a boolean or a float is not an
-    int there, and big integers stay integers), so only names, shapes and datatypes are left.
+    int there, and big integers stay integers): with the inputs in schema order (what MLServer's
+    pandas codec writes), names, datatypes and element types too (:func:`ordered_decoder`);
+    in another order, they are checked here.
     """
     numeric = spec.numeric
     if numeric is None or spec.content_type != "pd":
         return None
-    try:
-        request = _decode_plain(body)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    inputs, parameters = request.inputs, request.parameters
+    columns: list[Any] | None = None
+    request: Any = None
+    if spec.ordered is not None:
+        try:
+            request = spec.ordered(body)
+            columns = [tensor.data for tensor in request.inputs]
+        except (msgspec.DecodeError, RecursionError):
+            pass
+    if columns is None:
+        try:
+            request = _decode_plain(body)
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        columns = _columns(request.inputs, spec)
+        if columns is None:
+            return None
+    parameters = request.parameters
     if parameters is not None and (
         parameters.get("content_type", "pd") != "pd" or not _PLAIN_PARAMETERS.issuperset(parameters)
     ):
         return None
-    index = spec.index
-    if len(inputs) != len(index):
+    n = len(columns[0])
+    if n == 0:
         return None
-    columns: list[Any] = [None] * len(inputs)
-    n = -1
-    for tensor in inputs:
-        i, datatype = index.get(tensor.name, _NO_COLUMN)
-        data, shape = tensor.data, tensor.shape
-        if tensor.datatype != datatype or columns[i] is not None:
+    for tensor in request.inputs:
+        shape = tensor.shape
+        if len(tensor.data) != n or not shape or shape[0] != n:
             return None
-        count = len(data)
-        if not shape or shape[0] != count or (len(shape) != 1 and shape[1:] != [1]):
-            return None
-        if n != count:
-            if n != -1:
-                return None
-            n = count
-        columns[i] = data
-    if n <= 0:
-        return None
-    for i in numeric.integer_positions:  # ints only in the integer columns
-        if not _INTEGERS.issuperset(map(type, columns[i])):
+        if len(shape) != 1 and shape[1:] != [1]:
             return None
     rows = [[column[0] for column in columns]] if n == 1 else list(zip(*columns, strict=True))
     outputs = [o.name for o in request.outputs] if request.outputs is not None else None
     return Decoded(request.id if request.id is not None else _new_id(), rows, None, None, outputs)
+
+
+def _columns(inputs: list[_PlainTensor], spec: ModelSpec) -> list[Any] | None:
+    """The inputs' data in schema column order, when they are exactly the schema's columns,
+    each of its datatype, with ints only in the integer columns; else None."""
+    index = spec.index
+    if len(inputs) != len(index):
+        return None
+    columns: list[Any] = [None] * len(inputs)
+    for tensor in inputs:
+        i, datatype = index.get(tensor.name, _NO_COLUMN)
+        if tensor.datatype != datatype or columns[i] is not None:
+            return None
+        columns[i] = tensor.data
+    for i in spec.numeric.integer_positions if spec.numeric is not None else ():
+        if not _INTEGERS.issuperset(map(type, columns[i])):
+            return None
+    return columns
 
 
 _PLAIN_PARAMETERS = frozenset({"content_type", "headers"})
