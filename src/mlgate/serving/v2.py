@@ -354,15 +354,13 @@ def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
         parameters.get("content_type", "pd") != "pd" or not _PLAIN_PARAMETERS.issuperset(parameters)
     ):
         return None
-    n = len(columns[0])
-    if n == 0:
+    # every column N values long, and shaped [N] or [N, 1] (counted in C, not looped over)
+    n, width = len(columns[0]), len(columns)
+    if n == 0 or list(map(len, columns)).count(n) != width:
         return None
-    for tensor in request.inputs:
-        shape = tensor.shape
-        if len(tensor.data) != n or not shape or shape[0] != n:
-            return None
-        if len(shape) != 1 and shape[1:] != [1]:
-            return None
+    shapes = [tensor.shape for tensor in request.inputs]
+    if shapes.count([n]) + shapes.count([n, 1]) != width:
+        return None
     rows = [[column[0] for column in columns]] if n == 1 else list(zip(*columns, strict=True))
     outputs = [o.name for o in request.outputs] if request.outputs is not None else None
     return Decoded(request.id if request.id is not None else _new_id(), rows, None, None, outputs)
