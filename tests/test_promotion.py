@@ -486,6 +486,29 @@ def test_status_after_a_traffic_change_raises_no_false_alarm(
     assert st.traffic == {"mode": "split", "challenger_weight": 50.0}
 
 
+def test_status_names_an_interrupted_attach_by_its_version(
+    store, model_name, make_version, eval_policy, capsys
+):
+    """A version event left pending (an attach killed mid-way) is named by its version, not as
+    the move of an alias it never had ("a attach of  to 3" before)."""
+    from mlgate.promotion.ledger import attach_event
+    from mlgate.promotion.workflow import ledger_for
+
+    version = make_version()
+    ledger_for(store, eval_policy).append(
+        attach_event(model_name, version, written=("mlgate.git.commit",), forced={})
+    )
+    st = mlgate.status(model_name, policy=eval_policy, store=store)
+    assert [n for n in st.notes if "interrupted" in n] == [
+        f"an attach of version {version} by {st.pending[0].actor} at {st.pending[0].at} was "
+        "interrupted; run it again to finish it"
+    ]
+    capsys.readouterr()
+    assert main(["status", model_name, "--policy", str(eval_policy)]) == 0
+    out = capsys.readouterr().out
+    assert f"an attach of version {version}" in out and " of  to " not in out
+
+
 def test_status_shows_the_traffic_split(store, model_name, make_version, eval_policy, capsys):
     """`mlgate status` says what share the challenger answers (or shadows)."""
     from mlgate.promotion.traffic import set_traffic

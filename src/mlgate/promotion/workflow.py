@@ -623,6 +623,13 @@ def status(model: str, *, policy: PolicyLike = None, store: Store | None = None)
         aliases.append(AliasStatus(alias=alias, version=version, last_move=last))
     pending = tuple(ledger.events(name, outcome="pending", limit=50))
     for e in pending:
+        if not e.alias:  # about one version (attach, register, build): no alias to look at
+            article = "an" if e.kind[:1] in "aeiou" else "a"
+            notes.append(
+                f"{article} {e.kind} of version {e.after} by {e.actor} at {e.at} was "
+                f"interrupted; run it again to finish it"
+            )
+            continue
         where = info.aliases.get(e.alias)
         done = "did move" if where == e.after else "did not move"
         notes.append(
