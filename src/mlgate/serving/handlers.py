@@ -352,25 +352,24 @@ class Handlers:
         """``POST /v2/models/{name}[/versions/{version}]/infer``: routed like ``/invocations``,
         or to the one loaded version asked for."""
         started = time.perf_counter()
+        # the common request (routed, to this model, ready) needs no target lookup
         state = self.ready_state() if version is None and name == self.config.model else None
-        if state is not None:  # the common request: routed, to a served model that is ready
-            route = state.table.route(key, self._draw())
-            loaded = state.loaded[route.version]
-        else:
+        target = None
+        if state is None:
             try:
                 state, target = self._v2_target(name, version)
             except v2.V2Error as exc:
                 return self.refused(exc, protocol="v2")
-            if target is None:
-                route = state.table.route(key, self._draw())
-                loaded = state.loaded[route.version]
-            else:
-                loaded = target
-                role = "champion" if loaded.version == state.table.champion else "challenger"
-                route = Route(loaded.version, role)
+        if target is None:
+            route = state.table.route(key, self._draw())
+            loaded = state.loaded[route.version]
+        else:
+            loaded = target
+            role = "champion" if loaded.version == state.table.champion else "challenger"
+            route = Route(loaded.version, role)
         headers = self.route_headers(route)
         try:
-            decoded = v2.decode(body, loaded.views.get("v2") or self.spec(loaded))
+            decoded = v2.decode(body, self.spec(loaded))
             if decoded.rows is not None:
                 pending = loaded.batcher.submit_rows(decoded.rows)
             else:

@@ -27,9 +27,8 @@ import itertools
 import json
 import math
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -96,7 +95,6 @@ class ModelSpec:
     numeric: NumericSchema | None
     datatypes: tuple[str, ...]  # the V2 datatype of each numeric column (fast path)
     index: dict[str, tuple[int, str]]  # numeric column name -> (position, V2 datatype)
-    ordered: Callable[[bytes], Any] | None = None  # see ordered_decoder
 
 
 def _tensor_specs(schema: Any, prefix: str, first: int) -> list[dict[str, Any]]:
@@ -142,8 +140,7 @@ def model_spec(model: Any, numeric: NumericSchema | None) -> ModelSpec:
     index = {}
     if numeric is not None:
         index = {c: (i, datatypes[i]) for i, c in enumerate(numeric.columns)}
-    ordered = ordered_decoder(numeric, datatypes) if numeric is not None else None
-    return ModelSpec(inputs, outputs, content, numeric, datatypes, index, ordered)
+    return ModelSpec(inputs, outputs, content, numeric, datatypes, index)
 
 
 # --------------------------------------------------------------------------- decoding
@@ -284,40 +281,6 @@ class _PlainRequest(msgspec.Struct, forbid_unknown_fields=True):
 _decode_plain = msgspec.json.Decoder(_PlainRequest).decode
 
 
-def ordered_decoder(numeric: NumericSchema, datatypes: tuple[str, ...]) -> Callable[[bytes], Any]:
-    """A msgspec decoder for the common request with its inputs in schema column order: each
-    column's name and datatype are literals and its data ints (integer columns) or numbers, so
-    msgspec checks all of that while it parses."""
-    tensors = tuple(
-        msgspec.defstruct(
-            f"Column{i}",
-            [
-                ("name", Literal[name]),
-                ("datatype", Literal[datatype]),
-                ("shape", list[int]),
-                ("data", list[int] if integer else list[int | float]),
-            ],
-            forbid_unknown_fields=True,
-            gc=False,
-        )
-        for i, (name, datatype, integer) in enumerate(
-            zip(numeric.columns, datatypes, numeric.integer, strict=True)
-        )
-    )
-    request = msgspec.defstruct(
-        "OrderedRequest",
-        [
-            ("inputs", tuple.__class_getitem__(tensors)),
-            ("id", str | None, None),
-            ("outputs", list[_RequestedOutput] | None, None),
-            ("parameters", dict[str, Any] | None, None),
-        ],
-        forbid_unknown_fields=True,
-        gc=False,
-    )
-    return msgspec.json.Decoder(request).decode
-
-
 def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
     """The common request, decoded straight into rows in schema column order; None for anything
     else (which the general decoder then decides, the same way, more slowly).
@@ -326,29 +289,19 @@ def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
     and one input per schema column, each exactly ``name``, ``datatype`` (the column's own),
     ``shape`` ``[N]`` or ``[N, 1]`` and ``data``, a flat list of N numbers (ints only in the
     integer columns). msgspec checks the types while it parses (a boolean or a float is not an
-    int there, and big integers stay integers): with the inputs in schema order (what MLServer's
-    pandas codec writes), names, datatypes and element types too (:func:`ordered_decoder`);
-    in another order, they are checked here.
+    int there, and big integers stay integers); names, datatypes and which columns hold only
+    ints are checked here (:func:`_columns`).
     """
     numeric = spec.numeric
     if numeric is None or spec.content_type != "pd":
         return None
-    columns: list[Any] | None = None
-    request: Any = None
-    if spec.ordered is not None:
-        try:
-            request = spec.ordered(body)
-            columns = [tensor.data for tensor in request.inputs]
-        except (msgspec.DecodeError, RecursionError):
-            pass
+    try:
+        request = _decode_plain(body)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    columns = _columns(request.inputs, spec.index, numeric)
     if columns is None:
-        try:
-            request = _decode_plain(body)
-        except (msgspec.DecodeError, RecursionError):
-            return None
-        columns = _columns(request.inputs, spec)
-        if columns is None:
-            return None
+        return None
     parameters = request.parameters
     if parameters is not None and (
         parameters.get("content_type", "pd") != "pd" or not _PLAIN_PARAMETERS.issuperset(parameters)
@@ -366,10 +319,11 @@ def _row_request(body: bytes, spec: ModelSpec) -> Decoded | None:
     return Decoded(request.id if request.id is not None else _new_id(), rows, None, None, outputs)
 
 
-def _columns(inputs: list[_PlainTensor], spec: ModelSpec) -> list[Any] | None:
+def _columns(
+    inputs: list[_PlainTensor], index: dict[str, tuple[int, str]], numeric: NumericSchema
+) -> list[Any] | None:
     """The inputs' data in schema column order, when they are exactly the schema's columns,
     each of its datatype, with ints only in the integer columns; else None."""
-    index = spec.index
     if len(inputs) != len(index):
         return None
     columns: list[Any] = [None] * len(inputs)
@@ -378,7 +332,7 @@ def _columns(inputs: list[_PlainTensor], spec: ModelSpec) -> list[Any] | None:
         if tensor.datatype != datatype or columns[i] is not None:
             return None
         columns[i] = tensor.data
-    for i in spec.numeric.integer_positions if spec.numeric is not None else ():
+    for i in numeric.integer_positions:
         if not _INTEGERS.issuperset(map(type, columns[i])):
             return None
     return columns
