@@ -18,7 +18,10 @@ into a cached virtual environment of its own) on the champion's model directory,
 adaptive batching on (up to 32 requests, 2 ms) and `parallel_workers` 0 (its worker processes
 do not start with uvloop 0.23). `bare` is the limit of this machine's HTTP stack: an ASGI app
 on the same uvicorn, httptools and uvloop that reads the body and returns a fixed answer; the
-share of it that mlgate reaches is printed for `/invocations` and V2.
+share of it that mlgate reaches is printed for `/invocations` and V2. `bare-v2` is the same
+app fed the V2 request on the V2 path, answering a V2 response of mlgate's size: the protocol's
+own cost on this HTTP stack (V2's request and answer are several times MLflow's), against which
+the V2/invocations ratio is to be read.
 
 `--model logistic` (default) is a LogisticRegression, which mlgate scores on the schema's
 ndarray; `--model columns` puts a ColumnTransformer (columns chosen by name) in front of it,
@@ -134,16 +137,24 @@ def _model(kind: str, c: float) -> Any:
     return make_pipeline(by_name, estimator)
 
 
+# The fixed answers are the size of mlgate's own: MLflow's, and on /v2/ paths a V2 response
+# with one output tensor of one row. `bare-v2` is the same process fed the V2 request: the
+# protocol's own cost (a bigger request and answer) at this machine's HTTP stack.
 BARE_APP = """
+V2 = (b'{"model_name": "bench", "model_version": "1", "id": "0123456789abcdef-1", '
+      b'"parameters": {"content_type": "np"}, "outputs": [{"name": "output-1", "shape": [1, 1], '
+      b'"datatype": "INT64", "parameters": {"content_type": "np"}, "data": [1]}]}')
+
 async def app(scope, receive, send):
     more = True
     while more:
         more = (await receive()).get("more_body", False)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json")]})
-    await send({"type": "http.response.body", "body": b'{"predictions": [1]}'})
+    body = V2 if scope["path"].startswith("/v2/") else b'{"predictions": [1]}'
+    await send({"type": "http.response.body", "body": body})
 """
-SERVERS = ("mlflow", "mlgate", "mlgate-v2", "mlgate-split", "mlserver-v2", "bare")
+SERVERS = ("mlflow", "mlgate", "mlgate-v2", "mlgate-split", "mlserver-v2", "bare", "bare-v2")
 
 
 def v2_body(frame: Any) -> str:
@@ -227,6 +238,11 @@ def report(
                         f"{n} {_spread(share, '{:.1f}')}% of bare (by CPU per request "
                         f"{_spread(cpu, '{:.1f}')}%);"
                     )
+        if "bare-v2" in got and "bare" in got:
+            parts.append(f"bare V2/bare invocations {_spread(ratio('bare-v2', 'bare'))};")
+            if "mlgate-v2" in got:
+                share = [100 * x for x in ratio("mlgate-v2", "bare-v2")]
+                parts.append(f"mlgate-v2 {_spread(share, '{:.1f}')}% of bare-v2;")
         print(" ".join(parts))
 
 
@@ -276,7 +292,9 @@ def main() -> None:
         names = [
             n
             for n in ("mlflow", "mlgate", "mlgate-split", "bare")
-            if n in wanted or (n == "mlgate" and "mlgate-v2" in wanted)
+            if n in wanted
+            or (n == "mlgate" and "mlgate-v2" in wanted)
+            or (n == "bare" and "bare-v2" in wanted)
         ]
         ports = {k: free_port() for k in names}
         logs = {k: work / f"{k}.log" for k in ports}
@@ -364,13 +382,15 @@ def main() -> None:
                 urls["mlserver-v2"] = mlserver.url
             if "mlgate-v2" in wanted:
                 urls["mlgate-v2"] = urls["mlgate"]
+            if "bare-v2" in wanted:
+                urls["bare-v2"] = urls["bare"]
             check_rows = features.head(50)
             check = json.dumps(
                 {"dataframe_split": json.loads(check_rows.to_json(orient="split", index=False))}
             )
             answers = {}
             for k, u in urls.items():
-                if k == "bare":
+                if k.startswith("bare"):
                     continue
                 if k.endswith("-v2"):
                     r = requests.post(
@@ -404,6 +424,7 @@ def main() -> None:
             pids: dict[str, int | None] = {n: p.pid for n, p in zip(ports, procs, strict=True)}
             pids["mlflow"] = None  # `mlflow models serve` answers from a child process
             pids["mlgate-v2"] = pids.get("mlgate")
+            pids["bare-v2"] = pids.get("bare")
             order = [n for n in SERVERS if n in urls]
             results = measure(urls, pids, order, args, {"json": body, "v2": v2}, work)
             report(results, order, args.clients)
