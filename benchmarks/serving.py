@@ -19,7 +19,7 @@ adaptive batching on (up to 32 requests, 2 ms) and `parallel_workers` 0 (its wor
 do not start with uvloop 0.23). `bare` is the limit of this machine's HTTP stack: an ASGI app
 on the same uvicorn, httptools and uvloop that reads the body and returns a fixed answer; the
 share of it that mlgate reaches is printed for `/invocations` and V2. `bare-v2` is the same
-app fed the V2 request on the V2 path, answering a V2 response of mlgate's size: the protocol's
+app fed the V2 request on the V2 path, answering a V2 response of about mlgate's size: the protocol's
 own cost on this HTTP stack (V2's request and answer are several times MLflow's), against which
 the V2/invocations ratio is to be read.
 
@@ -137,7 +137,7 @@ def _model(kind: str, c: float) -> Any:
     return make_pipeline(by_name, estimator)
 
 
-# The fixed answers are the size of mlgate's own: MLflow's, and on /v2/ paths a V2 response
+# The fixed answers are about the size of mlgate's own: MLflow's, and on /v2/ paths a V2 response
 # with one output tensor of one row. `bare-v2` is the same process fed the V2 request: the
 # protocol's own cost (a bigger request and answer) at this machine's HTTP stack.
 BARE_APP = """
