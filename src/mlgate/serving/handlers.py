@@ -72,7 +72,7 @@ def predictions_body(predictions: Any) -> bytes:
     """``{"predictions": ...}`` exactly as MLflow's scoring server writes it (its encoder is pure
     Python: an array of plain numbers or strings is written by json's C encoder instead)."""
     if type(predictions) is np.ndarray and predictions.dtype.kind in _PLAIN_KINDS:
-        return b'{"predictions": %s}' % json.dumps(predictions.tolist()).encode()
+        return b'{"predictions": %s}' % v2.plain_json(predictions.tolist(), predictions.dtype.kind)
     return predictions_json(predictions).encode()
 
 
