@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 import mlgate
 from mlgate.promotion.traffic import set_traffic
+from mlgate.serving import v2
 from mlgate.serving.telemetry import parse_prometheus
 from mlgate.serving.v2 import decode, model_spec
 from test_serving import (
@@ -338,9 +339,10 @@ def test_plain_numeric_columns_take_the_batchers_row_path(store, model_name, mak
     assert decode(json.dumps({"inputs": nested}).encode(), spec).rows is None
 
 
-def _mixed_spec():
-    """The V2 view of a model with a double, a long and a double column: a real MLflow Model's
-    metadata (what model_spec reads of a loaded pyfunc), no model needed to decode."""
+def _mixed_spec(columns=None):
+    """The V2 view of a model with a double, a long and a double column (or the ``columns``
+    given): a real MLflow Model's metadata (what model_spec reads of a loaded pyfunc), no model
+    needed to decode."""
     import warnings
     from types import SimpleNamespace
 
@@ -349,12 +351,14 @@ def _mixed_spec():
 
     from mlgate.serving.fastpath import NumericSchema
 
-    frame = pd.DataFrame({"a": [0.5], "n": np.array([1], dtype=np.int64), "b": [2.0]})
+    columns = COLUMNS if columns is None else columns
+    kinds = {"FP64": np.float64, "INT64": np.int64}
+    frame = pd.DataFrame({name: np.array([1], dtype=kinds[t]) for name, t in columns})
     with warnings.catch_warnings():  # MLflow's hint that integer columns cannot hold NaN
         warnings.simplefilter("ignore")
         model = SimpleNamespace(metadata=Model(signature=infer_signature(frame, np.zeros(1))))
     schema = NumericSchema.from_model(model)
-    assert schema is not None and schema.integer == (False, True, False)
+    assert schema is not None and schema.integer == tuple(t == "INT64" for _, t in columns)
     return model_spec(model, schema), schema
 
 
@@ -370,7 +374,7 @@ COLUMNS = (("a", "FP64"), ("n", "INT64"), ("b", "FP64"))
 
 
 @st.composite
-def near_plain_requests(draw):
+def near_plain_requests(draw, columns=COLUMNS):
     """Requests at the edge of the row path: plain columns of the mixed spec (numbers of the
     column's kind, in any order, with an optional id, outputs and `pd`), then, two times in
     three, one thing made wrong or unusual (a name, datatype, shape, value, a tensor's or the
@@ -384,7 +388,7 @@ def near_plain_requests(draw):
             "shape": draw(st.sampled_from([[n], [n, 1]])),
             "data": draw(st.lists(numbers[datatype], min_size=n, max_size=n)),
         }
-        for name, datatype in COLUMNS
+        for name, datatype in columns
     ]
     request: dict = {"inputs": draw(st.permutations(inputs))}
     if draw(st.booleans()):
@@ -395,9 +399,13 @@ def near_plain_requests(draw):
         request["parameters"] = {"content_type": "pd"}
     if draw(st.integers(0, 2)) > 0:
         tensor = draw(st.sampled_from(request["inputs"]))
-        change = draw(st.integers(0, 9))
+        change = draw(st.integers(0, 10))
         if change == 0:
-            tensor["name"] = draw(st.sampled_from(["a", "n", "b", "zz", 1]))
+            tensor["name"] = draw(st.sampled_from(["a", "n", "b", "zz", "", 1]))
+        elif change == 10:  # no name, or the name last (msgspec reads a tag anywhere)
+            name = tensor.pop("name")
+            if draw(st.booleans()):
+                tensor["name"] = name
         elif change == 1:
             tensor["datatype"] = draw(st.sampled_from(["FP64", "INT64", "FP32", "INT32", "BOOL"]))
         elif change == 2:
@@ -434,6 +442,9 @@ def _decoded(body, spec, schema, general: bool):
         d = decode_doc(json.loads(body), spec) if general else decode(body, spec)
     except V2Error as exc:
         return "error", exc.message
+    if isinstance(d.data, np.ndarray):  # content_type np: never the row path
+        assert d.rows is None
+        return "array", d.data.shape, str(d.data.dtype), json.dumps(d.data.tolist())
     try:
         frame = schema.frame(d.rows) if d.rows is not None else d.data[list(schema.columns)]
     except ScoringInputError:  # a number too big for its column: refused when scored
@@ -450,7 +461,18 @@ def _decoded(body, spec, schema, general: bool):
 def test_the_row_path_decides_every_request_as_the_general_decoder(body):
     """The row path (msgspec's typed decoding) and the general decoder (json, then the codec)
     give the same rows, dtypes, id and outputs, or both refuse; many requests take the row path."""
-    spec, schema = _mixed_spec()
+    _same_decision(body, *_mixed_spec())
+
+
+@settings(max_examples=150, deadline=None)
+@given(body=near_plain_requests(columns=(("a", "FP64"),)))
+def test_the_row_path_decides_one_column_requests_as_the_general_decoder(body):
+    """The same for a model of one column (where msgspec would not need the tag of a union of
+    one tagged struct: a tensor without a name must still be refused)."""
+    _same_decision(body, *_mixed_spec((("a", "FP64"),)))
+
+
+def _same_decision(body, spec, schema):
     fast, general = _decoded(body, spec, schema, False), _decoded(body, spec, schema, True)
     if general[0] == "error":
         assert fast[0] == "error", (body, fast)
@@ -482,6 +504,20 @@ def test_the_row_path_takes_the_common_requests_and_refuses_what_does_not_fit():
         rows = decode(json.dumps({"inputs": body}).encode(), spec).rows
         with pytest.raises(ScoringInputError, match="does not fit its column"):
             schema.frame(rows)
+    ordered = sorted(plain, key=lambda t: "anb".index(t["name"]))
+    name_last = [{k: t[k] for k in ("datatype", "shape", "data", "name")} for t in ordered]
+    for inputs in (ordered, name_last, plain):
+        assert decode(json.dumps({"inputs": inputs}).encode(), spec).rows is not None
+
+    one, _ = _mixed_spec((("a", "FP64"),))
+    tensor = {"name": "a", "datatype": "FP64", "shape": [1], "data": [0.5]}
+    assert decode(json.dumps({"inputs": [tensor]}).encode(), one).rows == [(0.5,)]
+    for other in ("", "b"):  # another column: a frame the model refuses when it scores
+        body = json.dumps({"inputs": [dict(tensor, name=other)]}).encode()
+        assert list(decode(body, one).data.columns) == [other]
+    nameless = json.dumps({"inputs": [{k: v for k, v in tensor.items() if k != "name"}]})
+    with pytest.raises(v2.V2Error, match="name"):
+        decode(nameless.encode(), one)
 
 
 def test_the_path_table_recognises_exactly_the_infer_paths():
