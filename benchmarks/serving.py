@@ -2,14 +2,16 @@
 Open Inference Protocol's V2 `/infer`) vs MLServer's V2, same model, same machine, same load.
 
 Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32] [--model logistic|columns]
-[--servers ...] [--rounds N]` (needs `wrk`, Debian's package of that name). Every server runs one
+[--servers ...] [--rounds N] [--slices K]` (needs `wrk`, Debian's package of that name). Every server runs one
 worker; wrk drives single-row JSON requests with 1, 8 and 32 connections. Champion and
 challenger are two different fits (C=1 and C=0.1). Checks that the servers return identical
 predictions, then prints requests/s, p50/p99 latency and the server's CPU time per request
 (user + system, where the server is one process: mlgate and bare), the ratios, and the cost of
 a 50/50 champion/challenger split versus serving one version. With `--rounds N` everything is
 measured N times in turn and each ratio is the median over the rounds (with its range): on a
-shared machine single runs vary by tens of percent. Targets: at 32 clients mlgate >= 5x
+shared machine single runs vary by tens of percent. With `--slices K` each server's `--seconds`
+are measured as K slices, the servers taking turns slice by slice, so that the figures a ratio
+compares are never more than a few seconds apart (the machine's speed drifts over minutes). Targets: at 32 clients mlgate >= 5x
 MLflow's requests/s with p99 no worse; split < 10% cost; V2 within 10% of mlgate's
 `/invocations`; V2 >= 5x MLServer's V2; mlgate >= 40% of bare.
 
@@ -175,24 +177,60 @@ def measure(
     work: Path,
 ) -> dict[tuple[str, int], list[Result]]:
     """Every server at every client count, ``args.rounds`` times; the servers take turns, so
-    that a busy moment of a shared machine disturbs neighbouring figures alike."""
+    that a busy moment of a shared machine disturbs neighbouring figures alike. With
+    ``args.slices`` > 1 each server's ``args.seconds`` are measured as that many slices, the
+    servers taking turns slice by slice (after a warm-up of each), so that figures compared
+    with each other are never more than a few seconds apart."""
     head = f"{'round':>5} {'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
     print(f"{head}{'non-2xx':>9}{'cpu us/req':>12}")
+    slice_seconds = args.seconds // args.slices
     results: dict[tuple[str, int], list[Result]] = {}
     for n in range(1, args.rounds + 1):
         for clients in args.clients:
-            for name in order:
+
+            def run(name: str, seconds: int, measured: bool = True) -> Result:
                 v2 = name.endswith("-v2")
                 target = "/v2/models/bench/infer" if v2 else "/invocations"
                 payload = bodies["v2" if v2 else "json"]
-                wrk(urls[name], payload, clients, 2, work, target)  # warm-up
-                r = wrk(urls[name], payload, clients, args.seconds, work, target, pids.get(name))
+                pid = pids.get(name) if measured else None
+                return wrk(urls[name], payload, clients, seconds, work, target, pid)
+
+            slices: dict[str, list[Result]] = {name: [] for name in order}
+            if args.slices == 1:
+                for name in order:
+                    run(name, 2, measured=False)  # warm-up
+                    slices[name].append(run(name, slice_seconds))
+            else:
+                for name in order:
+                    run(name, 2, measured=False)
+                for _ in range(args.slices):
+                    for name in order:
+                        slices[name].append(run(name, slice_seconds))
+            for name in order:
+                r = combined(slices[name])
                 results.setdefault((name, clients), []).append(r)
                 print(
                     f"{n:>5} {name:<14}{clients:>8}{r.rps:>10.0f}{r.p50:>9.2f}{r.p99:>9.2f}"
                     f"{r.non2xx:>9}{r.cpu_us:>12.1f}"
                 )
     return results
+
+
+def combined(slices: list[Result]) -> Result:
+    """Slices of equal length as one result: the mean requests/s, CPU per request over all the
+    requests, non-2xx summed, and the median of the slices' p50 and p99 (percentiles of
+    separate runs do not add up; the median is what a typical slice saw)."""
+    if len(slices) == 1:
+        return slices[0]
+    rps = statistics.fmean(r.rps for r in slices)
+    cpu = sum(r.cpu_us * r.rps for r in slices) / sum(r.rps for r in slices)
+    return Result(
+        rps,
+        statistics.median(r.p50 for r in slices),
+        statistics.median(r.p99 for r in slices),
+        sum(r.non2xx for r in slices),
+        cpu,
+    )
 
 
 def _spread(values: list[float], fmt: str = "{:.2f}") -> str:
@@ -253,7 +291,16 @@ def main() -> None:
     ap.add_argument("--model", choices=["logistic", "columns"], default="logistic")
     ap.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
     ap.add_argument("--rounds", type=int, default=1, help="measure everything this many times")
+    ap.add_argument(
+        "--slices",
+        type=int,
+        default=1,
+        help="measure each server's --seconds as this many slices, the servers taking turns "
+        "slice by slice (--seconds must be a multiple)",
+    )
     args = ap.parse_args()
+    if args.slices < 1 or args.seconds % args.slices:
+        ap.error(f"--seconds {args.seconds} is not a multiple of --slices {args.slices}")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
 
