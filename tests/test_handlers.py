@@ -421,3 +421,45 @@ def test_the_asgi_app_routes_refuses_and_reads_bodies_in_process(served, classif
     assert headers[b"x-mlgate-version"] == v1.encode()
     assert int(headers[b"content-length"]) == len(answer)
     assert len(json.loads(answer)["predictions"]) == 2
+
+
+def test_a_regressor_answers_its_own_floats_bit_for_bit_on_both_protocols(classifier, tmp_path):
+    """Float answers (written by repr on the fast paths) are the model's own predictions exactly,
+    on /invocations and on V2, with the inputs in schema order and reversed."""
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import Ridge
+
+    _, train, test = classifier
+    features = train[FEATURES]
+    target = features["f0"] * 3.25 - features["f3"] / 7 + 1e-3
+    model = Ridge(alpha=0.1).fit(features, target)
+    signature = infer_signature(features, model.predict(features))
+    mlflow.sklearn.save_model(model, str(tmp_path / "model"), signature=signature)
+    cfg = ServeConfig(model="reg", model_dir=str(tmp_path / "model"), verify_digest=False)
+    follower = Follower(cfg)
+    assert follower.refresh()
+    h = Handlers(cfg, follower, rng=random.Random(0))
+    rows = test[FEATURES].head(5)
+    want = model.predict(rows).tolist()
+    reversed_inputs = json.dumps({"inputs": json.loads(v2_body(rows))["inputs"][::-1]}).encode()
+    # (not body_of: pandas' to_json keeps 10 significant digits)
+    split = {"columns": FEATURES, "data": rows.to_numpy().tolist()}
+    exact = json.dumps({"dataframe_split": split}).encode()
+
+    async def main():
+        return (
+            await h.invocations(exact),
+            await h.v2_infer("reg", v2_body(rows)),
+            await h.v2_infer("reg", reversed_inputs),
+        )
+
+    try:
+        mlflow_reply, *v2_replies = asyncio.run(main())
+    finally:
+        follower.stop()
+    assert mlflow_reply.status == 200 and mlflow_reply.json()["predictions"] == want
+    for reply in v2_replies:
+        out = reply.json()["outputs"][0]
+        assert reply.status == 200, reply.body
+        assert (out["datatype"], out["shape"], out["data"]) == ("FP64", [5, 1], want)
