@@ -515,6 +515,9 @@ def test_the_row_path_takes_the_common_requests_and_refuses_what_does_not_fit():
     for other in ("", "b"):  # another column: a frame the model refuses when it scores
         body = json.dumps({"inputs": [dict(tensor, name=other)]}).encode()
         assert list(decode(body, one).data.columns) == [other]
+    odd, _ = _mixed_spec((("", "FP64"), ("-", "INT64")))  # names the decoder's filler could take
+    pair = [dict(tensor, name=""), {"name": "-", "datatype": "INT64", "shape": [1], "data": [3]}]
+    assert decode(json.dumps({"inputs": pair}).encode(), odd).rows == [(0.5, 3)]
     nameless = json.dumps({"inputs": [{k: v for k, v in tensor.items() if k != "name"}]})
     with pytest.raises(v2.V2Error, match="name"):
         decode(nameless.encode(), one)

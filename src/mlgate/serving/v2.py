@@ -296,7 +296,7 @@ class RowDecoder:
         ]
         # A union of one tagged struct would not require the tag (a tensor without a name
         # would decode), so there is always a second: a name no column has, and no fields.
-        unknown = next(t for t in ("", "-", "--") if t not in numeric.columns)
+        unknown = next(t for t in map("-".__mul__, itertools.count()) if t not in numeric.columns)
         nothing = msgspec.defstruct(
             "NoColumn",
             [],
