@@ -24,7 +24,7 @@ from mlgate._version import __version__
 from mlgate.errors import ScoringInputError
 from mlgate.registry.pyfunc import parse_scoring_request, predictions_json
 from mlgate.serving import v2
-from mlgate.serving.fastpath import parse_rows
+from mlgate.serving.fastpath import parse_rows, plain_json
 from mlgate.serving.follower import Follower, LoadedVersion, ServeConfig, ServingState
 from mlgate.serving.routing import Route
 from mlgate.serving.telemetry import Telemetry
@@ -70,9 +70,9 @@ def v2_error(status: int, message: str, headers: Headers = JSON) -> Reply:
 
 def predictions_body(predictions: Any) -> bytes:
     """``{"predictions": ...}`` exactly as MLflow's scoring server writes it (its encoder is pure
-    Python: an array of plain numbers or strings is written by json's C encoder instead)."""
+    Python: an array of plain numbers or strings is written by :func:`plain_json` instead)."""
     if type(predictions) is np.ndarray and predictions.dtype.kind in _PLAIN_KINDS:
-        return b'{"predictions": %s}' % v2.plain_json(predictions.tolist(), predictions.dtype.kind)
+        return b'{"predictions": %s}' % plain_json(predictions.tolist(), predictions.dtype.kind)
     return predictions_json(predictions).encode()
 
 
