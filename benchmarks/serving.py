@@ -2,17 +2,17 @@
 Open Inference Protocol's V2 `/infer`) vs MLServer's V2, same model, same machine, same load.
 
 Run: `python benchmarks/serving.py [--seconds 10] [--clients 1 8 32] [--model logistic|columns]
-[--servers ...] [--rounds N] [--slices K]` (needs `wrk`, Debian's package of that name). Every server runs one
-worker; wrk drives single-row JSON requests with 1, 8 and 32 connections. Champion and
-challenger are two different fits (C=1 and C=0.1). Checks that the servers return identical
-predictions, then prints requests/s, p50/p99 latency and the server's CPU time per request
-(user + system, where the server is one process: mlgate and bare), the ratios, and the cost of
-a 50/50 champion/challenger split versus serving one version. With `--rounds N` everything is
-measured N times in turn and each ratio is the median over the rounds (with its range): on a
-shared machine single runs vary by tens of percent. With `--slices K` each server's `--seconds`
-are measured as K slices, the servers taking turns slice by slice, so that the figures a ratio
-compares are never more than a few seconds apart (the machine's speed drifts over minutes). Targets: at 32 clients mlgate >= 5x
-MLflow's requests/s with p99 no worse; split < 10% cost; V2 within 10% of mlgate's
+[--servers ...] [--rounds N] [--slices K]` (needs `wrk`, Debian's package of that name). Every
+server runs one worker; wrk drives single-row JSON requests with 1, 8 and 32 connections. Champion
+and challenger are two different fits (C=1 and C=0.1). Checks that the servers return identical
+predictions, then prints requests/s, p50/p99 latency and the server's CPU time per request (user +
+system, where the server is one process: mlgate and bare), the ratios, and the cost of a 50/50
+champion/challenger split versus serving one version. With `--rounds N` everything is measured N
+times in turn and each ratio is the median over the rounds (with its range): on a shared machine
+single runs vary by tens of percent. With `--slices K` each server's `--seconds` are measured as K
+slices, the servers taking turns slice by slice, so that the figures a ratio compares are never
+more than a few seconds apart (the machine's speed drifts over minutes). Targets: at 32 clients
+mlgate >= 5x MLflow's requests/s with p99 no worse; split < 10% cost; V2 within 10% of mlgate's
 `/invocations`; V2 >= 5x MLServer's V2; mlgate >= 40% of bare.
 
 `mlserver-v2` is MLServer with its MLflow runtime (installed from `requirements/mlserver.txt`
@@ -179,8 +179,8 @@ def measure(
     """Every server at every client count, ``args.rounds`` times; the servers take turns, so
     that a busy moment of a shared machine disturbs neighbouring figures alike. With
     ``args.slices`` > 1 each server's ``args.seconds`` are measured as that many slices, the
-    servers taking turns slice by slice (after a warm-up of each), so that figures compared
-    with each other are never more than a few seconds apart."""
+    servers taking turns slice by slice (each warmed up just before its first), so that figures
+    compared with each other are never more than a few seconds apart."""
     head = f"{'round':>5} {'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
     print(f"{head}{'non-2xx':>9}{'cpu us/req':>12}")
     slice_seconds = args.seconds // args.slices
@@ -196,16 +196,11 @@ def measure(
                 return wrk(urls[name], payload, clients, seconds, work, target, pid)
 
             slices: dict[str, list[Result]] = {name: [] for name in order}
-            if args.slices == 1:
+            for k in range(args.slices):
                 for name in order:
-                    run(name, 2, measured=False)  # warm-up
+                    if k == 0:
+                        run(name, 2, measured=False)  # warm-up, just before its first slice
                     slices[name].append(run(name, slice_seconds))
-            else:
-                for name in order:
-                    run(name, 2, measured=False)
-                for _ in range(args.slices):
-                    for name in order:
-                        slices[name].append(run(name, slice_seconds))
             for name in order:
                 r = combined(slices[name])
                 results.setdefault((name, clients), []).append(r)

@@ -118,7 +118,7 @@ def test_transient_outage_is_retried_permanent_errors_are_not(own_server, classi
         text=True,
     )
     # No backoff for a permanent error: retried, the 404 would sleep 0+2+4+8+16+32 = 62 s; the
-    # command alone (starting Python, importing mlflow) took up to 11.5 s with make test's two
+    # command alone (starting Python, importing mlflow) once took 11.5 s with make test's two
     # workers on this 2-core machine, so 8 s was a timing, not the check.
     assert missing.returncode == 2 and time.time() - started < 30
     os.killpg(own_server.process.pid, signal.SIGKILL)
