@@ -251,6 +251,20 @@ def build(
     help="kserve: run the mlgate image, or KServe's MLflow runtime on the artifacts.",
 )
 @click.option(
+    "--deployment-mode",
+    default="Knative",
+    show_default=True,
+    type=click.Choice(["Knative", "Serverless"]),
+    help="kserve: the serving.kserve.io/deploymentMode every export of the InferenceService "
+    "carries (KServe refuses a change): Knative for KServe 0.16 and later, Serverless before.",
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["champion", "canary"]),
+    help="kserve: only the champion (roll it out first), or the canary at its weight "
+    "(then) [default: what the registry says].",
+)
+@click.option(
     "--storage-map",
     "storage_map",
     multiple=True,
@@ -279,6 +293,8 @@ def export(
     tracking_secret: str,
     pinned: bool,
     kserve_mode: str,
+    deployment_mode: str,
+    stage: str | None,
     storage_map: tuple[str, ...],
     policy: str | None,
 ) -> None:
@@ -310,6 +326,8 @@ def export(
         tracking_secret=tracking_secret,
         pinned=pinned,
         kserve_mode=kserve_mode,
+        deployment_mode=deployment_mode,
+        stage=stage,
         storage_map=opt.storage_map(storage_map),
         policy=policy,
         store=opt.tracking_uri(ctx),
