@@ -39,6 +39,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlgate._version import __version__
+
 #: What to install when the Kubeflow Pipelines SDK is missing.
 INSTALL = "pip install 'mlgate[kfp]'"
 
@@ -56,8 +58,6 @@ except ModuleNotFoundError as _missing:  # the kfp extra is not installed
     raise ModuleNotFoundError(
         f"mlgate.kfp needs the Kubeflow Pipelines SDK (kfp): {INSTALL}", name="kfp"
     ) from None
-
-from mlgate._version import __version__
 
 DEFAULT_IMAGE = f"mlgate-tools:{__version__}"  # mlgate.deploy.tools.DEFAULT_IMAGE (tested equal)
 #: The secret :func:`use_tracking_secret` reads by default (as ``mlgate export k8s`` does).
@@ -127,6 +127,9 @@ def _describe(func: Callable[..., Any], summary: str, **own: str) -> Callable[..
     func.__doc__ = f"{summary}\n\nArgs:\n" + "\n".join(inputs)
     func.__doc__ += "\n\nReturns:\n" + "\n".join(outputs) + "\n"
     return func
+
+
+SECRET_HELP = "Secret whose keys (MLFLOW_TRACKING_URI, ...) become the k8s server's environment."  # noqa: S105 - help text
 
 
 def _identity() -> list[Any]:
@@ -352,8 +355,7 @@ def _export(image: str) -> Any:
         name="Resource name [default: the model name, made DNS-safe].",
         serving_image="k8s: the image that runs mlgate serve [default: the champion's image "
         "recorded by mlgate build].",
-        tracking_secret="Secret whose keys (MLFLOW_TRACKING_URI, ...) become the k8s server's "
-        "environment.",
+        tracking_secret=SECRET_HELP,
         manifests="The manifests, as multi-document YAML.",
         outcome="exported, or error.",
         report="The Markdown report: the manifests.",
