@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from dataclasses import replace
+from pathlib import Path
 
 import click
 import pytest
@@ -11,7 +14,17 @@ import yaml
 
 import mlgate
 from mlgate.cli import EXPORT_TARGETS, main
-from mlgate.deploy.export import ALL_INTERFACES, TARGETS, ExportOptions, export
+from mlgate.deploy.export import (
+    ALL_INTERFACES,
+    TARGETS,
+    Export,
+    ExportOptions,
+    Served,
+    Snapshot,
+    export,
+    render,
+    to_yaml,
+)
 from mlgate.errors import EXIT_USAGE, NotFoundError, UsageError
 from mlgate.keys import Tags
 from mlgate.promotion.traffic import set_traffic
@@ -565,3 +578,48 @@ def test_every_commands_usage_errors_are_one_line_exit_2(capsys):
         assert len(lines) == 1 and lines[0].startswith("mlgate: error: "), (args, err)
         helper = f"mlgate {args[0]} --help" if args[0] in cli.commands else "mlgate --help"
         assert f"(see '{helper}')" in lines[0], lines
+
+
+# --------------------------------------------------------------------------- the README
+README = Path(__file__).resolve().parent.parent / "README.md"
+_MARKER = re.compile(
+    r"<!-- mlgate export: (?P<name>[\w-]+)(?: (?P<kind>\w+))? -->\n```yaml\n(?P<yaml>.*?)```", re.S
+)
+
+
+def readme_exports() -> dict[str, Export]:
+    """The registry states the README's Kubernetes walkthrough shows, rendered (pure)."""
+
+    def served(role: str, version: str) -> Served:
+        return Served(
+            role=role,
+            version=version,
+            image=f"registry.example.com/ml/models:churn-v{version}@sha256:{version * 64}",
+            artifacts=f"mlflow-artifacts:/1/models/m-{version}/artifacts",
+        )
+
+    opts = ExportOptions(namespace="ml", storage_map=(("mlflow-artifacts:/", "s3://mlflow/"),))
+    native = replace(opts, kserve_mode="native")
+    champion, challenger = served("champion", "7"), served("challenger", "8")
+    canary = Snapshot("churn", champion, challenger, mode="split", weight=10)
+    promoted = Snapshot("churn", replace(challenger, role="champion"), None, "split", 0)
+    return {
+        "kserve-champion": render("kserve", canary, replace(native, stage="champion")),
+        "kserve-canary": render("kserve", canary, replace(native, stage="canary")),
+        "kserve-promoted": render("kserve", promoted, native),
+        "seldon-canary": render("seldon", canary, opts),
+        "seldon-promoted": render("seldon", promoted, opts),
+    }
+
+
+def test_readme_manifests_are_what_export_writes():
+    """Every manifest the README's Kubernetes section shows is what `mlgate export` renders for
+    the registry state it describes (regenerate a block from readme_exports() when it drifts)."""
+    exports = readme_exports()
+    shown = list(_MARKER.finditer(README.read_text(encoding="utf-8")))
+    assert sorted({m["name"] for m in shown}) == sorted(exports)
+    for m in shown:
+        docs = [d for d in exports[m["name"]].documents if m["kind"] in (None, d["kind"])]
+        assert docs, m.group(0)[:80]
+        expected = to_yaml(docs)
+        assert m["yaml"] == expected, f"README block {m['name']} is stale; it is:\n{expected}"

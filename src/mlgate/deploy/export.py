@@ -452,34 +452,39 @@ def _security() -> dict[str, Any]:
     }
 
 
-#: Probes of an mlgate server. ``/v2/health/live`` answers 200 as soon as the server listens,
+#: Probes of an mlgate server. ``/v2/health/live`` answers 200 whenever the server answers,
 #: model or not: liveness must never depend on the model, or a pod whose registry is
 #: unreachable at start (the server waits for it) or whose model loads slowly is killed in a
 #: loop. ``/health`` answers 503 until the champion is loaded: readiness keeps traffic away
-#: until then. The startup probe gives the process up to 5 minutes to start listening
-#: (interpreter and imports on a busy node) before liveness counts.
+#: until then. A server following the registry answers at once; one serving the model baked
+#: into its image (``--pinned``, KServe image mode) answers once that model is loaded, which the
+#: startup probe allows 5 minutes (interpreter, imports and the load, on a busy node).
 LIVENESS_PATH = "/v2/health/live"
 READINESS_PATH = "/health"
 STARTUP_SECONDS = 300
 
 
-def _probe(path: str, *, period: int, failures: int, delay: int = 0) -> dict[str, Any]:
-    probe: dict[str, Any] = {"httpGet": {"path": path, "port": PORT}}
-    if delay:
-        probe["initialDelaySeconds"] = delay
-    return {**probe, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": PORT},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
 
 
 def _probes(container: dict[str, Any], *, startup: bool) -> None:
     """Liveness (the process), readiness (the model) and, where the platform admits it, a
     startup probe. Without one (KServe: Knative admits ``startupProbe`` only from Serving 1.15)
-    liveness waits 30 s before its first check, and Knative's progress deadline (600 s by
-    default) bounds the first load."""
+    liveness itself tolerates the same 5 minutes without an answer, and Knative's progress
+    deadline (600 s by default) bounds a first load."""
     if startup:
         container["startupProbe"] = _probe(LIVENESS_PATH, period=5, failures=STARTUP_SECONDS // 5)
         container["livenessProbe"] = _probe(LIVENESS_PATH, period=10, failures=3)
     else:
-        container["livenessProbe"] = _probe(LIVENESS_PATH, period=10, failures=3, delay=30)
+        container["livenessProbe"] = _probe(
+            LIVENESS_PATH, period=10, failures=STARTUP_SECONDS // 10
+        )
     container["readinessProbe"] = _probe(READINESS_PATH, period=5, failures=3)
 
 
