@@ -119,7 +119,8 @@ def _describe(func: Callable[..., Any], summary: str, **own: str) -> Callable[..
     (``Returns``): KFP reads the descriptions from it into the component spec."""
     import inspect
 
-    inputs, outputs = [], []
+    inputs: list[str] = []
+    outputs: list[str] = []
     for name, param in inspect.signature(func).parameters.items():
         text = own.get(name) or DESCRIPTIONS[name]
         is_output = "Output" in repr(param.annotation)

@@ -340,7 +340,7 @@ def quantity(text: str, what: str) -> Decimal:
         raise UsageError(f"{what} {text!r} is not a Kubernetes quantity", hint=hint)
     number, suffix = Decimal(match["number"]), match["suffix"] or ""
     if suffix in _BINARY:
-        return number * 1024 ** _BINARY[suffix]
+        return number * Decimal(1024) ** _BINARY[suffix]
     if suffix in _DECIMAL:
         return number.scaleb(_DECIMAL[suffix])
     return number.scaleb(int(suffix[1:])) if suffix else number
@@ -348,13 +348,15 @@ def quantity(text: str, what: str) -> Decimal:
 
 def _check_resources(o: ExportOptions) -> None:
     """Requests and limits are quantities, and a request is at most its limit."""
-    pairs = (("CPU", "--cpu", o.cpu, "--cpu-limit", o.cpu_limit),)
-    pairs += (("memory", "--memory", o.memory, "--memory-limit", o.memory_limit),)
+    pairs: list[tuple[str, str, str, str, str | None]] = [
+        ("CPU", "--cpu", o.cpu, "--cpu-limit", o.cpu_limit),
+        ("memory", "--memory", o.memory, "--memory-limit", o.memory_limit),
+    ]
     for kind, req_flag, request, lim_flag, limit in pairs:
-        wanted = quantity(request, f"{req_flag}")
+        wanted = quantity(request, req_flag)
         if limit is None:
             continue
-        cap = quantity(limit, f"{lim_flag}")
+        cap = quantity(limit, lim_flag)
         if wanted > cap:
             raise UsageError(
                 f"{kind} request {request} ({req_flag}) is more than its limit {limit} "
