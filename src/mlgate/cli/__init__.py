@@ -75,7 +75,9 @@ def _quiet_mlflow() -> None:
 def usage_line(exc: click.ClickException) -> str:
     """A usage error in one line (bad input is one line and exit 2, whatever the command):
     click's message, then where the command's usage is, e.g. ``(see 'mlgate export --help')``."""
-    message = " ".join(exc.format_message().split())
+    from mlgate.config import redact
+
+    message = redact(" ".join(exc.format_message().split()))  # a value may hold credentials
     if isinstance(exc, click.UsageError):
         path = exc.ctx.command_path if exc.ctx is not None else "mlgate"
         message += f" (see '{path} --help')"
