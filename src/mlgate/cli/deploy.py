@@ -307,7 +307,9 @@ def export(
     \b
     k8s      Deployment (replicas follow the registry), Service, HPA, PodDisruptionBudget
     kserve   InferenceService; the challenger is the canary at its weight
-    seldon   a Model per served version and an Experiment with their weights
+             (--stage champion first on a new cluster: KServe needs it rolled out)
+    seldon   Models named by role (clients call MODEL's name across promotions)
+             and, with challenger traffic, an Experiment with the weights
     """
     result = api.export(
         target,
