@@ -26,7 +26,16 @@ import sys
 import time
 from pathlib import Path
 
-from kfp import compiler, dsl
+try:
+    from kfp import compiler, dsl
+except ModuleNotFoundError as missing:  # the kfp extra is not installed: say what to install
+    if (missing.name or "").split(".")[0] != "kfp":
+        raise
+    print(
+        "kfp_pipeline.py: error: needs the Kubeflow Pipelines SDK: pip install 'mlgate[kfp]'",
+        file=sys.stderr,
+    )
+    sys.exit(2)
 
 from mlgate.kfp import DEFAULT_IMAGE, components, use_tracking_secret
 

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+from dataclasses import replace
+from pathlib import Path
 
+import click
 import pytest
 import yaml
 
 import mlgate
 from mlgate.cli import EXPORT_TARGETS, main
-from mlgate.deploy.export import ALL_INTERFACES, TARGETS, ExportOptions, export
+from mlgate.deploy.export import (
+    ALL_INTERFACES,
+    TARGETS,
+    Export,
+    ExportOptions,
+    Served,
+    Snapshot,
+    export,
+    render,
+    to_yaml,
+)
 from mlgate.errors import EXIT_USAGE, NotFoundError, UsageError
 from mlgate.keys import Tags
 from mlgate.promotion.traffic import set_traffic
@@ -77,9 +92,7 @@ def test_k8s_replicas_follow_the_registry(served, store, capsys):
     ]
     dep = kinds["Deployment"][0]
     assert dep["metadata"]["namespace"] == "ml" and "replicas" not in dep["spec"]  # the HPA's
-    assert dep["metadata"]["annotations"]["mlgate.io/traffic"] == (
-        "champion v1, challenger v2 25% (split)"
-    )
+    assert "25%" not in out and "mlgate.io/traffic" not in out  # the replicas read the weight
     pod = dep["spec"]["template"]
     assert pod["metadata"]["annotations"]["prometheus.io/path"] == "/metrics"
     (c,) = pod["spec"]["containers"]
@@ -87,8 +100,9 @@ def test_k8s_replicas_follow_the_registry(served, store, capsys):
     assert c["args"][:2] == ["serve", served] and ALL_INTERFACES in c["args"]
     assert c["envFrom"] == [{"secretRef": {"name": "mlflow-tracking"}}]
     assert not any("TRACKING" in e["name"] for e in c["env"])  # credentials never inline
-    assert c["livenessProbe"]["httpGet"]["path"] == "/ping"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
     assert c["readinessProbe"]["httpGet"]["path"] == "/health"
+    assert c["startupProbe"]["httpGet"]["path"] == "/v2/health/live"
     sc = c["securityContext"]
     assert sc["runAsNonRoot"] and sc["readOnlyRootFilesystem"] and sc["runAsUser"] == 10001
     assert sc["capabilities"] == {"drop": ["ALL"]} and sc["allowPrivilegeEscalation"] is False
@@ -141,8 +155,8 @@ def test_kserve_challenger_is_the_canary_at_its_weight(served, store, capsys):
     predictor = _check_inference_service(doc)
     assert predictor["canaryTrafficPercent"] == 25
     assert predictor["containers"][0]["image"] == f"registry.example.com/ml/models:{served}-v2"
-    assert doc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
-    assert "previously rolled-out revision" in err
+    assert doc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
+    assert "previously rolled-out revision" in err and "--stage champion" in err
 
     set_traffic(store, served, weight=0)
     (doc,) = _docs(export("kserve", served, store=store).yaml())
@@ -203,8 +217,8 @@ def test_seldon_experiment_carries_the_weights(served, store, tmp_path):
     kinds = _check_seldon(list(export("seldon", served, options=opts, store=store).documents))
     (exp,) = kinds["Experiment"]
     assert exp["spec"]["candidates"] == [
-        {"name": f"{served}-v1", "weight": 75},
-        {"name": f"{served}-v2", "weight": 25},
+        {"name": served, "weight": 75},
+        {"name": f"{served}-challenger", "weight": 25},
     ]
     set_traffic(store, served, weight=12.5)
     (exp,) = _check_seldon(list(export("seldon", served, options=opts, store=store).documents))[
@@ -215,8 +229,8 @@ def test_seldon_experiment_carries_the_weights(served, store, tmp_path):
     (exp,) = _check_seldon(list(export("seldon", served, options=opts, store=store).documents))[
         "Experiment"
     ]
-    assert exp["spec"]["mirror"] == {"name": f"{served}-v2", "percent": 100}  # as serve shadows
-    assert exp["spec"]["candidates"] == [{"name": f"{served}-v1", "weight": 100}]
+    assert exp["spec"]["mirror"] == {"name": f"{served}-challenger", "percent": 100}  # as serve
+    assert exp["spec"]["candidates"] == [{"name": served, "weight": 100}]
     out = tmp_path / "deploy"
     (out / "notes.yaml").parent.mkdir()
     (out / "notes.yaml").write_text("kind: ConfigMap\n")  # not an mlgate export: left alone
@@ -226,7 +240,7 @@ def test_seldon_experiment_carries_the_weights(served, store, tmp_path):
     kinds = _check_seldon(list(result.documents))
     assert "Experiment" not in kinds and len(kinds["Model"]) == 2
     written, removed = result.write(out)
-    assert [p.name for p in removed] == [f"experiment-{served}.yaml"]
+    assert [p.name for p in removed] == [f"experiment-{served}-experiment.yaml"]
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["notes.yaml", *(p.name for p in written)]
     )
@@ -246,7 +260,9 @@ def test_same_registry_state_gives_byte_identical_yaml(served, store, target, tm
         first.documents
     )
     set_traffic(store, served, weight=31)
-    assert export(target, served, options=opts, store=store).yaml() != first.yaml()
+    changed = export(target, served, options=opts, store=store).yaml() != first.yaml()
+    # k8s replicas read the weight from the registry: no manifest changes (no GitOps diff)
+    assert changed == (target != "k8s")
 
 
 def test_bad_input_is_one_line_and_exit_2(served, store, model_name, capsys, make_version):
@@ -327,11 +343,13 @@ def test_export_workflow_commits_only_when_the_registry_changed(
         (repo / "deploy" / served / "k8s" / f"deployment-{served}.yaml").read_text()
     )
     assert deployment["metadata"]["namespace"] == "ml"
-    assert "challenger v2 20% (split)" in deployment["metadata"]["annotations"]["mlgate.io/traffic"]
     steps = run()  # the same registry state: nothing to commit
     assert any("manifests unchanged" in s.get("stdout", "") for s in steps.values())
     assert len(_git(origin, "log", "--oneline", "main").splitlines()) == 2
-    set_traffic(store, served, weight=60)
+    set_traffic(store, served, weight=60)  # the replicas read it: the manifests do not change
+    run()
+    assert len(_git(origin, "log", "--oneline", "main").splitlines()) == 2
+    store.set_alias(served, "champion", "2")  # a promotion: the champion's image changes
     run()
     assert len(_git(origin, "log", "--oneline", "main").splitlines()) == 3
 
@@ -341,3 +359,267 @@ def test_an_image_without_a_registry_digest_is_flagged(served, store):
     result = export("k8s", served, options=ExportOptions(pinned=True), store=store)
     unpushed = [n for n in result.notes if "no registry digest" in n]
     assert len(unpushed) == 1 and f"{served}-v2" in unpushed[0]  # v1 was pushed (has a digest)
+
+
+# --------------------------------------------------------------------------- the pod lifecycle
+def _probe_paths(container: dict) -> dict[str, str]:
+    return {
+        kind: container[kind]["httpGet"]["path"]
+        for kind in ("startupProbe", "livenessProbe", "readinessProbe")
+        if kind in container
+    }
+
+
+def test_probes_keep_a_waiting_server_alive_and_unready(served, store, tmp_path):
+    """Served against an unreachable registry (the server waits for it), the exported startup
+    and liveness probes answer 200 and readiness 503, in k8s and KServe image mode: the kubelet
+    restarts a container whose liveness probe fails, so liveness must not wait for the model."""
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    from mlgate.testing import free_port, wait_http
+
+    k8s = export("k8s", served, store=store).documents[0]["spec"]["template"]["spec"]
+    kserve = export("kserve", served, store=store).documents[0]["spec"]["predictor"]
+    probes = {
+        "k8s": _probe_paths(k8s["containers"][0]),
+        "kserve": _probe_paths(kserve["containers"][0]),
+    }
+    assert set(probes["k8s"]) == {"startupProbe", "livenessProbe", "readinessProbe"}
+    # Knative admits startupProbe only from Serving 1.15: KServe's container has none
+    assert set(probes["kserve"]) == {"livenessProbe", "readinessProbe"}
+    port = free_port()
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlgate", "serve", served, "--port", str(port), "--poll", "0.5"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def status(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return int(r.status)
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", status=503, alive=lambda: proc.poll() is None)
+        for target, paths in probes.items():
+            answers = {kind: status(path) for kind, path in paths.items()}
+            expected = {kind: 503 if kind == "readinessProbe" else 200 for kind in paths}
+            assert answers == expected, target
+        assert status("/ping") == 503  # what liveness was: it would have killed this pod
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# --------------------------------------------------------------------------- KServe
+#: Knative Serving's validation of a container port name (pkg/apis/serving/k8s_validation.go):
+#: "Name must be empty, or one of: 'h2c', 'http1'".
+KNATIVE_PORT_NAMES = (None, "h2c", "http1")
+
+
+@pytest.mark.parametrize("weight", [0, 25])
+def test_kserve_container_is_what_knative_admits(served, store, weight):
+    """KServe image mode runs on Knative whenever there is a canary: one port whose name Knative
+    admits (empty, h2c or http1), probes on that port, and no startupProbe (Knative < 1.15)."""
+    set_traffic(store, served, weight=weight)
+    (doc,) = export("kserve", served, store=store).documents
+    (container,) = doc["spec"]["predictor"]["containers"]
+    (port,) = container["ports"]
+    assert port.get("name") in KNATIVE_PORT_NAMES
+    for kind in ("livenessProbe", "readinessProbe"):
+        assert container[kind]["httpGet"]["port"] == port["containerPort"]
+    assert "startupProbe" not in container
+
+
+def test_kserve_deployment_mode_never_changes_and_weights_touch_only_the_percent(served, store):
+    """Every InferenceService mlgate writes for one model carries the same deployment mode from
+    the first deploy (KServe's webhook refuses a change of mode), and a weight change touches
+    only canaryTrafficPercent (annotations are copied into the Knative revision template)."""
+    docs = {}
+    set_traffic(store, served, weight=0)
+    docs["champion alone"] = export("kserve", served, store=store).documents[0]
+    for weight in (10, 40):
+        set_traffic(store, served, weight=weight)
+        docs[f"canary {weight}"] = export("kserve", served, store=store).documents[0]
+    docs["stage champion"] = mlgate.export(
+        "kserve", served, store=store, stage="champion"
+    ).documents[0]
+    modes = {
+        k: d["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] for k, d in docs.items()
+    }
+    assert set(modes.values()) == {"Knative"}, modes  # KServe 0.16's name
+    legacy = mlgate.export("kserve", served, store=store, deployment_mode="Serverless").documents[0]
+    assert legacy["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
+    ten, forty = docs["canary 10"], docs["canary 40"]
+    assert ten["metadata"] == forty["metadata"]
+    forty["spec"]["predictor"]["canaryTrafficPercent"] = 10
+    assert ten == forty
+    with pytest.raises(UsageError, match="deployment mode"):
+        mlgate.export("kserve", served, store=store, deployment_mode="RawDeployment")
+
+
+def test_kserve_stages_roll_out_the_champion_then_the_canary(served, store, capsys):
+    """--stage champion exports the champion alone while the registry has a challenger weight
+    (KServe sends 100% to the latest revision when no earlier one is ready); --stage canary is
+    the canary; a stage with nothing to stage, or for another target, is exit 2."""
+    set_traffic(store, served, weight=25)
+    code, out, err = _cli(capsys, "export", "kserve", served, "--stage", "champion")
+    assert code == 0, err
+    predictor = _check_inference_service(_docs(out)[0])
+    assert "canaryTrafficPercent" not in predictor
+    assert predictor["containers"][0]["image"].endswith(f"{served}-v1@sha256:" + "a" * 64)
+    assert "--stage canary" in err
+    code, out, err = _cli(capsys, "export", "kserve", served, "--stage", "canary")
+    assert code == 0, err
+    assert _check_inference_service(_docs(out)[0])["canaryTrafficPercent"] == 25
+    set_traffic(store, served, weight=0)
+    code, _, err = _cli(capsys, "export", "kserve", served, "--stage", "canary")
+    assert code == EXIT_USAGE and "no challenger with traffic" in err
+    code, _, err = _cli(capsys, "export", "k8s", served, "--stage", "champion")
+    assert code == EXIT_USAGE and "--stage is for kserve" in err
+
+
+# --------------------------------------------------------------------------- Seldon
+def test_seldon_clients_call_one_name_across_promotions_and_rollbacks(served, store):
+    """The name a client calls (the champion's Model, which the Experiment's default takes over)
+    is the model's name before a canary, during it, after a promotion and after a rollback."""
+    opts = ExportOptions(storage_map=(("mlflow-artifacts:/", "s3://b/"),))
+
+    def called() -> tuple[str, str]:
+        kinds = _check_seldon(list(export("seldon", served, options=opts, store=store).documents))
+        champion = [m for m in kinds["Model"] if m["metadata"]["name"] == served]
+        (model,) = champion
+        if "Experiment" in kinds:
+            assert kinds["Experiment"][0]["spec"]["default"] == served
+        return model["metadata"]["name"], model["metadata"]["annotations"]["mlgate.io/serves"]
+
+    set_traffic(store, served, weight=0)
+    assert called() == (served, "champion v1")
+    set_traffic(store, served, weight=25)
+    assert called() == (served, "champion v1")
+    store.set_alias(served, "champion", "2")  # promoted
+    store.delete_alias(served, "challenger")
+    assert called() == (served, "champion v2")
+    store.set_alias(served, "champion", "1")  # rolled back
+    assert called() == (served, "champion v1")
+
+
+# --------------------------------------------------------------------------- refused first
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--cpu", "banana"], "--cpu 'banana' is not a Kubernetes quantity"),
+        (["--memory-limit", "lots"], "--memory-limit 'lots' is not a Kubernetes quantity"),
+        (["--memory-limit=-5"], "--memory-limit '-5' is not a Kubernetes quantity"),
+        (["--cpu", "2", "--cpu-limit", "1"], "CPU request 2 (--cpu) is more than its limit 1"),
+        (["--memory", "2Gi", "--memory-limit", "1Gi"], "memory request 2Gi (--memory) is more"),
+        (["--memory", "1.5G", "--memory-limit", "1Gi"], "memory request 1.5G (--memory) is more"),
+        (["--cpu", "1 "], "--cpu '1 ' is not a Kubernetes quantity"),
+    ],
+)
+def test_resources_a_cluster_refuses_are_refused_first(served, capsys, args, said):
+    """What the API server refuses ("quantities must match the regular expression", "must be
+    greater than or equal to 0", "must be less than or equal to cpu limit"; the grammar of
+    k8s.io/apimachinery's resource.ParseQuantity) is exit 2 and one line, before any export."""
+    code, out, err = _cli(capsys, "export", "k8s", served, *args)
+    assert code == EXIT_USAGE and out == ""
+    assert len(err.splitlines()) == 1 and said in err, err
+
+
+def test_resources_the_api_server_accepts_are_exported(served, store):
+    """Quantities in every form Kubernetes parses (decimal, exponent, binary and decimal SI
+    suffixes, a request equal to its limit, no CPU limit) export and validate."""
+    import kubernetes_validate
+
+    for cpu, cpu_limit, memory, memory_limit in [
+        ("0.5", "500m", "1e9", "1Gi"),
+        ("100m", None, "1G", "1Gi"),
+        ("+1", "2", "512Mi", "0.5Gi"),
+    ]:
+        opts = ExportOptions(cpu=cpu, cpu_limit=cpu_limit, memory=memory, memory_limit=memory_limit)
+        for doc in export("k8s", served, options=opts, store=store).documents:
+            kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+def test_every_commands_usage_errors_are_one_line_exit_2(capsys):
+    """click's usage errors (a bad choice, a value out of range, an unknown option, a missing
+    argument, an unknown command) are one line and exit 2 for every mlgate command, naming the
+    command's help."""
+    from mlgate.cli import cli
+
+    cases = [
+        ["export", "foo"],
+        ["export", "k8s", "m", "--replicas", "0"],
+        ["export", "k8s", "m", "--storage-map", "nonsense"],
+        ["no-such-command"],
+    ]
+    for name, command in sorted(cli.commands.items()):
+        cases.append([name, "--no-such-option-x"])
+        required = [p for p in command.params if p.required and isinstance(p, click.Argument)]
+        if required:
+            cases.append([name])
+    assert len(cases) > 2 * 10
+    for args in cases:
+        code, out, err = _cli(capsys, *args)
+        lines = err.splitlines()
+        assert code == EXIT_USAGE and out == "", args
+        assert len(lines) == 1 and lines[0].startswith("mlgate: error: "), (args, err)
+        helper = f"mlgate {args[0]} --help" if args[0] in cli.commands else "mlgate --help"
+        assert f"(see '{helper}')" in lines[0], lines
+
+
+# --------------------------------------------------------------------------- the README
+README = Path(__file__).resolve().parent.parent / "README.md"
+_MARKER = re.compile(
+    r"<!-- mlgate export: (?P<name>[\w-]+)(?: (?P<kind>\w+))? -->\n```yaml\n(?P<yaml>.*?)```", re.S
+)
+
+
+def readme_exports() -> dict[str, Export]:
+    """The registry states the README's Kubernetes walkthrough shows, rendered (pure)."""
+
+    def served(role: str, version: str) -> Served:
+        return Served(
+            role=role,
+            version=version,
+            image=f"registry.example.com/ml/models:churn-v{version}@sha256:{version * 64}",
+            artifacts=f"mlflow-artifacts:/1/models/m-{version}/artifacts",
+        )
+
+    opts = ExportOptions(namespace="ml", storage_map=(("mlflow-artifacts:/", "s3://mlflow/"),))
+    native = replace(opts, kserve_mode="native")
+    champion, challenger = served("champion", "7"), served("challenger", "8")
+    canary = Snapshot("churn", champion, challenger, mode="split", weight=10)
+    promoted = Snapshot("churn", replace(challenger, role="champion"), None, "split", 0)
+    return {
+        "kserve-champion": render("kserve", canary, replace(native, stage="champion")),
+        "kserve-canary": render("kserve", canary, replace(native, stage="canary")),
+        "kserve-promoted": render("kserve", promoted, native),
+        "seldon-canary": render("seldon", canary, opts),
+        "seldon-promoted": render("seldon", promoted, opts),
+    }
+
+
+def test_readme_manifests_are_what_export_writes():
+    """Every manifest the README's Kubernetes section shows is what `mlgate export` renders for
+    the registry state it describes (regenerate a block from readme_exports() when it drifts)."""
+    exports = readme_exports()
+    shown = list(_MARKER.finditer(README.read_text(encoding="utf-8")))
+    assert sorted({m["name"] for m in shown}) == sorted(exports)
+    for m in shown:
+        docs = [d for d in exports[m["name"]].documents if m["kind"] in (None, d["kind"])]
+        assert docs, m.group(0)[:80]
+        expected = to_yaml(docs)
+        assert m["yaml"] == expected, f"README block {m['name']} is stale; it is:\n{expected}"

@@ -411,3 +411,142 @@ def test_step_expands_component_options():
         "--artifact-path",
         "clf",
     ]
+
+
+# --------------------------------------------------------------------------- as documented
+def _python_blocks(text: str) -> list[str]:
+    """The ```python blocks of a Markdown text."""
+    import re
+
+    return re.findall(r"```python\n(.*?)```", text, flags=re.S)
+
+
+def _docstring_example() -> str:
+    """The ``::`` example of mlgate.kfp's module docstring, dedented (read without kfp)."""
+    import ast
+    import textwrap
+
+    doc = ast.get_docstring(ast.parse((ROOT / "src" / "mlgate" / "kfp.py").read_text()))
+    assert doc is not None
+    block = doc.split("::\n", 1)[1].split("\n\n* ", 1)[0]
+    return textwrap.dedent(block).strip() + "\n"
+
+
+def _kubeflow_section() -> str:
+    readme = (ROOT / "README.md").read_text()
+    return readme.split("## Kubeflow Pipelines: `mlgate.kfp`", 1)[1].split("\n## ", 1)[0]
+
+
+def test_documented_examples_compile(kfp_python, tmp_path):
+    """The example in mlgate.kfp's docstring and every Python block of the README's Kubeflow
+    section define pipelines that kfp's compiler compiles (a wrong input name fails here)."""
+    examples = {"docstring": _docstring_example()}
+    examples.update({f"readme-{i}": b for i, b in enumerate(_python_blocks(_kubeflow_section()))})
+    assert len(examples) >= 2
+    code = """
+import sys
+from pathlib import Path
+from kfp import compiler
+from kfp.dsl.graph_component import GraphComponent
+done = []
+for path in sys.argv[1:]:
+    scope = {"__name__": Path(path).stem}
+    exec(compile(Path(path).read_text(), path, "exec"), scope)
+    pipelines = [v for v in scope.values() if isinstance(v, GraphComponent)]
+    assert pipelines, path + ": no pipeline defined"
+    for p in pipelines:
+        compiler.Compiler().compile(p, str(Path(path).with_suffix(".yaml")))
+        done.append(Path(path).stem)
+print(" ".join(done))
+"""
+    paths = []
+    for name, text in examples.items():
+        path = tmp_path / f"{name}.py"
+        path.write_text(text)
+        paths.append(str(path))
+    out = run_kfp(kfp_python, ["-c", code, *paths])
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert sorted(out.stdout.split()) == sorted(examples)
+
+
+def test_every_component_input_and_output_is_described():
+    """Each committed component describes every input and output in its spec (what the
+    Kubeflow UI shows: inputDefinitions and outputDefinitions), besides its one-line summary."""
+    missing = {}
+    for command in COMMANDS:
+        (spec,) = load_yaml_docs(COMPONENTS / f"mlgate-{command}.yaml")
+        (component,) = spec["components"].values()
+        ports = {}
+        for side in ("inputDefinitions", "outputDefinitions"):
+            for kind in ("parameters", "artifacts"):
+                ports.update(component.get(side, {}).get(kind, {}))
+        assert len(ports) >= 8, command
+        missing[command] = sorted(k for k, v in ports.items() if not v.get("description"))
+    assert missing == {c: [] for c in COMMANDS}
+
+
+def test_module_help_and_the_missing_extra(kfp_python, tmp_path):
+    """`python -m mlgate.kfp --help` prints its usage (no directory named --help); without kfp
+    the module, `python -m mlgate.kfp DIR` and the example's compile name the extra to install."""
+    out = run_kfp(kfp_python, ["-m", "mlgate.kfp", "--help"], cwd=tmp_path)
+    assert out.returncode == 0 and "usage: python -m mlgate.kfp" in out.stdout, out.stderr
+    assert list(tmp_path.iterdir()) == []
+    install = "pip install 'mlgate[kfp]'"
+    hide = "import sys, runpy; sys.modules['kfp'] = None; "  # as if kfp were not installed
+    runs = {
+        "import": hide + "import mlgate.kfp",
+        "components": hide + "sys.argv = ['x', 'out']; runpy.run_module('mlgate.kfp', "
+        "run_name='__main__')",
+        "example": hide + f"sys.argv = ['kfp_pipeline.py', 'compile', 'p.yaml']; "
+        f"runpy.run_path({str(EXAMPLE)!r}, run_name='__main__')",
+    }
+    for name, code in runs.items():
+        got = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
+            timeout=120,
+        )
+        last = got.stderr.strip().splitlines()[-1]
+        assert got.returncode != 0 and install in last, (name, got.stderr)
+        if name != "import":
+            assert got.returncode == 2 and len(got.stderr.strip().splitlines()) == 1, name
+    assert not (tmp_path / "out").exists()
+
+
+def test_step_refuses_a_relative_path_in_an_inline_policy(tmp_path, tracking_uri):
+    """policy= text naming data by a relative path: refused (exit 2, one line) naming the
+    inputs to use instead, never resolved into the step's temporary directory."""
+    policy = '[default.evaluation]\ndata = "data/eval.csv"\ntarget = "y"\n'
+    policy += "[default.gates]\nchallenger = []\n"
+    got = step(
+        [*outputs(tmp_path), "--policy-text", policy, "--", "check", "m", "--to", "challenger"],
+        {"MLFLOW_TRACKING_URI": tracking_uri},
+        tmp_path,
+    )
+    assert got.returncode == 2, got.stderr
+    (line,) = got.stderr.strip().splitlines()
+    assert "default.evaluation.data = 'data/eval.csv' is a relative path" in line
+    assert "eval_data" in line and "policy_path" in line and "mlgate-kfp-" not in line
+
+
+def test_step_passed_promotion_report_shows_the_gates(
+    tmp_path, tracking_uri, make_version, model_name
+):
+    """A passed promotion's Markdown report has the gate table, as a rejection's has."""
+    version = make_version(metrics={"accuracy": 0.9})
+    policy = '[[default.gates.challenger]]\ntype = "metric"\nmetric = "accuracy"\nmin = 0.5\n'
+    argv = ["--", "promote", model_name, "--version", version, "--to", "challenger"]
+    got = step(
+        [*outputs(tmp_path), "--policy-text", policy, *argv],
+        {"MLFLOW_TRACKING_URI": tracking_uri},
+        tmp_path,
+    )
+    assert got.returncode == 0, got.stderr
+    out = read_out(tmp_path)
+    assert out["decision"] == "passed" and out["outcome"] == "moved"
+    report = out["report"]
+    assert "| gate |" in report and "accuracy" in report and "✅" in report, report
+    assert "moved" in report  # and the ledger's row

@@ -12,10 +12,10 @@ component that runs one mlgate command in an image that has mlgate (by default
 
     @dsl.pipeline
     def gate(version: str):
-        check = mg.check(model="churn", version=version, to="challenger", fail_on_reject=False)
+        check = mg.check(model="churn", candidate=version, to="challenger", fail_on_reject=False)
         use_tracking_secret(check)
         with dsl.If(check.outputs["decision"] == "passed"):
-            use_tracking_secret(mg.promote(model="churn", version=version, to="challenger"))
+            use_tracking_secret(mg.promote(model="churn", candidate=version, to="challenger"))
 
 * Inputs are the command's options (``extra_args``: a list of any others); outputs are
   ``decision``, ``version``, ``outcome``, ``exit_code`` and ``report``, the Markdown report as a
@@ -35,12 +35,29 @@ This module imports ``kfp``; the image running the steps needs mlgate only. (It 
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kfp import dsl
-
 from mlgate._version import __version__
+
+#: What to install when the Kubeflow Pipelines SDK is missing.
+INSTALL = "pip install 'mlgate[kfp]'"
+
+try:
+    from kfp import dsl
+except ModuleNotFoundError as _missing:  # the kfp extra is not installed
+    if _missing.name not in ("kfp", "kfp.dsl"):
+        raise
+    if __name__ == "__main__":  # python -m mlgate.kfp: one line, exit 2
+        print(
+            f"mlgate: error: mlgate.kfp needs the Kubeflow Pipelines SDK: {INSTALL}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+    raise ModuleNotFoundError(
+        f"mlgate.kfp needs the Kubeflow Pipelines SDK (kfp): {INSTALL}", name="kfp"
+    ) from None
 
 DEFAULT_IMAGE = f"mlgate-tools:{__version__}"  # mlgate.deploy.tools.DEFAULT_IMAGE (tested equal)
 #: The secret :func:`use_tracking_secret` reads by default (as ``mlgate export k8s`` does).
@@ -66,6 +83,54 @@ Markdown = dsl.Output[dsl.Markdown]
 Manifests = dsl.Output[dsl.Artifact]
 Text = dsl.OutputPath(str)
 Number = dsl.OutputPath(int)
+
+
+#: What every component input and output means (shown in the Kubeflow UI), by name; a
+#: component's own entries in :func:`_describe` take precedence.
+DESCRIPTIONS = {
+    "model": "Registered model name in MLflow.",
+    "to": "The alias the version is gated for and moved to, e.g. challenger or champion.",
+    "candidate": "The version to gate: a version number or an alias [default: the model's newest "
+    "version].",
+    "eval_data": "Evaluation data (a Dataset: CSV, Parquet, JSON lines or Feather) both "
+    "versions are scored on [default: the policy's evaluation.data].",
+    "target": "Target column of the evaluation data [default: the policy's evaluation.target].",
+    "policy": "The policy as TOML text (mlgate.toml). Paths in it must be absolute (a step "
+    "has no checkout); data comes in as eval_data. Empty: policy_path or none.",
+    "policy_path": "Path of a policy file in the step's image; relative paths in it resolve "
+    "beside it.",
+    "fail_on_reject": "A rejected gate (exit 3) fails the task; false: the task succeeds with "
+    "decision 'rejected', for dsl.If.",
+    "extra_args": "Any other options of the mlgate command, as a list of strings "
+    "(--tracking-uri is refused: the tracking server comes from the environment).",
+    "reason": "Why, recorded in the ledger.",
+    "dry_run": "Run the gates and report what would happen; change nothing.",
+    "decision": "passed, rejected, or none when no gate ran (an error).",
+    "version": "The version the command acted on (empty on an error before one was known).",
+    "outcome": "What happened: e.g. moved, unchanged, dry_run, rejected, conflict, error.",
+    "exit_code": "mlgate's exit code: 0 ok, 1 unexpected, 2 bad input, 3 rejected, "
+    "4 conflict, 5 not permitted.",
+    "report": "The Markdown report: the gate table, the move, or the error.",
+}
+
+
+def _describe(func: Callable[..., Any], summary: str, **own: str) -> Callable[..., Any]:
+    """Give ``func`` a Google-style docstring describing every input (``Args``) and output
+    (``Returns``): KFP reads the descriptions from it into the component spec."""
+    import inspect
+
+    inputs: list[str] = []
+    outputs: list[str] = []
+    for name, param in inspect.signature(func).parameters.items():
+        text = own.get(name) or DESCRIPTIONS[name]
+        is_output = "Output" in repr(param.annotation)
+        (outputs if is_output else inputs).append(f"    {name}: {text}")
+    func.__doc__ = f"{summary}\n\nArgs:\n" + "\n".join(inputs)
+    func.__doc__ += "\n\nReturns:\n" + "\n".join(outputs) + "\n"
+    return func
+
+
+SECRET_HELP = "Secret whose keys (MLFLOW_TRACKING_URI, ...) become the k8s server's environment."  # noqa: S105 - help text
 
 
 def _identity() -> list[Any]:
@@ -118,7 +183,6 @@ def _register(image: str) -> Any:
         tags: dict = {},  # noqa: B006
         extra_args: list = [],  # noqa: B006
     ) -> dsl.ContainerSpec:
-        """Register the model a run logged, with its lineage (``mlgate register --run``)."""
         own = [*_outputs(None, version, outcome, exit_code, report), "--extra-args", extra_args]
         items: list[Any] = [
             "register",
@@ -134,7 +198,21 @@ def _register(image: str) -> Any:
         items += [_optional("eval_data", "--eval", eval_data)]
         return _spec(image, own, items)
 
-    return mlgate_register
+    return _describe(
+        mlgate_register,
+        "Register the model a run logged, with its lineage (``mlgate register --run``).",
+        name="Registered model name to create the version under.",
+        run_id="MLflow run ID whose logged model is registered.",
+        artifact_path="Path of the model in the run's artifacts.",
+        train_data="Training data (a Dataset), fingerprinted into the version's lineage.",
+        eval_data="Evaluation data (a Dataset), fingerprinted into the version's lineage.",
+        metrics="Metrics to record on the version, as {name: number}.",
+        params="Parameters to record on the version, as {name: value}.",
+        tags="Tags to set on the version, as {key: value}.",
+        version="The version number registered.",
+        outcome="registered, or error.",
+        report="The Markdown report: model, run, artifact digest, data fingerprints, who.",
+    )
 
 
 def _check(image: str) -> Any:
@@ -154,7 +232,6 @@ def _check(image: str) -> Any:
         fail_on_reject: bool = True,
         extra_args: list = [],  # noqa: B006
     ) -> dsl.ContainerSpec:
-        """Run the promotion gates for a version (``mlgate check``); never changes anything."""
         own = _outputs(decision, version, outcome, exit_code, report)
         own += ["--fail-on-reject", fail_on_reject, "--policy-text", policy]
         own += ["--extra-args", extra_args]
@@ -162,7 +239,11 @@ def _check(image: str) -> Any:
         items += ["--policy", policy_path, _optional("eval_data", "--eval-data", eval_data)]
         return _spec(image, own, items)
 
-    return mlgate_check
+    return _describe(
+        mlgate_check,
+        "Run the promotion gates for a version (``mlgate check``); never changes anything.",
+        outcome="none (check moves nothing), or error.",
+    )
 
 
 def _promote(image: str) -> Any:
@@ -185,7 +266,6 @@ def _promote(image: str) -> Any:
         fail_on_reject: bool = True,
         extra_args: list = [],  # noqa: B006
     ) -> dsl.ContainerSpec:
-        """Gates, then a guarded, recorded alias move (``mlgate promote``)."""
         own = _outputs(decision, version, outcome, exit_code, report)
         own += ["--fail-on-reject", fail_on_reject, "--policy-text", policy]
         own += ["--extra-args", extra_args]
@@ -203,7 +283,13 @@ def _promote(image: str) -> Any:
         items += ["--dry-run", dry_run, _optional("eval_data", "--eval-data", eval_data)]
         return _spec(image, own, items)
 
-    return mlgate_promote
+    return _describe(
+        mlgate_promote,
+        "Gates, then a guarded, recorded alias move (``mlgate promote``).",
+        expected="Move only if the alias points at this version now ('none': unset) [default: "
+        "where it pointed when the gates started].",
+        dry_run="Run the gates and report what would happen; move nothing.",
+    )
 
 
 def _rollback(image: str) -> Any:
@@ -223,7 +309,6 @@ def _rollback(image: str) -> Any:
         policy_path: str = "",
         extra_args: list = [],  # noqa: B006
     ) -> dsl.ContainerSpec:
-        """Move the champion (or ``alias``) back to the version before (``mlgate rollback``)."""
         own = _outputs(decision, version, outcome, exit_code, report)
         own += ["--policy-text", policy, "--extra-args", extra_args]
         items: list[Any] = ["rollback", model, "--alias", alias, "--version", to_version]
@@ -231,7 +316,13 @@ def _rollback(image: str) -> Any:
         items += ["--policy", policy_path]
         return _spec(image, own, items)
 
-    return mlgate_rollback
+    return _describe(
+        mlgate_rollback,
+        "Move the champion (or ``alias``) back to the version before (``mlgate rollback``).",
+        alias="The alias to roll back [default: the policy's champion alias].",
+        to_version="The version to return to [default: the one before, per the ledger].",
+        force="Allow to_version to name a version that never held the alias (no gates run).",
+    )
 
 
 def _export(image: str) -> Any:
@@ -250,7 +341,6 @@ def _export(image: str) -> Any:
         policy_path: str = "",
         extra_args: list = [],  # noqa: B006
     ) -> dsl.ContainerSpec:
-        """Kubernetes, KServe or Seldon manifests from the registry (``mlgate export``)."""
         own = ["--manifests", manifests.path, "--outcome", outcome, "--exit-code", exit_code]
         own += ["--report", report.path, "--policy-text", policy, "--extra-args", extra_args]
         items: list[Any] = ["export", target, model, "--namespace", namespace, "--name", name]
@@ -258,7 +348,19 @@ def _export(image: str) -> Any:
         items += ["--policy", policy_path]
         return _spec(image, own, items)
 
-    return mlgate_export
+    return _describe(
+        mlgate_export,
+        "Kubernetes, KServe or Seldon manifests from the registry (``mlgate export``).",
+        target="k8s, kserve or seldon.",
+        namespace="Namespace of the resources.",
+        name="Resource name [default: the model name, made DNS-safe].",
+        serving_image="k8s: the image that runs mlgate serve [default: the champion's image "
+        "recorded by mlgate build].",
+        tracking_secret=SECRET_HELP,
+        manifests="The manifests, as multi-document YAML.",
+        outcome="exported, or error.",
+        report="The Markdown report: the manifests.",
+    )
 
 
 class Step:
@@ -364,8 +466,29 @@ _DEFAULT = components()
 register, check, promote, rollback, export = (_DEFAULT.steps()[name] for name in COMMANDS)
 
 
-if __name__ == "__main__":  # python -m mlgate.kfp DIRECTORY [IMAGE]
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python -m mlgate.kfp DIRECTORY [IMAGE]")
-    for written_path in write_components(*sys.argv[1:]):
+def _main(argv: list[str] | None = None) -> int:
+    """``python -m mlgate.kfp DIRECTORY [IMAGE]``: write the compiled components."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m mlgate.kfp",
+        description="Compile mlgate's Kubeflow Pipelines components (register, check, promote, "
+        "rollback, export) to DIRECTORY/mlgate-<command>.yaml, with KFP's caching off.",
+    )
+    parser.add_argument("directory", metavar="DIRECTORY", help="where to write the YAML files")
+    parser.add_argument(
+        "image",
+        metavar="IMAGE",
+        nargs="?",
+        default=DEFAULT_IMAGE,
+        help="the steps' image "
+        f"(an image with mlgate: mlgate build --tools-image) [default: {DEFAULT_IMAGE}]",
+    )
+    args = parser.parse_args(argv)
+    for written_path in write_components(args.directory, args.image):
         print(written_path)
+    return 0
+
+
+if __name__ == "__main__":  # python -m mlgate.kfp DIRECTORY [IMAGE]
+    sys.exit(_main())

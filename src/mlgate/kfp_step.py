@@ -262,6 +262,35 @@ def _failure_report(command: str, code: int) -> str:
     return f"### ❌ mlgate {command}: failed (exit {code})\n\nSee the step's log for the error.\n"
 
 
+def _no_relative_paths(policy: str) -> None:
+    """An inline policy has no directory for a relative path to be relative to (a pipeline pod
+    has no checkout): refuse one, naming the inputs that bring data to a step."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+
+    try:
+        data = tomllib.loads(policy)
+    except tomllib.TOMLDecodeError:
+        return  # mlgate's own policy parser reports it, naming the key
+    tables = [("default", data.get("default"))]
+    models = data.get("models")
+    if isinstance(models, dict):
+        tables += [(f"models.{name}", table) for name, table in models.items()]
+    for key, table in tables:
+        evaluation = table.get("evaluation") if isinstance(table, dict) else None
+        path = evaluation.get("data") if isinstance(evaluation, dict) else None
+        if isinstance(path, str) and "://" not in path and not Path(path).is_absolute():
+            raise StepError(
+                f"policy (inline text): {key}.evaluation.data = {path!r} is a relative path, "
+                "and an inline policy has no directory to resolve it against (a pipeline pod "
+                "has no checkout): give the data as the step's eval_data input (a Dataset), "
+                "an absolute path in the image, or use policy_path for a policy file in the "
+                "image (relative paths resolve beside it)"
+            )
+
+
 def run(argv: Sequence[str]) -> int:
     """Run one step; returns the process's exit code."""
     opts, items = _parse(argv)
@@ -273,6 +302,7 @@ def run(argv: Sequence[str]) -> int:
         argv_ = _named_data(argv_, Path(tmp))
         policy = opts.get("policy-text", "")
         if policy.strip():
+            _no_relative_paths(policy)
             path = Path(tmp) / "mlgate.toml"
             path.write_text(policy, encoding="utf-8")
             argv_ += ["--policy", str(path)]

@@ -251,6 +251,31 @@ def render_promotion(event: Any) -> str:
     return "\n".join(lines)
 
 
+def markdown_promotion(event: Any) -> str:
+    """A promotion that passed its gates, in Markdown: the verdict, the gate table (as a
+    rejection shows it), then the ledger's row."""
+    if event.kind != "promote" or event.outcome not in ("moved", "dry_run"):
+        return markdown_events([event])
+    verdict = "passed (dry run)" if event.outcome == "dry_run" else "passed"
+    head = f"### ✅ mlgate: `{event.model}` version {event.after} → `{event.alias}` {verdict}"
+    rows = [
+        [
+            "✅" if g.get("passed") else "❌",
+            g.get("name"),
+            _observed(g.get("observed")),
+            g.get("expected"),
+            g.get("reason"),
+        ]
+        for g in event.gates
+    ]
+    gates = (
+        markdown_table(["", "gate", "observed", "expected", "reason"], rows)
+        if rows
+        else "_No gates configured._"
+    )
+    return f"{head}\n\n{gates}\n\n{markdown_events([event])}"
+
+
 def render_rollout(model: str, state: Any) -> str:
     """A rollout's state in words (``state`` None: no rollout was ever started)."""
     if state is None:

@@ -72,6 +72,18 @@ def _quiet_mlflow() -> None:
     logging.getLogger("mlflow").setLevel(logging.WARNING)
 
 
+def usage_line(exc: click.ClickException) -> str:
+    """A usage error in one line (bad input is one line and exit 2, whatever the command):
+    click's message, then where the command's usage is, e.g. ``(see 'mlgate export --help')``."""
+    from mlgate.config import redact
+
+    message = redact(" ".join(exc.format_message().split()))  # a value may hold credentials
+    if isinstance(exc, click.UsageError):
+        path = exc.ctx.command_path if exc.ctx is not None else "mlgate"
+        message += f" (see '{path} --help')"
+    return message
+
+
 def _run(args: list[str], state: dict[str, Any]) -> tuple[int, str, BaseException | None]:
     """Run the CLI; return the exit code, the one-line error shown (if any) and the error."""
     try:
@@ -81,9 +93,13 @@ def _run(args: list[str], state: dict[str, Any]) -> tuple[int, str, BaseExceptio
     except click.exceptions.Abort as exc:
         click.echo("mlgate: aborted", err=True)
         return EXIT_ERROR, "aborted", exc
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # `mlgate` alone: the help
         exc.show()
-        return EXIT_USAGE, exc.format_message(), exc
+        return EXIT_USAGE, "", exc
+    except click.ClickException as exc:
+        message = usage_line(exc)
+        click.echo(f"mlgate: error: {message}", err=True)
+        return EXIT_USAGE, message, exc
     except MlgateError as exc:
         from mlgate.config import redact
 

@@ -178,9 +178,9 @@ def emit_decision(
 
 
 def emit_event(event: Any, as_json: bool, markdown: bool, *, gates: bool = False) -> None:
-    from mlgate.report import markdown_events, render_event, render_promotion
+    from mlgate.report import markdown_promotion, render_event, render_promotion
 
-    md = markdown_events([event])
+    md = markdown_promotion(event)  # a passed promotion: its gate table, then the ledger row
     outputs = {
         "outcome": event.outcome,
         "model": event.model,
@@ -196,7 +196,7 @@ def emit_event(event: Any, as_json: bool, markdown: bool, *, gates: bool = False
     if as_json:
         echo_json(event.to_dict())
     elif markdown:
-        click.echo(markdown_events([event]))
+        click.echo(md)
     elif gates:
         click.echo(render_promotion(event))
     else:

@@ -251,6 +251,20 @@ def build(
     help="kserve: run the mlgate image, or KServe's MLflow runtime on the artifacts.",
 )
 @click.option(
+    "--deployment-mode",
+    default="Knative",
+    show_default=True,
+    type=click.Choice(["Knative", "Serverless"]),
+    help="kserve: the serving.kserve.io/deploymentMode every export of the InferenceService "
+    "carries (KServe refuses a change): Knative for KServe 0.16 and later, Serverless before.",
+)
+@click.option(
+    "--stage",
+    type=click.Choice(["champion", "canary"]),
+    help="kserve: only the champion (roll it out first), or the canary at its weight "
+    "(then) [default: what the registry says].",
+)
+@click.option(
     "--storage-map",
     "storage_map",
     multiple=True,
@@ -279,6 +293,8 @@ def export(
     tracking_secret: str,
     pinned: bool,
     kserve_mode: str,
+    deployment_mode: str,
+    stage: str | None,
     storage_map: tuple[str, ...],
     policy: str | None,
 ) -> None:
@@ -291,7 +307,9 @@ def export(
     \b
     k8s      Deployment (replicas follow the registry), Service, HPA, PodDisruptionBudget
     kserve   InferenceService; the challenger is the canary at its weight
-    seldon   a Model per served version and an Experiment with their weights
+             (--stage champion first on a new cluster: KServe needs it rolled out)
+    seldon   Models named by role (clients call MODEL's name across promotions)
+             and, with challenger traffic, an Experiment with the weights
     """
     result = api.export(
         target,
@@ -310,6 +328,8 @@ def export(
         tracking_secret=tracking_secret,
         pinned=pinned,
         kserve_mode=kserve_mode,
+        deployment_mode=deployment_mode,
+        stage=stage,
         storage_map=opt.storage_map(storage_map),
         policy=policy,
         store=opt.tracking_uri(ctx),

@@ -12,12 +12,23 @@ Targets:
   replica follows the registry (one ``mlgate traffic`` reaches all within a poll), with a
   Service, a HorizontalPodAutoscaler and a PodDisruptionBudget; or, ``pinned``, one Deployment
   and Service per served version, each running the model baked into its image.
-- ``kserve``: a ``serving.kserve.io/v1beta1`` InferenceService. ``image`` mode runs the version's
-  mlgate image; ``native`` mode lets KServe's MLflow runtime (MLServer, protocol v2) load the
-  version's artifacts from their real storage URI. A challenger with a weight is the canary
-  (``canaryTrafficPercent``, Knative/Serverless deployment mode).
-- ``seldon``: Seldon Core v2 ``Model`` resources and an ``Experiment`` whose candidates carry
-  the champion's and challenger's weights (shadow mode: a ``mirror`` of every request).
+- ``kserve``: a ``serving.kserve.io/v1beta1`` InferenceService (KServe 0.11 and later). ``image``
+  mode runs the version's mlgate image; ``native`` mode lets KServe's MLflow runtime (MLServer,
+  protocol v2) load the version's artifacts from their real storage URI. A challenger with a
+  weight is the canary (``canaryTrafficPercent``), which needs KServe's Knative deployment mode:
+  every InferenceService mlgate writes carries that mode from the first deploy on (KServe's
+  webhook refuses a change of mode after creation), as ``Knative`` (KServe 0.16 and later) or
+  ``Serverless`` (its name before 0.16). ``stage="champion"`` renders the champion alone, the
+  revision a canary needs rolled out first.
+- ``seldon``: Seldon Core v2 ``Model`` resources named by role (the champion's Model keeps the
+  model's name across promotions and rollbacks: its ``storageUri`` changes, a rolling update)
+  and, while the challenger has traffic, an ``Experiment`` whose ``default`` is that Model, so
+  it takes over the Model's endpoint with the weights (shadow mode: a ``mirror``).
+
+Only what the platform reads changes with a traffic weight: ``canaryTrafficPercent`` or the
+Experiment's candidates. No annotation carries it (KServe copies an InferenceService's
+annotations into the Knative revision template, so a changing one would restart the pods; the
+``k8s`` replicas read the weight from the registry, so the manifests do not change at all).
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +46,13 @@ from mlgate.registry.store import Store
 
 TARGETS = ("k8s", "kserve", "seldon")
 KSERVE_MODES = ("image", "native")
+#: KServe's name of the deployment mode with Knative revisions and ``canaryTrafficPercent``:
+#: ``Knative`` from KServe 0.16 (which renamed Serverless to Knative and RawDeployment to
+#: Standard, its new default), ``Serverless`` before.
+KSERVE_DEPLOYMENT_MODES = ("Knative", "Serverless")
+DEPLOYMENT_MODE_ANNOTATION = "serving.kserve.io/deploymentMode"
+#: ``stage``: the champion alone (what a canary needs rolled out first), or the canary.
+STAGES = ("champion", "canary")
 #: Storage URI schemes KServe's storage initializer (and Seldon's rclone) can read.
 STORAGE_SCHEMES = (
     "s3://",
@@ -99,6 +118,8 @@ class ExportOptions:
     tracking_secret: str = "mlflow-tracking"  # noqa: S105 - the Secret's name, not a secret
     pinned: bool = False  # k8s: one Deployment per version instead of following the registry
     kserve_mode: str = "image"
+    deployment_mode: str = "Knative"  # kserve: KSERVE_DEPLOYMENT_MODES (Serverless: KServe < 0.16)
+    stage: str | None = None  # kserve: STAGES; None: what the registry says (champion + canary)
     storage_map: tuple[tuple[str, str], ...] = ()
     champion_alias: str = "champion"
     challenger_alias: str = "challenger"
@@ -242,6 +263,11 @@ def export(
 
 def render(target: str, snap: Snapshot, options: ExportOptions) -> Export:
     """Pure: the manifests of ``target`` for a snapshot."""
+    if options.stage is not None and target != "kserve":
+        raise UsageError(
+            f"--stage is for kserve, whose canary needs the champion rolled out first; "
+            f"{target} manifests are applied in one step"
+        )
     renderers = {"k8s": _k8s, "kserve": _kserve, "seldon": _seldon}
     docs, notes = renderers[target](snap, options)
     for image in sorted(set(_images(docs))):
@@ -268,6 +294,14 @@ def _check_options(o: ExportOptions) -> None:
         raise UsageError(
             f"KServe mode must be one of {', '.join(KSERVE_MODES)}, got {o.kserve_mode!r}"
         )
+    if o.deployment_mode not in KSERVE_DEPLOYMENT_MODES:
+        raise UsageError(
+            f"KServe deployment mode must be one of {', '.join(KSERVE_DEPLOYMENT_MODES)} (the "
+            f"mode with canary traffic), got {o.deployment_mode!r}"
+        )
+    if o.stage is not None and o.stage not in STAGES:
+        raise UsageError(f"stage must be one of {', '.join(STAGES)}, got {o.stage!r}")
+    _check_resources(o)
     if o.replicas < 1 or o.max_replicas < o.replicas:
         raise UsageError(
             f"replicas {o.replicas}..{o.max_replicas}: need 1 <= replicas <= max replicas"
@@ -282,6 +316,52 @@ def _check_options(o: ExportOptions) -> None:
             raise UsageError(
                 f"{what} {value!r} is not a valid Kubernetes name",
                 hint="lowercase letters, digits and '-', at most 63 characters",
+            )
+
+
+#: A Kubernetes resource quantity (k8s.io/apimachinery/pkg/api/resource, ParseQuantity): a
+#: decimal number, then a binary-SI suffix (Ki..Ei), a decimal-SI one (n u m k M G T P E) or a
+#: decimal exponent (e3, E-2). Resources must also be >= 0 (the API server: "must be greater
+#: than or equal to 0"), so no sign but '+' is taken.
+_QUANTITY = re.compile(
+    r"\+?(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+    r"(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
+_BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
+_DECIMAL = {"n": -9, "u": -6, "m": -3, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
+
+
+def quantity(text: str, what: str) -> Decimal:
+    """The value of a Kubernetes quantity such as ``250m`` or ``1Gi``, refused as the API server
+    would refuse it (not a quantity, or negative)."""
+    match = _QUANTITY.fullmatch(text.strip()) if text.strip() == text else None
+    if match is None:
+        hint = "e.g. 250m or 0.5 for CPU, 512Mi or 1G for memory; no negative values"
+        raise UsageError(f"{what} {text!r} is not a Kubernetes quantity", hint=hint)
+    number, suffix = Decimal(match["number"]), match["suffix"] or ""
+    if suffix in _BINARY:
+        return number * Decimal(1024) ** _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return number.scaleb(_DECIMAL[suffix])
+    return number.scaleb(int(suffix[1:])) if suffix else number
+
+
+def _check_resources(o: ExportOptions) -> None:
+    """Requests and limits are quantities, and a request is at most its limit."""
+    pairs: list[tuple[str, str, str, str, str | None]] = [
+        ("CPU", "--cpu", o.cpu, "--cpu-limit", o.cpu_limit),
+        ("memory", "--memory", o.memory, "--memory-limit", o.memory_limit),
+    ]
+    for kind, req_flag, request, lim_flag, limit in pairs:
+        wanted = quantity(request, req_flag)
+        if limit is None:
+            continue
+        cap = quantity(limit, lim_flag)
+        if wanted > cap:
+            raise UsageError(
+                f"{kind} request {request} ({req_flag}) is more than its limit {limit} "
+                f"({lim_flag}): Kubernetes refuses a request above the limit",
+                hint=f"raise {lim_flag} or lower {req_flag}",
             )
 
 
@@ -314,18 +394,12 @@ def _weights(snap: Snapshot) -> str:
 def _meta(
     name: str, snap: Snapshot, o: ExportOptions, extra: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    annotations = {
-        "mlgate.io/model": snap.model,
-        "mlgate.io/champion-version": snap.champion.version,
-        "mlgate.io/traffic": _weights(snap),
-    }
-    if snap.challenger is not None:
-        annotations["mlgate.io/challenger-version"] = snap.challenger.version
+    """Name, namespace, labels and annotations. Nothing here changes with a traffic weight."""
     return {
         "name": name,
         "namespace": o.namespace,
         "labels": _labels(name, snap),
-        "annotations": {**annotations, **(extra or {})},
+        "annotations": {"mlgate.io/model": snap.model, **(extra or {})},
     }
 
 
@@ -380,23 +454,59 @@ def _security() -> dict[str, Any]:
     }
 
 
-def _probe(path: str, delay: int) -> dict[str, Any]:
+#: Probes of an mlgate server. ``/v2/health/live`` answers 200 whenever the server answers,
+#: model or not: liveness must never depend on the model, or a pod whose registry is
+#: unreachable at start (the server waits for it) or whose model loads slowly is killed in a
+#: loop. ``/health`` answers 503 until the champion is loaded: readiness keeps traffic away
+#: until then. A server following the registry answers at once; one serving the model baked
+#: into its image (``--pinned``, KServe image mode) answers once that model is loaded, which the
+#: startup probe allows 5 minutes (interpreter, imports and the load, on a busy node).
+LIVENESS_PATH = "/v2/health/live"
+READINESS_PATH = "/health"
+STARTUP_SECONDS = 300
+
+
+def _probe(path: str, *, period: int, failures: int) -> dict[str, Any]:
     return {
         "httpGet": {"path": path, "port": PORT},
-        "initialDelaySeconds": delay,
-        "periodSeconds": 10,
+        "periodSeconds": period,
         "timeoutSeconds": 5,
-        "failureThreshold": 3,
+        "failureThreshold": failures,
     }
 
 
+def _probes(container: dict[str, Any], *, startup: bool) -> None:
+    """Liveness (the process), readiness (the model) and, where the platform admits it, a
+    startup probe. Without one (KServe: Knative admits ``startupProbe`` only from Serving 1.15)
+    liveness itself tolerates the same 5 minutes without an answer, and Knative's progress
+    deadline (600 s by default) bounds a first load."""
+    if startup:
+        container["startupProbe"] = _probe(LIVENESS_PATH, period=5, failures=STARTUP_SECONDS // 5)
+        container["livenessProbe"] = _probe(LIVENESS_PATH, period=10, failures=3)
+    else:
+        container["livenessProbe"] = _probe(
+            LIVENESS_PATH, period=10, failures=STARTUP_SECONDS // 10
+        )
+    container["readinessProbe"] = _probe(READINESS_PATH, period=5, failures=3)
+
+
 def _container(
-    image: str, o: ExportOptions, *, args: list[str] | None, tracking: bool, name: str = "mlgate"
+    image: str,
+    o: ExportOptions,
+    *,
+    args: list[str] | None,
+    tracking: bool,
+    name: str = "mlgate",
+    knative: bool = False,
 ) -> dict[str, Any]:
+    """The mlgate server's container; ``knative``: as Knative Serving admits it (KServe)."""
     c: dict[str, Any] = {"name": name, "image": image}
     if args:
         c["args"] = args
-    c["ports"] = [{"name": "http", "containerPort": PORT, "protocol": "TCP"}]
+    # Knative admits a port name that is empty, 'h2c' or 'http1' only ("Name must be empty, or
+    # one of: 'h2c', 'http1'"); KServe's custom-container examples give none.
+    port: dict[str, Any] = {"containerPort": PORT, "protocol": "TCP"}
+    c["ports"] = [port if knative else {"name": "http", **port}]
     # The root filesystem is read-only: downloads, caches and HOME go to the /tmp emptyDir.
     env = [
         {"name": "HOME", "value": TMP},
@@ -406,8 +516,7 @@ def _container(
     if tracking:  # credentials come from a Secret, never inline
         c["envFrom"] = [{"secretRef": {"name": o.tracking_secret}}]
     c["resources"] = _resources(o)
-    c["livenessProbe"] = _probe("/ping", 10)
-    c["readinessProbe"] = _probe("/health", 5)
+    _probes(c, startup=not knative)
     c["securityContext"] = _security()
     c["volumeMounts"] = [{"name": "tmp", "mountPath": TMP}]
     return c
@@ -559,18 +668,7 @@ def storage_uri(served: Served, o: ExportOptions) -> str:
 # --------------------------------------------------------------------------- kserve
 def _kserve(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
     name = o.name or dns_name(snap.model)
-    if snap.challenger is not None and snap.mode == "shadow":
-        raise UsageError(
-            f"{snap.model} is in shadow mode: a KServe InferenceService cannot mirror traffic",
-            hint="use `mlgate export seldon` (mirror), or `mlgate traffic --mode split`",
-        )
-    canary = snap.challenger is not None and snap.weight > 0
-    if canary and snap.weight != int(snap.weight):
-        raise UsageError(
-            f"challenger weight {snap.weight:g}% is not a whole percent: KServe's "
-            "canaryTrafficPercent is an integer",
-            hint=f"set a whole percent: mlgate traffic {snap.model} --weight {round(snap.weight)}",
-        )
+    canary = _kserve_canary(snap, o)
     latest = snap.challenger if canary and snap.challenger is not None else snap.champion
     predictor: dict[str, Any] = {"minReplicas": o.replicas, "maxReplicas": o.max_replicas}
     if o.service_account:
@@ -583,45 +681,89 @@ def _kserve(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], lis
             "resources": _resources(o),
         }
     else:
-        container = _container(
-            _image(latest, o, snap.model), o, args=None, tracking=False, name="kserve-container"
-        )
-        predictor["containers"] = [container]
+        image = _image(latest, o, snap.model)
+        predictor["containers"] = [
+            _container(image, o, args=None, tracking=False, name="kserve-container", knative=True)
+        ]
         predictor["volumes"] = [{"name": "tmp", "emptyDir": {}}]
-    extra: dict[str, str] = {}
-    notes = []
+    notes = [
+        f"KServe deployment mode {o.deployment_mode} (KServe "
+        + ("0.16 and later" if o.deployment_mode == "Knative" else "before 0.16")
+        + "): every export of this InferenceService must keep it, KServe refuses a change of mode"
+    ]
     if canary:
         predictor["canaryTrafficPercent"] = int(snap.weight)
-        extra["serving.kserve.io/deploymentMode"] = "Serverless"
         notes.append(
             f"canary: the predictor is challenger v{latest.version} at {int(snap.weight)}%; KServe "
-            f"sends the rest to the previously rolled-out revision (apply the champion v"
-            f"{snap.champion.version} export first on a new cluster). canaryTrafficPercent needs "
-            "the Serverless (Knative) deployment mode"
+            f"sends the rest to the previously rolled-out revision, which must be champion v"
+            f"{snap.champion.version}: on a new cluster apply `--stage champion` first"
         )
+    elif o.stage == "champion" and snap.challenger is not None and snap.weight > 0:
+        notes.append(
+            f"stage champion: champion v{snap.champion.version} alone; once it is ready, apply "
+            f"`--stage canary` for challenger v{snap.challenger.version} at {snap.weight:g}%"
+        )
+    # The annotations are copied into the Knative revision template: only what changes with
+    # the predictor itself is here (a changing weight annotation would restart the pods).
+    annotations = {
+        DEPLOYMENT_MODE_ANNOTATION: o.deployment_mode,
+        "mlgate.io/predictor-version": latest.version,
+    }
     doc = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": _meta(name, snap, o, {**extra, "mlgate.io/predictor-version": latest.version}),
+        "metadata": _meta(name, snap, o, annotations),
         "spec": {"predictor": predictor},
     }
     return [doc], notes
 
 
+def _kserve_canary(snap: Snapshot, o: ExportOptions) -> bool:
+    """Whether the predictor is the challenger as a canary (refusing what KServe cannot do)."""
+    has_canary = snap.challenger is not None and snap.weight > 0
+    if o.stage == "canary" and not has_canary:
+        raise UsageError(
+            f"{snap.model} has no challenger with traffic: there is no canary stage to export",
+            hint=f"export the champion (--stage champion), or set a weight: mlgate traffic "
+            f"{snap.model} --weight 10",
+        )
+    if o.stage == "champion":
+        return False
+    if snap.challenger is not None and snap.mode == "shadow":
+        raise UsageError(
+            f"{snap.model} is in shadow mode: a KServe InferenceService cannot mirror traffic",
+            hint="use `mlgate export seldon` (mirror), or `mlgate traffic --mode split`",
+        )
+    if not has_canary:
+        return False
+    if snap.weight != int(snap.weight):
+        raise UsageError(
+            f"challenger weight {snap.weight:g}% is not a whole percent: KServe's "
+            "canaryTrafficPercent is an integer",
+            hint=f"set a whole percent: mlgate traffic {snap.model} --weight {round(snap.weight)}",
+        )
+    return True
+
+
 # --------------------------------------------------------------------------- seldon
 def _seldon(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], list[str]]:
+    """Models named by role, so that the name clients call never changes: the champion's Model
+    is ``NAME`` (a promotion or rollback changes its ``storageUri``: Seldon rolls it over), the
+    challenger's ``NAME-challenger``; with challenger traffic, an Experiment whose ``default``
+    is ``NAME`` takes over ``NAME``'s endpoint and splits (or mirrors) what clients send it."""
     base = o.name or dns_name(snap.model)
+    names = {"champion": base, "challenger": f"{base[:52].rstrip('-')}-challenger"}
     docs: list[dict[str, Any]] = []
-    names: dict[str, str] = {}
     for served in snap.serving:
-        name = f"{base}-v{served.version}"[:63].rstrip("-")
-        names[served.role] = name
         docs.append(
             {
                 "apiVersion": "mlops.seldon.io/v1alpha1",
                 "kind": "Model",
                 "metadata": _meta(
-                    name, snap, o, {"mlgate.io/serves": f"{served.role} v{served.version}"}
+                    names[served.role],
+                    snap,
+                    o,
+                    {"mlgate.io/serves": f"{served.role} v{served.version}"},
                 ),
                 "spec": {
                     "storageUri": storage_uri(served, o),
@@ -630,8 +772,9 @@ def _seldon(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], lis
                 },
             }
         )
+    calls = f"clients call model {base} (header seldon-model: {base}, or /v2/models/{base}/infer)"
     if snap.challenger is None or (snap.mode == "split" and snap.weight <= 0):
-        return docs, ["no challenger traffic: the champion's Model alone serves; no Experiment"]
+        return docs, [f"no challenger traffic: Model {base} alone answers; {calls}"]
     champ, chall = names["champion"], names["challenger"]
     spec: dict[str, Any] = {"default": champ}
     if snap.mode == "shadow":
@@ -651,8 +794,11 @@ def _seldon(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], lis
         {
             "apiVersion": "mlops.seldon.io/v1alpha1",
             "kind": "Experiment",
-            "metadata": _meta(base, snap, o),
+            "metadata": _meta(f"{base[:52].rstrip('-')}-experiment", snap, o),
             "spec": spec,
         }
     )
-    return docs, ["Seldon Core v2 is under the Business Source License 1.1 (MLServer: Apache-2.0)"]
+    return docs, [
+        f"the Experiment takes over Model {base}'s endpoint: {calls}",
+        "Seldon Core v2 is under the Business Source License 1.1 (MLServer: Apache-2.0)",
+    ]
