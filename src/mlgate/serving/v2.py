@@ -433,6 +433,29 @@ def decode_doc(doc: Any, spec: ModelSpec) -> Decoded:
     return Decoded(rid, None, _frame(arrays, tensors), params, outputs)
 
 
+def mismatch(body: bytes, spec: ModelSpec) -> str | None:
+    """Why a request the model refused does not fit the version's inputs, in V2's words: the
+    inputs it lacks, or an input sent as another datatype than the signature's. None when the
+    request's names and datatypes are the signature's (MLflow's own cause stands then).
+
+    Only called for a refused request, so a valid one pays nothing for it.
+    """
+    try:
+        inputs = loads(body).get("inputs")
+        sent = {i["name"]: i["datatype"] for i in inputs}
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+    wanted = {i["name"]: i["datatype"] for i in spec.inputs}
+    missing = [name for name in wanted if name not in sent]
+    if missing:
+        return f"the request lacks model inputs {missing} (the model takes {list(wanted)})"
+    for name, datatype in sent.items():
+        want = wanted.get(name)
+        if want is not None and datatype != want:
+            return f"input {name!r} is {datatype}; the model's signature wants {want}"
+    return None
+
+
 def _frame(arrays: dict[str, Any], tensors: list[Any]) -> Any:
     import pandas as pd
 
