@@ -196,7 +196,7 @@ def _evaluation(
     if data is None or not want.metrics:
         return None
     spec = policy.evaluation
-    from_policy = data == spec.data
+    from_policy = isinstance(data, str) and data == spec.data
     if from_policy:
         _check_policy_file(spec)
     return evaluate(

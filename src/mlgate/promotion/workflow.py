@@ -373,14 +373,15 @@ def _refuse_unexpected(attempt: _Attempt, want: str | None, dry_run: bool) -> No
 
 def _refuse_gates(attempt: _Attempt, decision: Decision, dry_run: bool) -> NoReturn:
     """A gate said no: the evidence on the version, a ``rejected`` event, GateRejected."""
-    event = attempt.event("rejected", decision.summary(), decision)
+    summary = decision.summary() + (" (dry run: nothing recorded)" if dry_run else "")
+    event = attempt.event("rejected", summary, decision)
     if not dry_run:
         # If the evidence cannot be written, the refusal still stands: the ledger or the
         # output carries it.
         with contextlib.suppress(NotPermittedError):
             _write_evidence(attempt, decision)
         event = attempt.ledger.append_if_permitted(event)
-    raise GateRejected(decision.summary(), decision=decision, event=event)
+    raise GateRejected(summary, decision=decision, event=event)
 
 
 def _write_evidence(attempt: _Attempt, decision: Decision) -> None:
@@ -486,7 +487,7 @@ def _rollback_target(
         if isinstance(e, AliasMoveEvent)
     ]
     if to_version is not None:
-        target = str(to_version)
+        target = str(to_version).strip()
         held = {v for e in moves for v in (e.from_version, e.to_version)}
         if target not in held and not force:
             raise UsageError(
@@ -532,6 +533,11 @@ def rollback(
     held it must be promoted, not rolled back to, unless ``force``. The move is guarded and
     recorded like any other.
     """
+    if to_version is not None and not str(to_version).strip().isdigit():
+        raise UsageError(
+            f"a rollback goes to a version number, got {str(to_version)!r}",
+            hint=f"mlgate history {model} lists the versions that held the alias",
+        )
     store = store or Store()
     pol = resolve_policy(policy, required=False)
     name = _model_name(model)

@@ -42,6 +42,7 @@ _FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _FLUENT_LOCK = threading.RLock()
 #: MLflow's own output during mlgate's calls goes here, at DEBUG (see quiet_mlflow).
 _CHATTER = logging.getLogger("mlgate.mlflow")
+_NO_RUN_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 class _Forward(logging.Handler):
@@ -68,12 +69,15 @@ def quiet_mlflow() -> Iterator[None]:
     with _FLUENT_LOCK, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         was = stream.enabled
+        saved_env = {_NO_RUN_URL: os.environ.get(_NO_RUN_URL)}
         stream.enabled = False
+        os.environ[_NO_RUN_URL] = "true"  # "View run ... at: URL", printed to stdout
         mlflow_log.addHandler(forward)
         try:
             yield
         finally:
             mlflow_log.removeHandler(forward)
+            restore_environ(saved_env)
             stream.enabled = was
             for w in caught:
                 _CHATTER.debug("%s: %s", w.category.__name__, w.message)

@@ -492,7 +492,9 @@ def _output(name: str, values: Any) -> dict[str, Any]:
     if datatype is not None:
         data = arr.reshape(-1).tolist()
         if kind == "f" and not bool(np.isfinite(arr).all()):
-            data = [None if isinstance(v, float) and math.isnan(v) else v for v in data]
+            # JSON has no NaN or infinity: a V2 answer writes both as null, so a strict client
+            # parses it; /invocations keeps MLflow's NaN/Infinity tokens (see the README)
+            data = [None if isinstance(v, float) and not math.isfinite(v) else v for v in data]
         return {
             "name": name,
             "shape": shape,
