@@ -357,7 +357,7 @@ def _score(
     want_proba: bool,
 ) -> Evaluation:
     from mlgate.promotion import measures as scoring
-    from mlgate.registry.pyfunc import load_for_evaluation, missing_inputs, requirement_mismatches
+    from mlgate.registry.pyfunc import load_for_evaluation, requirement_mismatches, schema_cause
 
     loaded: dict[str, tuple[Any, Any]] = {}
     errors: dict[str, str] = {}
@@ -374,13 +374,7 @@ def _score(
         except Exception as exc:  # noqa: BLE001 - a flavor's loader may raise anything
             errors[v.version] = f"load failed: {type(exc).__name__}: {exc}"
 
-    for ver, (model, _) in loaded.items():
-        lacking = missing_inputs(model, x.columns)
-        if lacking:  # every gate would fail on it alike: say it once
-            raise UsageError(
-                f"evaluation data is missing model inputs {lacking} (version {ver}'s signature)",
-                hint="evaluate on data with every input column the model takes",
-            )
+    _refuse_missing_inputs(loaded, x.columns)
     kinds = {ver: _estimator_task(est) for ver, (_, est) in loaded.items()}
     task, how = _decide_task(task, y, target, versions[0].name if versions else "?", kinds)
     out = Evaluation(
@@ -406,7 +400,8 @@ def _score(
             out.errors[ver] = str(exc)
             continue
         except Exception as exc:  # noqa: BLE001 - a model's own predict() may raise anything
-            out.errors[ver] = f"predict failed: {type(exc).__name__}: {exc}"
+            # one line, without MLflow's printout of the frame it refused
+            out.errors[ver] = f"predict failed: {type(exc).__name__}: {schema_cause(str(exc))}"
             continue
         why: dict[str, str] = {}
         proba = None
@@ -436,6 +431,20 @@ def _score(
         out.metrics[ver] = values
         out.unevaluated[ver] = why
     return out
+
+
+def _refuse_missing_inputs(loaded: Mapping[str, tuple[Any, Any]], columns: Any) -> None:
+    """Evaluation data without a column a version's signature requires is one error, said once
+    (each gate would otherwise fail on the same missing column)."""
+    from mlgate.registry.pyfunc import missing_inputs
+
+    for ver, (model, _) in loaded.items():
+        lacking = missing_inputs(model, columns)
+        if lacking:
+            raise UsageError(
+                f"evaluation data is missing model inputs {lacking} (version {ver}'s signature)",
+                hint="evaluate on data with every input column the model takes",
+            )
 
 
 def _probabilities(estimator: Any, x: Any) -> tuple[np.ndarray | None, Any, str]:

@@ -216,7 +216,6 @@ def _already_there(
 ) -> Decision:
     """What check says when the version already holds the alias: as promote, unchanged (a
     version compared with itself would only show a zero improvement)."""
-    _specs(pol, mp, alias)  # an alias the policy does not know is refused all the same
     champion = store.version_by_alias(candidate.name, mp.champion_alias)
     return Decision(
         model=candidate.name,
