@@ -36,21 +36,24 @@ FEATURES = [f"f{i}" for i in range(6)]
 PIP = {"pip_requirements": ["mlflow", "scikit-learn", "pandas"]}  # no inference: seconds saved
 
 
-class Echo(mlflow.pyfunc.PythonModel):
-    """A PythonModel without artifacts: answers its input."""
+# MLflow's advice to add type hints, given at class definition under its own "once" filter:
+# recorded (and dropped) rather than shown
+with warnings.catch_warnings(record=True):
 
-    def predict(self, context, model_input, params=None):
-        return model_input
+    class Echo(mlflow.pyfunc.PythonModel):
+        """A PythonModel without artifacts: answers its input."""
 
+        def predict(self, context, model_input, params=None):
+            return model_input
 
-class Scaled(mlflow.pyfunc.PythonModel):
-    """A PythonModel with an artifact: multiplies by the number in its file."""
+    class Scaled(mlflow.pyfunc.PythonModel):
+        """A PythonModel with an artifact: multiplies by the number in its file."""
 
-    def load_context(self, context):
-        self.k = float(Path(context.artifacts["k"]).read_text())
+        def load_context(self, context):
+            self.k = float(Path(context.artifacts["k"]).read_text())
 
-    def predict(self, context, model_input, params=None):
-        return model_input * self.k
+        def predict(self, context, model_input, params=None):
+            return model_input * self.k
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:

@@ -438,8 +438,11 @@ def mismatch(body: bytes, spec: ModelSpec) -> str | None:
     inputs it lacks, or an input sent as another datatype than the signature's. None when the
     request's names and datatypes are the signature's (MLflow's own cause stands then).
 
-    Only called for a refused request, so a valid one pays nothing for it.
+    Only called for a refused request, so a valid one pays nothing for it; only for a model of
+    named columns (a tensor's name is not the model's business).
     """
+    if spec.content_type != "pd":
+        return None
     try:
         inputs = loads(body).get("inputs")
         sent = {i["name"]: i["datatype"] for i in inputs}
