@@ -785,6 +785,9 @@ def test_notebook_runs_end_to_end(example_copy, tmp_path, monkeypatch):
     )
     assert "PASSED" in outputs and "promote moved" in outputs
     assert (tmp_path / "home" / "mlflow.db").is_file()
+    # MLflow's chatter during mlgate's calls stays out of the notebook (#24)
+    chatter = [o.get("text", "") for c in nb.cells for o in c.get("outputs", [])]
+    assert not [t for t in chatter if "mlflow" in t.lower() or "View run" in t], chatter
 
 
 @pytest.mark.slow

@@ -97,7 +97,7 @@ def render_lineage(info: Lineage) -> str:
 
 def _num(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value + 0.0:.6g}"  # never "-0"
     return str(value)
 
 
@@ -129,6 +129,7 @@ def _observed(value: Any, width: int = 48) -> str:
 def render_decision(decision: Any) -> str:
     """A gate report for a terminal."""
     verdict = "PASSED" if decision.passed else "REJECTED"
+    verdict = "UNCHANGED" if decision.already_there else verdict
     champ = (
         "no champion yet (first promotion)"
         if decision.first_promotion
@@ -147,7 +148,9 @@ def render_decision(decision: Any) -> str:
         ["ok" if r.passed else "FAIL", r.name, _observed(r.observed), r.expected, r.reason]
         for r in decision.results
     ]
-    if rows:
+    if decision.already_there:
+        lines.append(f"version {decision.version} already holds {decision.alias}: unchanged")
+    elif rows:
         lines.append(table(["result", "gate", "observed", "expected", "reason"], rows))
     else:
         lines.append("no gates are configured for this alias (ungated by policy)")
@@ -178,11 +181,14 @@ def markdown_decision(decision: Any, event: Any = None) -> str:
         for r in decision.results
     ]
     out.append("")
-    out.append(
-        markdown_table(["", "gate", "observed", "expected", "reason"], rows)
-        if rows
-        else "_No gates configured._"
-    )
+    if decision.already_there:
+        out.append(f"_Version {decision.version} already holds `{decision.alias}`: unchanged._")
+    else:
+        out.append(
+            markdown_table(["", "gate", "observed", "expected", "reason"], rows)
+            if rows
+            else "_No gates configured._"
+        )
     return "\n".join(out) + "\n"
 
 

@@ -116,8 +116,6 @@ def attach(
     environment the model declares and the git state from its run's tags. Running it again
     changes nothing; a different recorded digest is refused (exit 2) unless --force.
     """
-    from mlgate.report import render_lineage
-
     done = api.attach(
         ref,
         train_data=train_path,
@@ -138,7 +136,7 @@ def attach(
             click.echo(f"  forced: {key} {old} -> {new}")
     else:
         click.echo(f"{v.name} version {v.version} already has this lineage: nothing changed")
-    click.echo(render_lineage(done.lineage))
+    click.echo(f"(mlgate show {v.name}/{v.version} prints it)")
 
 
 @click.command()

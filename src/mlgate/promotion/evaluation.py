@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from mlgate.errors import MlgateError, NotFoundError, UsageError
+from mlgate.errors import MlgateError, NotFoundError, PolicyError, UsageError
 from mlgate.fingerprint import fingerprint
 from mlgate.promotion.measures import PROBABILITY
 from mlgate.registry.store import Store, VersionRecord
@@ -286,6 +286,7 @@ def evaluate(
     base_dir: str | None = None,
     files: ModelFiles | None = None,
     needed: set[str] | None = None,
+    target_origin: tuple[str, str] | None = None,
 ) -> Evaluation:
     """Score every version on ``data`` (a DataFrame or a path). A version that cannot be loaded or
     fails to predict gets an entry in ``errors`` instead of metrics (the gates then fail closed).
@@ -294,16 +295,25 @@ def evaluate(
     ``predict_proba``) and custom metrics only when named in ``needed`` (None: all of them).
 
     Raises:
-        UsageError: no target column, no rows, missing target values, a custom metric that
+        UsageError: no target column (a PolicyError naming ``target_origin``, the policy file
+            and key, when given), no rows, missing target values, a custom metric that
             cannot be imported, or a task mlgate cannot tell (set ``task``).
     """
     frame = load_table(data) if isinstance(data, str | os.PathLike) else data
     if not target:
         raise UsageError("evaluation needs the target column name (evaluation.target / --target)")
     if target not in frame.columns:
+        columns = ", ".join(map(str, frame.columns[:20]))
+        if len(frame.columns) > 20:
+            columns += f", … ({len(frame.columns)} columns)"
+        if target_origin is not None:  # the policy named it: say where
+            path, key = target_origin
+            where = f" of {data}" if isinstance(data, str | os.PathLike) else ""
+            raise PolicyError(
+                path, f"{key}.target", f"{target!r} is not a column{where} (columns: {columns})"
+            )
         raise UsageError(
-            f"evaluation data has no target column {target!r}",
-            hint=f"columns: {', '.join(map(str, frame.columns[:20]))}",
+            f"evaluation data has no target column {target!r}", hint=f"columns: {columns}"
         )
     if len(frame) == 0:
         raise UsageError("evaluation data has no rows")
@@ -347,7 +357,7 @@ def _score(
     want_proba: bool,
 ) -> Evaluation:
     from mlgate.promotion import measures as scoring
-    from mlgate.registry.pyfunc import load_for_evaluation, requirement_mismatches
+    from mlgate.registry.pyfunc import load_for_evaluation, requirement_mismatches, schema_cause
 
     loaded: dict[str, tuple[Any, Any]] = {}
     errors: dict[str, str] = {}
@@ -364,6 +374,7 @@ def _score(
         except Exception as exc:  # noqa: BLE001 - a flavor's loader may raise anything
             errors[v.version] = f"load failed: {type(exc).__name__}: {exc}"
 
+    _refuse_missing_inputs(loaded, x.columns)
     kinds = {ver: _estimator_task(est) for ver, (_, est) in loaded.items()}
     task, how = _decide_task(task, y, target, versions[0].name if versions else "?", kinds)
     out = Evaluation(
@@ -389,7 +400,8 @@ def _score(
             out.errors[ver] = str(exc)
             continue
         except Exception as exc:  # noqa: BLE001 - a model's own predict() may raise anything
-            out.errors[ver] = f"predict failed: {type(exc).__name__}: {exc}"
+            # one line, without MLflow's printout of the frame it refused
+            out.errors[ver] = f"predict failed: {type(exc).__name__}: {schema_cause(str(exc))}"
             continue
         why: dict[str, str] = {}
         proba = None
@@ -419,6 +431,20 @@ def _score(
         out.metrics[ver] = values
         out.unevaluated[ver] = why
     return out
+
+
+def _refuse_missing_inputs(loaded: Mapping[str, tuple[Any, Any]], columns: Any) -> None:
+    """Evaluation data without a column a version's signature requires is one error, said once
+    (each gate would otherwise fail on the same missing column)."""
+    from mlgate.registry.pyfunc import missing_inputs
+
+    for ver, (model, _) in loaded.items():
+        lacking = missing_inputs(model, columns)
+        if lacking:
+            raise UsageError(
+                f"evaluation data is missing model inputs {lacking} (version {ver}'s signature)",
+                hint="evaluate on data with every input column the model takes",
+            )
 
 
 def _probabilities(estimator: Any, x: Any) -> tuple[np.ndarray | None, Any, str]:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlgate.errors import MlgateError, NotFoundError
+from mlgate.errors import MlgateError, NotFoundError, PolicyError
 from mlgate.fingerprint import fingerprint_model_artifacts, fingerprint_path
 from mlgate.keys import Tags
 from mlgate.promotion.evaluation import ModelFiles
@@ -196,6 +196,9 @@ def _evaluation(
     if data is None or not want.metrics:
         return None
     spec = policy.evaluation
+    from_policy = isinstance(data, str) and data == spec.data
+    if from_policy:
+        _check_policy_file(spec)
     return evaluate(
         store,
         [candidate] + ([champion] if champion is not None else []),
@@ -207,7 +210,15 @@ def _evaluation(
         base_dir=spec.base_dir,
         files=files,
         needed=set(want.metrics),
+        target_origin=spec.origin if from_policy and not target else None,
     )
+
+
+def _check_policy_file(spec: Any) -> None:
+    """The policy's evaluation file exists, or a PolicyError naming the policy file and key."""
+    if spec.origin is not None and not Path(spec.data).is_file():
+        path, key = spec.origin
+        raise PolicyError(path, f"{key}.data", f"no such file: {spec.data}")
 
 
 class _Versions:

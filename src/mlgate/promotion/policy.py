@@ -95,6 +95,8 @@ class EvaluationSpec:
     min_rows: int = DEFAULT_MIN_ROWS
     metrics: Mapping[str, str] = field(default_factory=dict)
     base_dir: str | None = None
+    #: ``(policy file, key path of this table)``, for errors found when the data is read.
+    origin: tuple[str, str] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class Policy:
     default: ModelPolicy | None
     ledger_experiment: str = DEFAULT_LEDGER
     lease_ttl: float = DEFAULT_LEASE_TTL
+    #: where the policy's tables sit in the file: ``tool.mlgate`` in a pyproject.toml
+    prefix: str = ""
 
     def for_model(self, name: str) -> ModelPolicy:
         """The model's own section, else ``[default]``, else a policy with no gates."""
@@ -188,15 +192,19 @@ _CALLABLE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 # --------------------------------------------------------------------------- parsing
 
 
-def parse_policy(data: Mapping[str, Any], path: str, *, base: Path | None = None) -> Policy:
-    """Validate a policy that was already parsed from TOML (``path`` is for messages)."""
+def parse_policy(
+    data: Mapping[str, Any], path: str, *, base: Path | None = None, prefix: str = ""
+) -> Policy:
+    """Validate a policy that was already parsed from TOML (``path`` is for messages;
+    ``prefix`` is the key path of the policy's table in that file, ``tool.mlgate`` in a
+    pyproject.toml)."""
     base = base or Path(path).parent
-    top = _TOP.parse(data, path=path, key="")
+    top = _TOP.parse(data, path=path, key=prefix)
     default = None
     if top["default"] is not None:
-        default = _model_policy(path, "*", top["default"], "default", base)
+        default = _model_policy(path, "*", top["default"], join(prefix, "default"), base)
     models = {
-        name: _model_policy(path, name, raw, f"models.{_quote(name)}", base)
+        name: _model_policy(path, name, raw, join(prefix, f"models.{quote_key(name)}"), base)
         for name, raw in top["models"].items()
     }
     return Policy(
@@ -205,6 +213,7 @@ def parse_policy(data: Mapping[str, Any], path: str, *, base: Path | None = None
         default=default,
         ledger_experiment=top["ledger_experiment"],
         lease_ttl=top["lease_ttl"],
+        prefix=prefix,
     )
 
 
@@ -215,6 +224,7 @@ def _model_policy(path: str, name: str, raw: Any, key: str, base: Path) -> Model
         alias: _alias_gates(path, alias, specs, join(gates_key, alias))
         for alias, specs in t["gates"].items()
     }
+    _refuse_case_variants(path, gates_key, [t["champion_alias"], t["challenger_alias"], *gates])
     return ModelPolicy(
         name=name,
         champion_alias=t["champion_alias"],
@@ -222,6 +232,21 @@ def _model_policy(path: str, name: str, raw: Any, key: str, base: Path) -> Model
         gates=gates,
         evaluation=_evaluation(path, t["evaluation"], join(key, "evaluation"), base),
     )
+
+
+def _refuse_case_variants(path: str, key: str, aliases: list[str]) -> None:
+    """Aliases are case-sensitive in the registry, so ``Champion`` beside ``champion`` would be a
+    second alias that no gate of ``champion`` guards: refused, naming the one it shadows."""
+    seen: dict[str, str] = {}
+    for alias in aliases:
+        other = seen.setdefault(alias.lower(), alias)
+        if other != alias:
+            raise PolicyError(
+                path,
+                join(key, alias),
+                f"{alias!r} differs from the alias {other!r} only by case; aliases are "
+                f"case-sensitive, so use {other!r}",
+            )
 
 
 def _evaluation(path: str, raw: Any, key: str, base: Path) -> EvaluationSpec:
@@ -236,6 +261,7 @@ def _evaluation(path: str, raw: Any, key: str, base: Path) -> EvaluationSpec:
         min_rows=ev["min_rows"],
         metrics=_custom_metrics(path, ev["metrics"], join(key, "metrics")),
         base_dir=str(base.resolve()),
+        origin=(path, key),
     )
 
 
@@ -266,7 +292,8 @@ def _alias_gates(path: str, alias: str, specs: Any, key: str) -> tuple[GateSpec,
     return out
 
 
-def _quote(name: str) -> str:
+def quote_key(name: str) -> str:
+    """``name`` as a TOML key: bare when TOML allows it, else quoted (``"x y"``)."""
     return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'
 
 
@@ -312,10 +339,7 @@ def load_policy(path: str | os.PathLike[str] | None = None, *, start: str | None
 
 
 def _prefixed(table: Mapping[str, Any], path: str, base: Path) -> Policy:
-    try:
-        return parse_policy(table, path, base=base)
-    except PolicyError as exc:
-        raise PolicyError(path, join("tool.mlgate", exc.key), exc.problem) from None
+    return parse_policy(table, path, base=base, prefix="tool.mlgate")
 
 
 __all__ = [
@@ -328,4 +352,5 @@ __all__ = [
     "find_policy",
     "load_policy",
     "parse_policy",
+    "quote_key",
 ]

@@ -49,7 +49,7 @@ from mlgate.promotion.ledger import (
     promotion_event,
     rollback_event,
 )
-from mlgate.promotion.policy import ModelPolicy, Policy, load_policy
+from mlgate.promotion.policy import ModelPolicy, Policy, load_policy, quote_key
 from mlgate.registry.lease import Lease, guarded_move, leased
 from mlgate.registry.refs import parse_ref, resolve, validate_alias
 from mlgate.registry.store import Store, VersionRecord
@@ -114,12 +114,15 @@ def _model_name(model: str) -> str:
 def _specs(pol: Policy, mp: ModelPolicy, alias: str) -> tuple[Any, ...]:
     specs = mp.gates_for(alias)
     if specs is None:
-        section = f"models.{mp.name}" if mp.name in pol.models else "default"
-        others = ""
+        section = f"models.{quote_key(mp.name)}" if mp.name in pol.models else "default"
+        section = f"{pol.prefix}.{section}" if pol.prefix else section
+        others = _near_alias(alias, [*mp.gates, mp.champion_alias, mp.challenger_alias])
         if mp.name not in pol.models and pol.default is None and pol.models:
             # Likely a typo or another model's policy: say which model has no section.
-            listed = ", ".join(f"[models.{n}]" for n in sorted(pol.models))
-            others = f" (the policy has {listed} but no [models.{mp.name}] and no [default])"
+            listed = ", ".join(f"[models.{quote_key(n)}]" for n in sorted(pol.models))
+            others += (
+                f" (the policy has {listed} but no [models.{quote_key(mp.name)}] and no [default])"
+            )
         raise PolicyError(
             pol.path or "policy",
             f"{section}.gates.{alias}",
@@ -128,6 +131,15 @@ def _specs(pol: Policy, mp: ModelPolicy, alias: str) -> tuple[Any, ...]:
             "allow ungated moves",
         )
     return specs
+
+
+def _near_alias(alias: str, known: list[str]) -> str:
+    """`` (did you mean 'champion'?)`` for a case variant or a near miss of a known alias."""
+    import difflib
+
+    same = [k for k in known if k.lower() == alias.lower() and k != alias]
+    near = same or difflib.get_close_matches(alias, list(dict.fromkeys(known)), n=1, cutoff=0.75)
+    return f" (did you mean {near[0]!r}?)" if near else ""
 
 
 def _decide(
@@ -193,7 +205,29 @@ def check(
     validate_alias(to)
     pol = resolve_policy(policy, required=True)
     candidate = _candidate(store, model, version)
+    current = store.version_by_alias(candidate.name, to)
+    if current is not None and current.version == candidate.version:
+        return _already_there(pol, pol.for_model(candidate.name), candidate, to, store)
     return _decide(store, pol, pol.for_model(candidate.name), candidate, to, eval_data, target)
+
+
+def _already_there(
+    pol: Policy, mp: ModelPolicy, candidate: VersionRecord, alias: str, store: Store
+) -> Decision:
+    """What check says when the version already holds the alias: as promote, unchanged (a
+    version compared with itself would only show a zero improvement)."""
+    champion = store.version_by_alias(candidate.name, mp.champion_alias)
+    return Decision(
+        model=candidate.name,
+        version=candidate.version,
+        alias=alias,
+        champion_version=champion.version if champion else None,
+        first_promotion=champion is None,
+        results=(),
+        checked_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        policy_path=pol.path,
+        already_there=True,
+    )
 
 
 def _evidence_tag(decision: Decision) -> str:
@@ -338,14 +372,15 @@ def _refuse_unexpected(attempt: _Attempt, want: str | None, dry_run: bool) -> No
 
 def _refuse_gates(attempt: _Attempt, decision: Decision, dry_run: bool) -> NoReturn:
     """A gate said no: the evidence on the version, a ``rejected`` event, GateRejected."""
-    event = attempt.event("rejected", decision.summary(), decision)
+    summary = decision.summary() + (" (dry run: nothing recorded)" if dry_run else "")
+    event = attempt.event("rejected", summary, decision)
     if not dry_run:
         # If the evidence cannot be written, the refusal still stands: the ledger or the
         # output carries it.
         with contextlib.suppress(NotPermittedError):
             _write_evidence(attempt, decision)
         event = attempt.ledger.append_if_permitted(event)
-    raise GateRejected(decision.summary(), decision=decision, event=event)
+    raise GateRejected(summary, decision=decision, event=event)
 
 
 def _write_evidence(attempt: _Attempt, decision: Decision) -> None:
@@ -451,7 +486,7 @@ def _rollback_target(
         if isinstance(e, AliasMoveEvent)
     ]
     if to_version is not None:
-        target = str(to_version)
+        target = str(to_version).strip()
         held = {v for e in moves for v in (e.from_version, e.to_version)}
         if target not in held and not force:
             raise UsageError(
@@ -497,6 +532,11 @@ def rollback(
     held it must be promoted, not rolled back to, unless ``force``. The move is guarded and
     recorded like any other.
     """
+    if to_version is not None and not str(to_version).strip().isdigit():
+        raise UsageError(
+            f"a rollback goes to a version number, got {str(to_version)!r}",
+            hint=f"mlgate history {model} lists the versions that held the alias",
+        )
     store = store or Store()
     pol = resolve_policy(policy, required=False)
     name = _model_name(model)

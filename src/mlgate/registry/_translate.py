@@ -86,8 +86,8 @@ def _unreachable(exc: BaseException) -> str | None:
         if seen is None:
             return None
         if isinstance(seen, requests.exceptions.RequestException):
-            if isinstance(seen, requests.exceptions.Timeout):
-                why = "no answer in time"
+            if isinstance(seen, requests.exceptions.Timeout) or _read_timeout(seen):
+                why = f"no answer in {_request_timeout()}"
             elif isinstance(seen, requests.exceptions.ConnectionError):
                 why = "connection refused or reset"
             else:
@@ -101,6 +101,24 @@ def _unreachable(exc: BaseException) -> str | None:
             return why
         seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _read_timeout(exc: BaseException) -> bool:
+    """requests reports reads that timed out on every retry as a ConnectionError wrapping
+    urllib3's MaxRetryError, whose ``reason`` says it was a timeout."""
+    import urllib3.exceptions
+
+    for arg in getattr(exc, "args", ()):
+        if isinstance(getattr(arg, "reason", None), urllib3.exceptions.TimeoutError):
+            return True
+    return False
+
+
+def _request_timeout() -> str:
+    import os
+
+    value = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT", "")
+    return f"{value} s (each try)" if value else "time"
 
 
 @contextlib.contextmanager

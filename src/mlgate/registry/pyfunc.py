@@ -16,7 +16,7 @@ from typing import Any
 from mlgate.errors import (
     ScoringInputError,
 )
-from mlgate.registry._translate import _calling, _first_line
+from mlgate.registry._translate import _calling
 
 
 def load_local_pyfunc(path: str) -> Any:
@@ -48,7 +48,7 @@ def parse_scoring_request(body: bytes, content_type: str, model: Any) -> tuple[A
                 raise ScoringInputError(f"CSV body is not valid UTF-8: {exc}") from None
             return ss.parse_csv_input(StringIO(text), schema=schema), None
     except MlflowException as exc:
-        raise ScoringInputError(_first_line(exc.message)) from None
+        raise ScoringInputError(_parse_cause(exc.message, body)) from None
     except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         raise ScoringInputError(f"cannot parse the request: {type(exc).__name__}: {exc}") from None
     except RecursionError:
@@ -58,26 +58,77 @@ def parse_scoring_request(body: bytes, content_type: str, model: Any) -> tuple[A
     )
 
 
+_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+def _parse_cause(message: str, body: bytes) -> str:
+    """MLflow's parse error in one line; for a JSON object with no input format, the fields it
+    has (MLflow's message lists only the ones it kept, so always ``[]``)."""
+    import json
+
+    if message.startswith("The input must be a JSON dictionary with exactly one of"):
+        try:
+            fields = list(json.loads(body))
+        except (ValueError, TypeError, RecursionError):
+            fields = None
+        if fields is not None:
+            return (
+                f"the request must be a JSON object with exactly one of the input fields "
+                f"{', '.join(_FORMATS)}; it has input fields: {fields}"
+            )
+    return one_line(message)
+
+
+def one_line(text: str, limit: int = 500) -> str:
+    """``text`` on one line, at most ``limit`` characters (an ellipsis says where it was cut)."""
+    flat = " ".join((text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def schema_cause(message: str) -> str:
+    """What MLflow's schema enforcement says was wrong, without its printout of the frame.
+
+    MLflow writes ``Failed to enforce schema of data '<the frame, many lines>' with schema
+    '<schema>'. Error: <the cause>``: the cause ("Model is missing inputs ['x7']",
+    "Incompatible input types for column n. Can not safely convert float64 to int64.") is the
+    part a client needs, and the only one mlgate answers.
+    """
+    text = message or ""
+    if text.startswith("Failed to enforce schema"):
+        at = text.find("' with schema '")
+        cut = text.find("'. Error: ", at if at >= 0 else 0)
+        if cut >= 0:
+            text = text[cut + len("'. Error: ") :]
+    return one_line(text)
+
+
+def _no_rows(data: Any) -> bool:
+    try:
+        return len(data) == 0
+    except TypeError:
+        return False
+
+
 @contextlib.contextmanager
-def scoring_errors() -> Iterator[None]:
-    """Schema or input problems raised while scoring become :class:`ScoringInputError`."""
+def scoring_errors(data: Any = None) -> Iterator[None]:
+    """Schema or input problems raised while scoring ``data`` become
+    :class:`ScoringInputError`, each in one line that says what was wrong."""
     from mlflow.exceptions import MlflowException
 
     try:
         yield
     except MlflowException as exc:
-        raise ScoringInputError(
-            f"the model rejected the input: {_first_line(exc.message)}"
-        ) from None
+        why = "the request has no rows" if _no_rows(data) else schema_cause(exc.message)
+        raise ScoringInputError(f"the model rejected the input: {why}") from None
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise ScoringInputError(
-            f"the model could not score the input: {type(exc).__name__}: {_first_line(str(exc))}"
+            f"the model could not score the input: {type(exc).__name__}: {one_line(str(exc))}"
         ) from None
 
 
 def predict(model: Any, data: Any, params: Any = None) -> Any:
     """Run a pyfunc model; schema or input problems become :class:`ScoringInputError`."""
-    with scoring_errors():
+    with scoring_errors(data):
         if params:
             return model.predict(data, params=params)
         return model.predict(data)
@@ -142,6 +193,23 @@ def load_for_evaluation(path: str) -> tuple[Any, Any | None]:
     if getattr(model, "loader_module", None) == "mlflow.sklearn":
         estimator = getattr(getattr(model, "_model_impl", None), "sklearn_model", None)
     return model, estimator
+
+
+def missing_inputs(model: Any, columns: Any) -> list[str]:
+    """The named, required inputs of ``model``'s signature that ``columns`` lacks (none for a
+    model without a column signature)."""
+    try:
+        schema = model.metadata.get_input_schema()
+    except AttributeError:
+        return []
+    if schema is None or not schema.has_input_names() or schema.is_tensor_spec():
+        return []
+    have = {str(c) for c in columns}
+    return [
+        str(spec.name)
+        for spec in schema.inputs
+        if getattr(spec, "required", True) and str(spec.name) not in have
+    ]
 
 
 def requirement_mismatches(path: str) -> list[str]:

@@ -36,14 +36,14 @@ def parse_ref(text: str) -> ModelRef:
         raise UsageError("empty model reference", hint="use NAME, NAME@ALIAS or NAME/VERSION")
     if "/" in raw:
         name, _, version = raw.rpartition("/")
-        if not name or not version.isdigit():
+        if not name or not version.isdigit() or "/" in name or "@" in name:
             raise UsageError(
                 f"bad model reference {text!r}", hint="use NAME, NAME@ALIAS or NAME/VERSION"
             )
         return ModelRef(name=name, version=str(int(version)))
     if "@" in raw:
         name, _, alias = raw.rpartition("@")
-        if not name or not alias:
+        if not name or not alias or "@" in name:
             raise UsageError(
                 f"bad model reference {text!r}", hint="use NAME, NAME@ALIAS or NAME/VERSION"
             )

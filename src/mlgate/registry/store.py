@@ -8,10 +8,12 @@ Everything else in mlgate works with the small typed records below (``VersionRec
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,47 @@ _RETRIES = "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
 # What mlflow.set_tracking_uri/set_registry_uri write besides module state (see Store._fluent).
 _FLUENT_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _FLUENT_LOCK = threading.RLock()
+#: MLflow's own output during mlgate's calls goes here, at DEBUG (see quiet_mlflow).
+_CHATTER = logging.getLogger("mlgate.mlflow")
+_NO_RUN_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
+class _Forward(logging.Handler):
+    """Hands MLflow's log records to the ``mlgate.mlflow`` logger at DEBUG."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _CHATTER.debug("%s: %s", record.name, record.getMessage())
+
+
+@contextlib.contextmanager
+def quiet_mlflow() -> Iterator[None]:
+    """MLflow's chatter during one of mlgate's calls (its warnings, its INFO lines, the
+    "Successfully registered model" it prints) goes to the ``mlgate.mlflow`` logger at DEBUG
+    instead of stderr: the library never prints.
+
+    Only MLflow's own stream is silenced, and only for the call: the caller's warning filters,
+    its logging configuration and MLflow's stream are as they were afterwards.
+    """
+    from mlflow.utils import logging_utils
+
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    mlflow_log = logging.getLogger("mlflow")
+    forward = _Forward()
+    with _FLUENT_LOCK, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        was = stream.enabled
+        saved_env = {_NO_RUN_URL: os.environ.get(_NO_RUN_URL)}
+        stream.enabled = False
+        os.environ[_NO_RUN_URL] = "true"  # "View run ... at: URL", printed to stdout
+        mlflow_log.addHandler(forward)
+        try:
+            yield
+        finally:
+            mlflow_log.removeHandler(forward)
+            restore_environ(saved_env)
+            stream.enabled = was
+            for w in caught:
+                _CHATTER.debug("%s: %s", w.category.__name__, w.message)
 
 
 def restore_environ(saved: dict[str, str | None]) -> None:
@@ -167,7 +210,7 @@ class Store:
             from mlflow.tracking import MlflowClient
 
             self._check_reachable(create=create)
-            with _calling(f"connecting to {self.display_uri}"):
+            with quiet_mlflow(), _calling(f"connecting to {self.display_uri}"):
                 self._client = MlflowClient(tracking_uri=self.uri, registry_uri=self.uri)
         return self._client
 
@@ -217,7 +260,7 @@ class Store:
         from mlflow.tracking._tracking_service import utils as tracking_state
 
         self.client  # noqa: B018 - creates the client (and the embedded store's directory)
-        with _FLUENT_LOCK:
+        with _FLUENT_LOCK, quiet_mlflow():
             saved_env = {k: os.environ.get(k) for k in _FLUENT_ENV}
             saved = (tracking_state._tracking_uri, registry_state._registry_uri)
             mlflow.set_tracking_uri(self.uri)
@@ -509,9 +552,14 @@ class Store:
                 kwargs = dict(log_model_kwargs or {})
                 if flavor.__name__ == "mlflow.sklearn":
                     kwargs = _skops_kwargs(model, kwargs)
+                # mlflow.pyfunc.log_model's first positional slot is the deprecated
+                # artifact_path: a PythonModel goes in python_model= (artifacts, code paths
+                # and the rest come through log_model_kwargs).
+                slot = {"python_model": model} if flavor.__name__ == "mlflow.pyfunc" else {}
                 info = flavor.log_model(
-                    model,
+                    *(() if slot else (model,)),
                     name="model",
+                    **slot,
                     signature=signature,
                     input_example=input_example,
                     **kwargs,
@@ -530,7 +578,7 @@ class Store:
         from mlflow.entities import Metric, Param
 
         now = int(time.time() * 1000)
-        with _calling(f"logging to run {run_id}"):
+        with quiet_mlflow(), _calling(f"logging to run {run_id}"):
             self.client.log_batch(
                 run_id,
                 metrics=[Metric(k, float(v), now, 0) for k, v in (metrics or {}).items()],
@@ -552,17 +600,19 @@ class Store:
         from mlflow.data.pandas_dataset import from_pandas
 
         extra: dict[str, Any] = {"source": source} if source else {}
-        return from_pandas(df, name=name, digest=digest, targets=targets, **extra)
+        with quiet_mlflow():
+            return from_pandas(df, name=name, digest=digest, targets=targets, **extra)
 
     @staticmethod
     def path_dataset(*, name: str, digest: str, source: str) -> Any:
         from mlflow.data.dataset_source_registry import resolve_dataset_source
         from mlflow.data.meta_dataset import MetaDataset
 
-        # mypy sees MetaDataset.profile as abstract; MLflow implements it as a property.
-        return MetaDataset(  # type: ignore[abstract]
-            source=resolve_dataset_source(source), name=name, digest=digest
-        )
+        with quiet_mlflow():
+            # mypy sees MetaDataset.profile as abstract; MLflow implements it as a property.
+            return MetaDataset(  # type: ignore[abstract]
+                source=resolve_dataset_source(source), name=name, digest=digest
+            )
 
     def model_info(self, uri: str) -> Any:
         """MLflow's ModelInfo (flavors, signature) for a model URI."""
@@ -586,6 +636,19 @@ class Store:
                 type_name = f"{type_name}{list(spec.shape)}"
             cols.append((str(name), str(type_name), bool(getattr(spec, "required", True))))
         return cols
+
+    @staticmethod
+    def signature_from_example(model: Any, input_example: Any) -> Any:
+        """The signature of ``model`` on ``input_example``; None for a ``PythonModel``, whose
+        ``predict`` takes a context first: MLflow infers its signature from the example (or
+        the type hints) when it logs it."""
+        import mlflow.pyfunc
+
+        if isinstance(model, mlflow.pyfunc.PythonModel) or not hasattr(model, "predict"):
+            return None
+        from mlflow.models import infer_signature
+
+        return infer_signature(input_example, model.predict(input_example))
 
     @staticmethod
     def infer_signature(model_input: Any, model_output: Any) -> Any:
@@ -661,6 +724,8 @@ def _file_store_path(uri: str) -> Path | None:
 
 
 _CONNECT_TIMEOUT = 2.0
+#: The longest a server that accepted the connection may stay silent (see answer_timeout).
+_ANSWER_TIMEOUT = 10.0
 
 
 def _preflight(uri: str, display: str) -> None:
@@ -676,7 +741,7 @@ def _preflight(uri: str, display: str) -> None:
         return  # requests goes through the proxy; a direct connect proves nothing
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT).close()
+        conn = socket.create_connection((parts.hostname, port), timeout=_CONNECT_TIMEOUT)
     except ConnectionRefusedError:
         reason = "connection refused"
     except socket.gaierror:
@@ -686,8 +751,49 @@ def _preflight(uri: str, display: str) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
     else:
-        return
+        with conn:
+            wait = answer_timeout()
+            if _answers(conn, parts, wait):
+                return
+        reason = f"no answer in {wait:g} s"
     raise TrackingServerError(f"cannot reach the tracking server at {display}: {reason}")
+
+
+def answer_timeout() -> float:
+    """Seconds a server that accepted the connection has to start answering mlgate's first
+    request: 10, or ``$MLFLOW_HTTP_REQUEST_TIMEOUT`` when that is shorter."""
+    try:
+        timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or _ANSWER_TIMEOUT)
+    except ValueError:
+        timeout = _ANSWER_TIMEOUT
+    return min(_ANSWER_TIMEOUT, timeout) if timeout > 0 else _ANSWER_TIMEOUT
+
+
+def _answers(conn: Any, parts: Any, wait: float) -> bool:
+    """Whether the server starts answering a ``HEAD /health`` within ``wait`` seconds.
+
+    A server that accepts connections and never answers would otherwise hold every MLflow call
+    for its timeout, once per retry (4 x 30 s and the backoff: over two minutes). Any answer
+    counts, even an error status or a failed TLS handshake: only silence is refused, so a slow
+    but live server is never failed here.
+    """
+    import ssl
+
+    try:
+        conn.settimeout(wait)
+        if parts.scheme == "https":
+            context = ssl.create_default_context()
+            context.check_hostname = False  # liveness only: MLflow checks the certificate
+            context.verify_mode = ssl.CERT_NONE
+            conn = context.wrap_socket(conn, server_hostname=parts.hostname)
+        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        conn.sendall(f"HEAD /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+        conn.recv(1)
+    except TimeoutError:
+        return False
+    except OSError:  # reset, TLS refused...: the server is there; MLflow reports the rest
+        return True
+    return True
 
 
 def _resolve_uri() -> str:

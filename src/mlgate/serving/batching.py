@@ -176,7 +176,7 @@ def _attempt(fn: Callable[..., Any], *args: Any) -> Outcome:
 
 
 def _checked(fn: Callable[[Any], Any], data: Any) -> Any:
-    with scoring_errors():
+    with scoring_errors(data):
         return fn(data)
 
 

@@ -376,8 +376,12 @@ class Handlers:
                 pending = loaded.batcher.submit(decoded.data, decoded.params)
             preds = await pending
             text = v2.response_body(self.config.model, route.version, decoded, preds)
-        except ScoringInputError as exc:
+        except v2.V2Error as exc:
             status, text = exc.status, _v2_error_body(exc.message)
+        except ScoringInputError as exc:  # the model refused it: say how it misses the signature
+            why = v2.mismatch(body, self.spec(loaded))
+            message = f"the model rejected the input: {why}" if why else exc.message
+            status, text = exc.status, _v2_error_body(message)
         except asyncio.TimeoutError:
             status = 503
             text = _v2_error_body(f"scoring took longer than {self.config.timeout:g} s")

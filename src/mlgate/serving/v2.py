@@ -433,6 +433,32 @@ def decode_doc(doc: Any, spec: ModelSpec) -> Decoded:
     return Decoded(rid, None, _frame(arrays, tensors), params, outputs)
 
 
+def mismatch(body: bytes, spec: ModelSpec) -> str | None:
+    """Why a request the model refused does not fit the version's inputs, in V2's words: the
+    inputs it lacks, or an input sent as another datatype than the signature's. None when the
+    request's names and datatypes are the signature's (MLflow's own cause stands then).
+
+    Only called for a refused request, so a valid one pays nothing for it; only for a model of
+    named columns (a tensor's name is not the model's business).
+    """
+    if spec.content_type != "pd":
+        return None
+    try:
+        inputs = loads(body).get("inputs")
+        sent = {i["name"]: i["datatype"] for i in inputs}
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError):
+        return None
+    wanted = {i["name"]: i["datatype"] for i in spec.inputs}
+    missing = [name for name in wanted if name not in sent]
+    if missing:
+        return f"the request lacks model inputs {missing} (the model takes {list(wanted)})"
+    for name, datatype in sent.items():
+        want = wanted.get(name)
+        if want is not None and datatype != want:
+            return f"input {name!r} is {datatype}; the model's signature wants {want}"
+    return None
+
+
 def _frame(arrays: dict[str, Any], tensors: list[Any]) -> Any:
     import pandas as pd
 
@@ -469,7 +495,9 @@ def _output(name: str, values: Any) -> dict[str, Any]:
     if datatype is not None:
         data = arr.reshape(-1).tolist()
         if kind == "f" and not bool(np.isfinite(arr).all()):
-            data = [None if isinstance(v, float) and math.isnan(v) else v for v in data]
+            # JSON has no NaN or infinity: a V2 answer writes both as null, so a strict client
+            # parses it; /invocations keeps MLflow's NaN/Infinity tokens (see the README)
+            data = [None if isinstance(v, float) and not math.isfinite(v) else v for v in data]
         return {
             "name": name,
             "shape": shape,

@@ -132,6 +132,11 @@ def _check_name(name: Any) -> str:
             f"bad model name {name!r}: names cannot contain {' or '.join(repr(c) for c in bad)}",
             hint="mlgate refers to versions as MODEL/VERSION and MODEL@ALIAS",
         )
+    if name != name.strip():
+        raise UsageError(
+            f"bad model name {name!r}: names cannot start or end with whitespace",
+            hint=f"every reference to a model is read without it: use {name.strip()!r}",
+        )
     return name
 
 
@@ -355,8 +360,8 @@ def _log_here(
 ) -> _Logged:
     """Log a model object (with params, metrics, data and the checkout's commit) to a run."""
     git, git_source = _git_lineage(store, None, code_path, logged_here=True)
-    if signature is None and input_example is not None and hasattr(model, "predict"):
-        signature = store.infer_signature(input_example, model.predict(input_example))
+    if signature is None and input_example is not None:
+        signature = store.signature_from_example(model, input_example)
     model_uri, run_id = store.log_model(
         model,
         run_id=run_id,
@@ -678,6 +683,17 @@ def _tags_to_write(
     return written, replaced
 
 
+def _finish_interrupted(ledger: Ledger, v: VersionRecord, but: str | None = None) -> None:
+    """Settle the ``pending`` attach events of ``v`` whose tags it now holds: an attach that was
+    interrupted after (or finished by a rerun after) writing them, which ``status`` would
+    otherwise report forever. One whose tags are still missing stays pending."""
+    for e in ledger.events(v.name, outcome="pending", kind=AttachEvent.kind, limit=50):
+        if e.record_id == but or not isinstance(e, AttachEvent) or e.version != v.version:
+            continue
+        if e.written and all(key in v.tags for key in e.written):
+            ledger.settle(e, "attached", f"{e.message} (finished by a later attach)")
+
+
 def attach(
     ref: str,
     *,
@@ -716,6 +732,7 @@ def attach(
     v = _version_to_attach(store, ref)
     written, replaced = _tags_to_write(v, _observed_lineage(store, v, train_data, eval_data), force)
     if not written:
+        _finish_interrupted(_ledger(store, policy), v)
         return Attachment(version=v, lineage=_lineage(v), written={}, replaced={})
     written.update({Tags.ATTACHED_BY: lineage.actor(), Tags.ATTACHED_AT: _now()})
     if Tags.MLGATE_VERSION not in v.tags:
@@ -729,6 +746,7 @@ def attach(
     store.set_version_tags(v.name, v.version, written)
     event = ledger.settle(pending, "attached")
     now = store.get_version(v.name, v.version)
+    _finish_interrupted(ledger, now, but=event.record_id)
     return Attachment(
         version=now, lineage=_lineage(now), written=written, replaced=replaced, event=event
     )

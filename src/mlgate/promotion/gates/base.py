@@ -129,7 +129,7 @@ def usable(value: float | None) -> bool:
 def fmt(value: Any) -> str:
     """A number as reasons print it (6 significant digits)."""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value + 0.0:.6g}"  # + 0.0: -0.0 prints as 0, never "-0"
     return str(value)
 
 
@@ -234,6 +234,8 @@ class Decision:
     checked_at: str
     policy_path: str | None = None
     evaluation: Mapping[str, Any] | None = None
+    #: the version already holds the alias: nothing to check, and promote leaves it unchanged
+    already_there: bool = False
 
     @property
     def passed(self) -> bool:
@@ -246,6 +248,8 @@ class Decision:
     def summary(self) -> str:
         """One line: what was decided and why."""
         head = f"{self.model} version {self.version} -> {self.alias}"
+        if self.already_there:
+            return f"{head}: unchanged (already there); no gates to run"
         if self.passed:
             n = len(self.results)
             return f"{head}: passed ({n} gate{'s' if n != 1 else ''})"
@@ -260,6 +264,7 @@ class Decision:
             "passed": self.passed,
             "champion_version": self.champion_version,
             "first_promotion": self.first_promotion,
+            "already_there": self.already_there,
             "checked_at": self.checked_at,
             "policy": self.policy_path,
             "evaluation": _jsonable(self.evaluation),

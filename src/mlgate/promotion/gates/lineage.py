@@ -22,7 +22,10 @@ def check(spec: GateSpec, ev: Evidence) -> GateResult:
         checks.append("clean tree")
         dirty = tags.get(Tags.GIT_DIRTY)
         if dirty is None:
-            problems.append("the tree state was not recorded")
+            problems.append(
+                "the tree state was not recorded (MLflow does not record it: a version logged "
+                "outside mlgate passes only with require_clean = false on this gate)"
+            )
         elif dirty != "false":
             problems.append("trained from a dirty tree (uncommitted changes)")
     if spec.get("verify_artifacts", True):
