@@ -133,6 +133,13 @@ def test_wrong_arguments_are_one_usage_error_naming_them(call, message, tmp_path
     assert not list(tmp_path.iterdir())
 
 
+def test_event_kinds_are_the_ledgers():
+    """history(kind=) and `mlgate history --kind` accept exactly the kinds the ledger records."""
+    from mlgate.promotion.ledger import _KINDS
+
+    assert set(typing.get_args(api.EventKind)) == set(_KINDS)
+
+
 # --------------------------------------------------------------------------- property
 _DEFERRED = {"Store": mlgate.Store, "Policy": mlgate.Policy, "ExportOptions": mlgate.ExportOptions}
 

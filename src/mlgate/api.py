@@ -1,7 +1,9 @@
 """One function per use case: everything the ``mlgate`` command does, callable from Python.
 
 Every command of the CLI is one call of a function here, and a notebook can make the same call.
-The functions hold no logic of their own beyond normalising their arguments; each delegates to
+The functions hold no logic of their own beyond checking and normalising their arguments (each
+argument against its annotation, before anything is read or written: a wrong one is a
+:class:`~mlgate.errors.UsageError` naming it, what it expects and what it got); each delegates to
 the package that owns the use case (:mod:`mlgate.versioning`, :mod:`mlgate.promotion`,
 :mod:`mlgate.deploy`, :mod:`mlgate.serving`). They share one shape:
 
