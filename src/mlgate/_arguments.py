@@ -157,10 +157,29 @@ def got(value: Any) -> str:
     return f"{type(value).__name__} {_repr.repr(value)}".replace("\n", " ")
 
 
+def _culprit(value: Any, hint: Any) -> str | None:
+    """The entry of a mapping or list that makes it wrong, when the container itself is right."""
+    for h in get_args(hint) if get_origin(hint) in (Union, types.UnionType) else (hint,):
+        origin, args = get_origin(h), get_args(h)
+        if (origin is Mapping or h is Mapping) and isinstance(value, Mapping):
+            key, val = args or (Any, Any)
+            for k, v in value.items():
+                if not fits(k, key):
+                    return f"its key {got(k)} is not {describe(key)}"
+                if not fits(v, val):
+                    return f"its {k!r} is {got(v)}"
+        if (origin is Sequence or h is Sequence) and isinstance(value, list | tuple) and args:
+            for i, v in enumerate(value):
+                if not fits(v, args[0]):
+                    return f"its item {i} is {got(v)}"
+    return None
+
+
 def check(where: str, name: str, value: Any, hint: Any) -> None:
     """Raise ``UsageError`` unless ``value`` is what ``hint`` admits."""
     if not fits(value, hint):
-        raise UsageError(f"{where}: argument {name!r} expects {describe(hint)}, got {got(value)}")
+        culprit = _culprit(value, hint) or f"got {got(value)}"
+        raise UsageError(f"{where}: argument {name!r} expects {describe(hint)}; {culprit}")
 
 
 def _contract(
