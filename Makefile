@@ -15,33 +15,41 @@ TEST_WORKERS ?= 2
 # ARGS for any other mlgate option, parsed by the shell). GNU make exits 2 whenever a recipe
 # fails, so a failing target prints mlgate's own exit code and its meaning (3: a gate said no,
 # 4: conflict, ...); call mlgate directly where a script needs that code itself.
-MLGATE  := $(BIN)/mlgate
+# On a developer's checkout (no MLFLOW_TRACKING_URI, no MLGATE_HOME, not CI) they use the store
+# and policy `make demo` left in DEMO (a --policy in ARGS wins), or say how to point at yours.
+ROOT    := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
+DEMO    ?= $(ROOT)/mlruns_example
 MODEL   ?= example-classifier
 TO      ?= challenger
 ARGS    ?=
 MESSAGE ?=
 
-# $(call run_mlgate,ARGUMENTS): run mlgate; on failure say which exit code it gave and what it means.
+# $(call run_mlgate,ARGUMENTS): run mlgate (scripts/make_mlgate.py: the demo's store on a
+# developer's checkout); on failure say which exit code it gave and what it means.
 define run_mlgate
-@code=0; $(MLGATE) $(1) || code=$$?; \
-	if [ $$code -ne 0 ]; then \
-	  echo "make: mlgate exited $$code: $$($(BIN)/python -c 'import sys; from mlgate.errors import EXIT_CODES; print(EXIT_CODES.get(int(sys.argv[1]), "unknown"))' $$code) (make exits 2; run mlgate itself for its code)" >&2; \
-	fi; exit $$code
+@$(BIN)/python $(ROOT)/scripts/make_mlgate.py '$(DEMO)' $(1)
 endef
 # --reason 'MESSAGE', quoted for the shell whatever MESSAGE holds ($(value) keeps a $ as typed).
 reason = $(if $(value MESSAGE),--reason '$(subst ','"'"',$(value MESSAGE))')
 
 # A target that needs a variable stops before anything runs, naming it (not with a misleading
-# mlgate usage error from an empty argument).
-need = $(if $(strip $($(1))),,$(error $(1) is not set (e.g. make $(2) $(3))))
-ifneq ($(filter check promote,$(MAKECMDGOALS)),)
-$(call need,VERSION,$(firstword $(filter check promote,$(MAKECMDGOALS))),MODEL=churn VERSION=7 TO=champion)
-endif
-ifneq ($(filter build,$(MAKECMDGOALS)),)
-ifeq ($(strip $(REF)),)
-$(call need,VERSION,build,MODEL=churn VERSION=7 or make build REF=churn@champion)
-endif
-endif
+# mlgate usage error from an empty argument): needs.TARGET lists them, example.TARGET shows a call.
+need = $(if $(strip $($(1))),,$(error $(1) is not set (e.g. make $(2) $(example.$(2)))))
+needs.check    = MODEL VERSION TO
+needs.promote  = MODEL VERSION TO
+needs.rollback = MODEL
+needs.history  = MODEL
+needs.status   = MODEL
+needs.serve    = MODEL
+needs.build    = $(if $(strip $(REF)),,MODEL VERSION)
+example.check    = MODEL=churn VERSION=7 TO=champion
+example.promote  = MODEL=churn VERSION=7 TO=champion MESSAGE='why'
+example.rollback = MODEL=churn MESSAGE='why'
+example.history  = MODEL=churn
+example.status   = MODEL=churn
+example.serve    = MODEL=churn
+example.build    = MODEL=churn VERSION=7 or make build REF=churn@champion
+$(foreach goal,$(MAKECMDGOALS),$(foreach var,$(needs.$(goal)),$(call need,$(var),$(goal))))
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip

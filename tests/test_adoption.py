@@ -346,7 +346,7 @@ def test_tree_models_register_and_load_out_of_the_box(store, model_name, classif
     ("metrics", "match"),
     [
         ({"accuracy": float("nan")}, "accuracy' is nan"),
-        ({"accuracy": "high"}, "'high' is not a number"),
+        ({"accuracy": "high"}, "its 'accuracy' is str 'high'"),
         ({"": 0.5}, "non-empty name"),
         ({"auc": float("inf")}, "only finite numbers"),
     ],

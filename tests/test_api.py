@@ -18,6 +18,7 @@ import yaml
 import mlgate
 from mlgate import api
 from mlgate.cli import main
+from mlgate.deploy.build import build as build_version
 from mlgate.errors import DockerError, GateRejected, NotFoundError, UsageError
 from mlgate.keys import Tags
 from mlgate.promotion import rollout as ro
@@ -194,11 +195,13 @@ def test_build_refuses_bad_arguments_before_any_engine(
     with pytest.raises(UsageError, match="no such file"):
         mlgate.build(ref, ca_bundle=tmp_path / "missing.pem")
     with pytest.raises(UsageError, match="--no-download needs --wheelhouse"):
-        mlgate.build(ref, offline=True, allow_download=False)
-    with pytest.raises(UsageError, match="not both"):
+        mlgate.build(ref, offline=True, no_download=True)
+    with pytest.raises(UsageError, match="argument 'engine' expects an Engine or None"):
         mlgate.build(ref, engine=object(), docker_host="unix:///nowhere.sock")
+    with pytest.raises(UsageError, match="not both"):
+        build_version(ref, engine=object(), docker_host="unix:///nowhere.sock")
     with pytest.raises(UsageError, match="bad image repository"):
-        mlgate.build(ref, repository="Not A Repository")
+        mlgate.build(ref, repo="Not A Repository")
     with pytest.raises(NotFoundError):
         mlgate.build(f"{model_name}/99")
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
@@ -278,7 +281,7 @@ def test_serve_from_python_answers_like_the_cli(tracking_uri, store, champion, c
     body = {"dataframe_split": json.loads(frame.to_json(orient="split", index=False))}
     port = free_port()
     proc = _serving(
-        f"import mlgate; mlgate.serve({model_name!r}, port={port}, poll_interval=0.5)",
+        f"import mlgate; mlgate.serve({model_name!r}, port={port}, poll=0.5)",
         tracking_uri,
     )
     try:

@@ -758,14 +758,91 @@ def test_make_reports_mlgate_exit_code_and_meaning(
 
 
 def test_make_names_a_missing_variable(tmp_path):
-    """A target without a variable it needs stops with a make error naming it, before anything runs."""
-    for target, var in (("check", "VERSION"), ("promote", "VERSION"), ("build", "VERSION")):
-        done = run_make(target, "MODEL=churn", cwd=tmp_path)
-        assert done.returncode == 2
-        assert f"*** {var} is not set" in done.stderr, done.stderr
+    """A target without a variable it needs (unset or empty, MODEL= and TO= too) stops with a
+    make error naming it, before anything runs."""
+    cases = [
+        ("check", "VERSION", ["MODEL=churn"]),
+        ("promote", "VERSION", ["MODEL=churn"]),
+        ("build", "VERSION", ["MODEL=churn"]),
+        ("check", "VERSION", ["MODEL=churn", "VERSION="]),
+        ("check", "MODEL", ["MODEL=", "VERSION=3"]),
+        ("check", "TO", ["VERSION=3", "TO="]),
+        ("promote", "TO", ["VERSION=3", "TO= "]),
+        ("build", "MODEL", ["MODEL=", "VERSION=3"]),
+        *((target, "MODEL", ["MODEL="]) for target in ("rollback", "history", "status", "serve")),
+    ]
+    for target, var, args in cases:
+        done = run_make(target, *args, cwd=tmp_path)
+        assert done.returncode == 2, (target, args)
+        assert f"*** {var} is not set (e.g. make {target} " in done.stderr, done.stderr
         assert "mlgate" not in done.stdout and "Usage:" not in done.stderr
-    done = run_make("check", "MODEL=churn", "VERSION=", cwd=tmp_path)
-    assert "*** VERSION is not set" in done.stderr
+    assert run_make("build", "MODEL=", "REF=churn@champion", "-n", cwd=tmp_path).returncode == 0
+
+
+def _developer_env() -> dict[str, str]:
+    """A developer's shell: no tracking URI, no MLGATE_HOME, not CI."""
+    unset = ("MLFLOW_TRACKING_URI", "MLGATE_HOME", "CI", "GITHUB_ACTIONS", "MLGATE_ALLOW_EMBEDDED")
+    return {k: v for k, v in runner_env().items() if k not in unset}
+
+
+def test_make_targets_use_the_demo_store_and_policy_on_a_checkout(tmp_path):
+    """After `make demo`, the checkout's make targets use the demo's embedded store and policy on
+    a developer's machine (a --policy in ARGS wins); in CI a tracking URI is still required; with
+    no demo store they say how to point at one instead of reading an empty one."""
+    import mlgate
+    from mlgate.testing import tiny_classifier
+
+    demo = tmp_path / "demo"
+    demo.mkdir()
+    (demo / "mlgate.toml").write_text(
+        "[[default.gates.challenger]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 0.5\n"
+    )
+    model, train, _ = tiny_classifier()
+    store = mlgate.Store(f"sqlite:///{demo / 'mlflow.db'}")
+    mlgate.register(
+        model, name="demo-model", train_data=train, metrics={"accuracy": 0.9}, store=store
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    common = ("MODEL=demo-model", f"DEMO={demo}")
+
+    done = run_make("status", *common, env=_developer_env(), cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert "demo-model" in done.stdout
+    assert (
+        f"make: using the demo's store {demo / 'mlflow.db'} and policy {demo / 'mlgate.toml'}"
+        in done.stderr
+    )
+    done = run_make(
+        "check", *common, "VERSION=1", "TO=challenger", env=_developer_env(), cwd=elsewhere
+    )
+    assert done.returncode == 0, done.stderr
+    assert "accuracy" in done.stdout and "PASSED" in done.stdout
+    mine = tmp_path / "mine.toml"
+    mine.write_text(
+        "[[default.gates.challenger]]\ntype = 'metric'\nmetric = 'accuracy'\nmin = 0.95\n"
+    )
+    done = run_make(
+        "check",
+        *common,
+        "VERSION=1",
+        "TO=challenger",
+        f"ARGS=--policy {mine}",
+        env=_developer_env(),
+        cwd=elsewhere,
+    )
+    assert done.returncode == 2 and "make: mlgate exited 3" in done.stderr, done.stderr
+    assert "and policy" not in done.stderr
+
+    done = run_make("status", *common, env=runner_env(), cwd=elsewhere)  # CI, no tracking URI
+    assert done.returncode == 2 and "refuses its embedded SQLite default" in done.stderr
+    assert "demo's store" not in done.stderr
+    done = run_make(
+        "status", "MODEL=demo-model", f"DEMO={elsewhere}", env=_developer_env(), cwd=elsewhere
+    )
+    assert done.returncode == 2
+    assert "make: no tracking store: run `make demo` first" in done.stderr
+    assert "MLFLOW_TRACKING_URI=URI" in done.stderr and not (elsewhere / "mlflow.db").exists()
 
 
 def test_notebook_runs_end_to_end(example_copy, tmp_path, monkeypatch):

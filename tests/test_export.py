@@ -599,7 +599,7 @@ def readme_exports() -> dict[str, Export]:
         )
 
     opts = ExportOptions(namespace="ml", storage_map=(("mlflow-artifacts:/", "s3://mlflow/"),))
-    native = replace(opts, kserve_mode="native")
+    native = replace(opts, mode="native")
     champion, challenger = served("champion", "7"), served("challenger", "8")
     canary = Snapshot("churn", champion, challenger, mode="split", weight=10)
     promoted = Snapshot("churn", replace(challenger, role="champion"), None, "split", 0)

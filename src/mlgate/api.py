@@ -1,7 +1,9 @@
 """One function per use case: everything the ``mlgate`` command does, callable from Python.
 
 Every command of the CLI is one call of a function here, and a notebook can make the same call.
-The functions hold no logic of their own beyond normalising their arguments; each delegates to
+The functions hold no logic of their own beyond checking and normalising their arguments (each
+argument against its annotation, before anything is read or written: a wrong one is a
+:class:`~mlgate.errors.UsageError` naming it, what it expects and what it got); each delegates to
 the package that owns the use case (:mod:`mlgate.versioning`, :mod:`mlgate.promotion`,
 :mod:`mlgate.deploy`, :mod:`mlgate.serving`). They share one shape:
 
@@ -28,10 +30,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
+from mlgate._arguments import Between, checker, deferred
 from mlgate.errors import UsageError
 
 if TYPE_CHECKING:
@@ -53,6 +56,8 @@ if TYPE_CHECKING:
 
 
 class _Current:
+    _describe = "mlgate.CURRENT"
+
     def __repr__(self) -> str:
         return "CURRENT"
 
@@ -63,6 +68,25 @@ CURRENT: Any = _Current()
 
 #: The server says where it listens here (the CLI prints it on stderr).
 _serve_log = logging.getLogger("mlgate.serve.start")
+
+#: The kinds of ledger event (``history(kind=...)``, ``mlgate history --kind``).
+EventKind = Literal["promote", "rollback", "traffic", "rollout", "register", "attach", "build"]
+#: ``traffic(mode=...)``, ``serve(mode=...)``: the challenger answers its share, or only
+#: scores copies.
+TrafficMode = Literal["split", "shadow"]
+Percent = Annotated[float, Between(0, 100)]
+
+#: Every function below checks its arguments against its annotations before doing anything (a
+#: wrong one is a UsageError naming it); these resolve the names imported for type checkers only.
+_checked = checker(
+    {
+        "Store": deferred("mlgate.registry.store", "Store"),
+        "Policy": deferred("mlgate.promotion.policy", "Policy"),
+        "Engine": deferred("mlgate.deploy.engine", "Engine"),
+        "ExportOptions": deferred("mlgate.deploy.export", "ExportOptions"),
+        "Runner": Callable,
+    }
+)
 
 
 def _store(store: Store | str | None) -> Store | None:
@@ -90,17 +114,19 @@ def _acting(actor: str | None) -> Iterator[None]:
 
 
 # --------------------------------------------------------------------------- lineage
-def fingerprint(data: Any, *, include_index: bool = False, use_cache: bool = True) -> Fingerprint:
+@_checked
+def fingerprint(data: Any, *, include_index: bool = False, no_cache: bool = False) -> Fingerprint:
     """The full-content BLAKE3 fingerprint of a DataFrame, Series, array, file or directory.
 
     A file's value equals what ``b3sum`` prints; a directory's covers every file's relative
-    path and content. ``use_cache``: serve unchanged files from the stat cache.
+    path and content. Unchanged files are served from the stat cache unless ``no_cache``.
     """
     from mlgate.fingerprint import fingerprint as run
 
-    return run(data, include_index=include_index, use_cache=use_cache)
+    return run(data, include_index=include_index, use_cache=not no_cache)
 
 
+@_checked
 def register(
     model: Any,
     *,
@@ -112,7 +138,7 @@ def register(
     metrics: Mapping[str, float] | None = None,
     input_example: Any = None,
     signature: Any = None,
-    run_id: str | None = None,
+    run: str | None = None,
     experiment: str | None = None,
     tags: Mapping[str, str] | None = None,
     code_path: str | os.PathLike[str] | None = None,
@@ -124,13 +150,15 @@ def register(
     """Register a model version with full lineage (``mlgate register``).
 
     ``model`` is a fitted estimator or ``PythonModel`` (logged for you), or the URI of a model
-    already logged (``runs:/RUN/NAME``, ``models:/m-...``). See
-    :func:`mlgate.versioning.registration.register` for every argument.
+    already logged (``runs:/RUN/NAME``, ``models:/m-...``). ``run``: the id of the run that
+    logged it (``--run``), or the run to log the estimator into. See
+    :func:`mlgate.versioning.registration.register` for every argument (``run`` is its
+    ``run_id``).
     """
-    from mlgate.versioning.registration import register as run
+    from mlgate.versioning.registration import register as do
 
     with _acting(actor):
-        return run(
+        return do(
             model,
             name=name,
             train_data=train_data,
@@ -140,7 +168,7 @@ def register(
             metrics=metrics,
             input_example=input_example,
             signature=signature,
-            run_id=run_id,
+            run_id=run,
             experiment=experiment,
             tags=tags,
             code_path=code_path,
@@ -150,6 +178,7 @@ def register(
         )
 
 
+@_checked
 def attach(
     model: str,
     *,
@@ -180,6 +209,7 @@ def attach(
         )
 
 
+@_checked
 def show(model: str, *, store: Store | str | None = None) -> Lineage:
     """The lineage recorded for ``NAME``, ``NAME@ALIAS`` or ``NAME/VERSION`` (``mlgate show``)."""
     from mlgate.versioning.registration import show as run
@@ -188,6 +218,7 @@ def show(model: str, *, store: Store | str | None = None) -> Lineage:
 
 
 # --------------------------------------------------------------------------- promotion
+@_checked
 def check(
     model: str,
     version: str | int | None = None,
@@ -216,12 +247,13 @@ def check(
     )
 
 
+@_checked
 def promote(
     model: str,
     version: str | int | None = None,
     *,
     to: str,
-    expected: Any = CURRENT,
+    expected: str | int | _Current | None = CURRENT,
     reason: str = "",
     eval_data: Any = None,
     target: str | None = None,
@@ -256,11 +288,12 @@ def promote(
         )
 
 
+@_checked
 def rollback(
     model: str,
     *,
     alias: str | None = None,
-    to_version: str | int | None = None,
+    version: str | int | None = None,
     reason: str = "",
     dry_run: bool = False,
     lease_ttl: float | None = None,
@@ -271,7 +304,7 @@ def rollback(
 ) -> Event:
     """Move ``alias`` (default: the champion alias) back to the version it held before.
 
-    ``to_version`` names a version the ledger shows holding the alias before (any other needs
+    ``version`` names a version the ledger shows holding the alias before (any other needs
     ``force``: a rollback runs no gates).
     """
     from mlgate.promotion.workflow import rollback as run
@@ -280,7 +313,7 @@ def rollback(
         return run(
             model,
             alias=alias,
-            to_version=to_version,
+            to_version=version,
             reason=reason,
             policy=policy,
             dry_run=dry_run,
@@ -290,12 +323,13 @@ def rollback(
         )
 
 
+@_checked
 def history(
     model: str,
     *,
     alias: str | None = None,
-    kind: str | None = None,
-    limit: int | None = None,
+    kind: EventKind | None = None,
+    limit: Annotated[int, Between(1)] | None = None,
     policy: Policy | str | os.PathLike[str] | None = None,
     store: Store | str | None = None,
 ) -> list[Event]:
@@ -306,6 +340,7 @@ def history(
     return run(model, alias=alias, kind=kind, limit=limit, policy=policy, store=_store(store))
 
 
+@_checked
 def status(
     model: str,
     *,
@@ -318,11 +353,12 @@ def status(
     return run(model, policy=policy, store=_store(store))
 
 
+@_checked
 def traffic(
     model: str,
     *,
-    weight: float,
-    mode: str = "split",
+    weight: Percent,
+    mode: TrafficMode = "split",
     reason: str = "",
     force: bool = False,
     policy: Policy | str | os.PathLike[str] | None = None,
@@ -352,17 +388,18 @@ def traffic(
         )
 
 
+@_checked
 def rollout(
     model: str,
     endpoints: Sequence[str],
     *,
-    steps: Sequence[float] = (5, 25, 50, 100),
-    min_requests: int = 200,
-    min_seconds: float = 30.0,
-    max_seconds: float = 900.0,
-    max_error_delta: float = 0.01,
-    max_latency_ratio: float = 1.5,
-    poll: float = 2.0,
+    steps: Sequence[Percent] = (5, 25, 50, 100),
+    min_requests: Annotated[int, Between(1)] = 200,
+    min_seconds: Annotated[float, Between(0)] = 30.0,
+    max_seconds: Annotated[float, Between(1)] = 900.0,
+    max_error_delta: Annotated[float, Between(0)] = 0.01,
+    max_latency_ratio: Annotated[float, Between(1)] = 1.5,
+    poll: Annotated[float, Between(0.1)] = 2.0,
     policy: Policy | str | os.PathLike[str] | None = None,
     store: Store | str | None = None,
     actor: str | None = None,
@@ -395,6 +432,7 @@ def rollout(
         )
 
 
+@_checked
 def rollout_status(model: str, *, store: Store | str | None = None) -> RolloutState | None:
     """The state of ``model``'s rollout as the registry holds it (None: never started)."""
     from mlgate.promotion import rollout as ro
@@ -403,6 +441,7 @@ def rollout_status(model: str, *, store: Store | str | None = None) -> RolloutSt
     return ro.read_state(_store(store) or Store(), model)
 
 
+@_checked
 def abort_rollout(
     model: str,
     *,
@@ -420,23 +459,24 @@ def abort_rollout(
 
 
 # --------------------------------------------------------------------------- deploy
+@_checked
 def build(
     model: str,
     *,
-    repository: str = "mlgate",
+    repo: str = "mlgate",
     tag: str = "{model}-v{version}",
     base_image: str | None = None,
-    python: str | None = None,
+    python_version: str | None = None,
     offline: bool = False,
     wheelhouse: str | os.PathLike[str] | None = None,
-    allow_download: bool = True,
+    no_download: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
     platform: str | None = None,
-    network_mode: str | None = None,
+    network: str | None = None,
     full_mlflow: bool = False,
-    verify: bool = True,
-    check: bool = True,
-    nocache: bool = False,
+    no_verify: bool = False,
+    no_check: bool = False,
+    no_cache: bool = False,
     push: bool = False,
     record: bool = True,
     engine: Engine | None = None,
@@ -449,23 +489,24 @@ def build(
 
     Args:
         model: ``MODEL@ALIAS`` or ``MODEL/VERSION``. An alias is resolved once.
-        repository, tag: the image is tagged ``repository:tag``; ``tag`` is a template with
-            ``{model}`` and ``{version}``.
+        repo, tag: the image is tagged ``repo:tag``; ``tag`` is a template with ``{model}``
+            and ``{version}``.
         base_image: default ``python:MAJOR.MINOR-slim`` for the model's Python.
-        python: the image's Python (``MAJOR.MINOR``); default the model's.
-        offline, wheelhouse, allow_download: download every wheel on the host first (into the
-            cache, or into ``wheelhouse``) and build with no network; ``allow_download=False``
-            uses the wheelhouse alone (air-gapped).
+        python_version: the image's Python (``MAJOR.MINOR``); default the model's.
+        offline, wheelhouse, no_download: download every wheel on the host first (into the
+            cache, or into ``wheelhouse``) and build with no network; ``no_download`` uses the
+            wheelhouse alone (air-gapped).
         ca_bundle: a CA bundle pip inside the build trusts (online builds behind TLS
             interception). It is used in the build stage only, never left in the image.
         platform: the target platform, e.g. ``linux/arm64``.
-        network_mode: the build's network (``host`` where the engine has no bridge); offline
+        network: the build's network (``host`` where the engine has no bridge); offline
             builds always run with none.
         full_mlflow: install the full ``mlflow`` package rather than ``mlflow-skinny``.
-        verify: refuse artifacts that differ from the recorded digest (and versions with none).
-        check: before the model layer is committed, run ``serve --check`` in its container with
-            no network: the model must load and its digest verify inside the image.
-        nocache: build every layer anew. push: push the image (the repository names the
+        no_verify: build even artifacts that differ from the recorded digest (or have none).
+        no_check: skip running ``serve --check`` in the model layer's container (with no
+            network) before it is committed, which proves the model loads and its digest
+            verifies inside the image.
+        no_cache: build every layer anew. push: push the image (the repository names the
             registry). record: write the image to the version's ``mlgate.image`` tag.
         engine: a connected :class:`~mlgate.deploy.engine.Engine` to build with (left open).
             Default: a connection to ``docker_host`` (else ``$DOCKER_HOST``, else the default
@@ -486,20 +527,20 @@ def build(
         return run(
             model,
             store=_store(store),
-            repository=repository,
+            repository=repo,
             tag=tag,
             base_image=base_image,
-            python=python,
+            python=python_version,
             offline=offline,
             wheelhouse=wheelhouse,
-            allow_download=allow_download,
+            allow_download=not no_download,
             ca_bundle=ca_bundle,
             platform=platform,
-            network_mode=network_mode,
+            network_mode=network,
             full_mlflow=full_mlflow,
-            verify=verify,
-            check=check,
-            nocache=nocache,
+            verify=not no_verify,
+            check=not no_check,
+            nocache=no_cache,
             push=push,
             record=record,
             engine=engine,
@@ -508,20 +549,21 @@ def build(
         )
 
 
+@_checked
 def build_tools_image(
     *,
-    repository: str | None = None,
+    repo: str | None = None,
     tag: str | None = None,
     base_image: str | None = None,
-    python: str | None = None,
+    python_version: str | None = None,
     offline: bool = False,
     wheelhouse: str | os.PathLike[str] | None = None,
-    allow_download: bool = True,
+    no_download: bool = False,
     ca_bundle: str | os.PathLike[str] | None = None,
     platform: str | None = None,
-    network_mode: str | None = None,
+    network: str | None = None,
     full_mlflow: bool = False,
-    nocache: bool = False,
+    no_cache: bool = False,
     push: bool = False,
     engine: Engine | None = None,
     docker_host: str | None = None,
@@ -530,9 +572,10 @@ def build_tools_image(
     ``mlflow-skinny``, no model, on the same runtime layers as :func:`build`.
 
     Args:
-        repository, tag: default ``mlgate-tools:<mlgate version>`` (``tag`` may use
+        repo, tag: default ``mlgate-tools:<mlgate version>`` (``tag`` may use
             ``{version}``, mlgate's). The other options mean what they mean for :func:`build`;
-            ``python`` defaults to this machine's Python, whose package versions are pinned.
+            ``python_version`` defaults to this machine's Python, whose package versions are
+            pinned.
 
     Raises:
         UsageError: bad options. DockerError: engine unreachable, build, check or push failed.
@@ -540,24 +583,25 @@ def build_tools_image(
     from mlgate.deploy import tools
 
     return tools.build_tools_image(
-        repository=repository or tools.TOOLS_REPOSITORY,
+        repository=repo or tools.TOOLS_REPOSITORY,
         tag=tag or tools.TOOLS_TAG,
         base_image=base_image,
-        python=python,
+        python=python_version,
         offline=offline,
         wheelhouse=wheelhouse,
-        allow_download=allow_download,
+        allow_download=not no_download,
         ca_bundle=ca_bundle,
         platform=platform,
-        network_mode=network_mode,
+        network_mode=network,
         full_mlflow=full_mlflow,
-        nocache=nocache,
+        nocache=no_cache,
         push=push,
         engine=engine,
         docker_host=docker_host,
     )
 
 
+@_checked
 def export(
     target: str,
     model: str,
@@ -573,9 +617,19 @@ def export(
     ``replicas=3``, ...) over ``options``. Without ``options``, the champion and challenger
     aliases are the policy's. The same registry state always gives the same YAML.
     """
+    from typing import get_type_hints
+
+    from mlgate._arguments import check as check_argument
     from mlgate.deploy.export import ExportOptions
     from mlgate.deploy.export import export as run
 
+    known = get_type_hints(ExportOptions)
+    for key, value in fields.items():
+        if key not in known:
+            raise UsageError(
+                f"export(): no argument {key!r}", hint=f"known: {', '.join(sorted(known))}"
+            )
+        check_argument("export()", key, value, known[key])
     if options is None:
         from mlgate.promotion.workflow import resolve_policy
 
@@ -583,14 +637,7 @@ def export(
         options = ExportOptions(
             champion_alias=mp.champion_alias, challenger_alias=mp.challenger_alias
         )
-    try:
-        options = replace(options, **fields)
-    except TypeError:
-        known = ", ".join(sorted(ExportOptions.__dataclass_fields__))
-        raise UsageError(
-            f"unknown export option among {', '.join(sorted(fields))}", hint=f"known: {known}"
-        ) from None
-    return run(target, model, options=options, store=_store(store))
+    return run(target, model, options=replace(options, **fields), store=_store(store))
 
 
 # --------------------------------------------------------------------------- serving
@@ -654,20 +701,21 @@ def _serve_config(
     )
 
 
+@_checked
 def serve(
     model: str | None = None,
     *,
     host: str = "127.0.0.1",
-    port: int = 8080,
-    poll_interval: float = 5.0,
-    weight: float | None = None,
-    mode: str | None = None,
+    port: Annotated[int, Between(0, 65535)] = 8080,
+    poll: Annotated[float, Between(0.1)] = 5.0,
+    weight: Percent | None = None,
+    mode: TrafficMode | None = None,
     pin: str | None = None,
     champion_alias: str = "champion",
     challenger_alias: str = "challenger",
-    max_body_mb: float = 10.0,
-    timeout: float = 30.0,
-    verify: bool = True,
+    max_body_mb: Annotated[float, Between(0.001)] = 10.0,
+    timeout: Annotated[float, Between(0.1)] = 30.0,
+    no_verify: bool = False,
     model_dir: str | os.PathLike[str] | None = None,
     model_version: str | None = None,
     expect_digest: str | None = None,
@@ -697,10 +745,10 @@ def serve(
         tracking_uri=_uri(store),
         champion_alias=champion_alias,
         challenger_alias=challenger_alias,
-        poll_interval=poll_interval,
+        poll_interval=poll,
         max_body_bytes=int(max_body_mb * 1024 * 1024),
         timeout=timeout,
-        verify_digest=verify,
+        verify_digest=not no_verify,
         wait=wait,
     )
     if check:

@@ -116,17 +116,17 @@ def tools_image(ctx: click.Context) -> dict[str, Any]:
         if key in given and params.get(key):
             raise click.UsageError(f"--tools-image builds no model's image: drop {what}")
     return {
-        "repository": params["repository"] if "repository" in given else None,
+        "repo": params["repository"] if "repository" in given else None,
         "tag": params["tag"] if "tag" in given else None,
         "base_image": params.get("base_image"),
-        "python": params.get("python"),
+        "python_version": params.get("python"),
         "offline": bool(params.get("offline")),
         "wheelhouse": params.get("wheelhouse"),
-        "allow_download": not params.get("no_download"),
+        "no_download": bool(params.get("no_download")),
         "ca_bundle": params.get("ca_bundle"),
         "platform": params.get("platform"),
-        "network_mode": params.get("network_mode"),
+        "network": params.get("network_mode"),
         "full_mlflow": bool(params.get("full_mlflow")),
-        "nocache": bool(params.get("nocache")),
+        "no_cache": bool(params.get("nocache")),
         "push": bool(params.get("push")),
     }

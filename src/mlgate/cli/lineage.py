@@ -19,7 +19,7 @@ def fingerprint(paths: tuple[str, ...], as_json: bool, no_cache: bool) -> None:
     A file's value equals what `b3sum` prints; a directory's covers every file's relative path
     and content. Unchanged files are served from a stat cache.
     """
-    results = [api.fingerprint(p, use_cache=not no_cache) for p in paths]
+    results = [api.fingerprint(p, no_cache=no_cache) for p in paths]
     if as_json:
         echo_json([r.to_dict() for r in results])
         return
@@ -38,8 +38,20 @@ def fingerprint(paths: tuple[str, ...], as_json: bool, no_cache: bool) -> None:
     help="Name the run logged the model under (log_model(name=...)).",
 )
 @click.option("--model-uri", help="URI of a logged model (runs:/..., models:/m-...).")
-@click.option("--train", "train_path", type=click.Path(), help="Training data file or directory.")
-@click.option("--eval", "eval_path", type=click.Path(), help="Evaluation data file or directory.")
+@click.option(
+    "--train",
+    "--train-data",
+    "train_path",
+    type=click.Path(),
+    help="Training data file or directory.",
+)
+@click.option(
+    "--eval",
+    "--eval-data",
+    "eval_path",
+    type=click.Path(),
+    help="Evaluation data file or directory.",
+)
 @click.option("--metric", "metrics", multiple=True, metavar="KEY=NUMBER", help="Metric to record.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Param to record.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra version tag.")
@@ -70,7 +82,7 @@ def register(
     reg = api.register(
         model_uri or f"runs:/{run_id}/{artifact_path}",
         name=name,
-        run_id=run_id,
+        run=run_id,
         train_data=train_path,
         eval_data=eval_path,
         metrics=pairs(metrics, "--metric", numeric=True),
@@ -89,8 +101,20 @@ def register(
 
 @click.command()
 @click.argument("ref", metavar="MODEL/VERSION|MODEL@ALIAS")
-@click.option("--train", "train_path", type=click.Path(), help="Training data file or directory.")
-@click.option("--eval", "eval_path", type=click.Path(), help="Evaluation data file or directory.")
+@click.option(
+    "--train",
+    "--train-data",
+    "train_path",
+    type=click.Path(),
+    help="Training data file or directory.",
+)
+@click.option(
+    "--eval",
+    "--eval-data",
+    "eval_path",
+    type=click.Path(),
+    help="Evaluation data file or directory.",
+)
 @click.option(
     "--force",
     is_flag=True,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from typing import get_args
 
 import click
 
@@ -179,7 +180,7 @@ def rollback(
     event = api.rollback(
         model,
         alias=alias,
-        to_version=to_version,
+        version=to_version,
         reason=reason,
         policy=policy,
         dry_run=dry_run,
@@ -195,7 +196,7 @@ def rollback(
 @click.option("--alias", help="Only events of this alias.")
 @click.option(
     "--kind",
-    type=click.Choice(["promote", "rollback", "traffic", "rollout", "register", "attach", "build"]),
+    type=click.Choice(get_args(api.EventKind)),
     help="Only events of this kind.",
 )
 @click.option("--limit", "-n", type=click.IntRange(min=1), help="At most this many events.")
@@ -206,7 +207,7 @@ def history(
     ctx: click.Context,
     model: str,
     alias: str | None,
-    kind: str | None,
+    kind: api.EventKind | None,
     limit: int | None,
     policy: str | None,
     as_json: bool,
@@ -256,7 +257,7 @@ def status(ctx: click.Context, model: str, policy: str | None, as_json: bool) ->
     "--mode",
     default="split",
     show_default=True,
-    type=click.Choice(["split", "shadow"]),
+    type=click.Choice(get_args(api.TrafficMode)),
     help="split: challenger answers its share; shadow: it only scores copies.",
 )
 @click.option("--reason", "-m", default="", help="Why; recorded in the ledger.")
@@ -270,7 +271,7 @@ def traffic(
     ctx: click.Context,
     model: str,
     weight: float,
-    mode: str,
+    mode: api.TrafficMode,
     reason: str,
     force: bool,
     policy: str | None,

@@ -117,7 +117,7 @@ class ExportOptions:
     service_account: str | None = None
     tracking_secret: str = "mlflow-tracking"  # noqa: S105 - the Secret's name, not a secret
     pinned: bool = False  # k8s: one Deployment per version instead of following the registry
-    kserve_mode: str = "image"
+    mode: str = "image"  # kserve: "image" (the mlgate image) or "native" (KServe's runtime)
     deployment_mode: str = "Knative"  # kserve: KSERVE_DEPLOYMENT_MODES (Serverless: KServe < 0.16)
     stage: str | None = None  # kserve: STAGES; None: what the registry says (champion + canary)
     storage_map: tuple[tuple[str, str], ...] = ()
@@ -256,7 +256,7 @@ def export(
         )
     _check_options(opts)
     store = store or Store()
-    needs_artifacts = target == "seldon" or (target == "kserve" and opts.kserve_mode == "native")
+    needs_artifacts = target == "seldon" or (target == "kserve" and opts.mode == "native")
     snap = read_snapshot(store, model, opts, artifacts=needs_artifacts)
     return render(target, snap, opts)
 
@@ -290,10 +290,8 @@ def _images(value: Any) -> list[str]:
 
 
 def _check_options(o: ExportOptions) -> None:
-    if o.kserve_mode not in KSERVE_MODES:
-        raise UsageError(
-            f"KServe mode must be one of {', '.join(KSERVE_MODES)}, got {o.kserve_mode!r}"
-        )
+    if o.mode not in KSERVE_MODES:
+        raise UsageError(f"KServe mode must be one of {', '.join(KSERVE_MODES)}, got {o.mode!r}")
     if o.deployment_mode not in KSERVE_DEPLOYMENT_MODES:
         raise UsageError(
             f"KServe deployment mode must be one of {', '.join(KSERVE_DEPLOYMENT_MODES)} (the "
@@ -673,7 +671,7 @@ def _kserve(snap: Snapshot, o: ExportOptions) -> tuple[list[dict[str, Any]], lis
     predictor: dict[str, Any] = {"minReplicas": o.replicas, "maxReplicas": o.max_replicas}
     if o.service_account:
         predictor["serviceAccountName"] = o.service_account
-    if o.kserve_mode == "native":
+    if o.mode == "native":
         predictor["model"] = {
             "modelFormat": {"name": "mlflow"},  # no version: the MLServer runtime lists "1"/"2"
             "protocolVersion": "v2",
