@@ -74,7 +74,13 @@ def cli(args: list[str], env: dict[str, str]) -> None:
 
 
 def example_check(uri: str, repeat: int = 5) -> None:
-    """Time `mlgate check` of the example's forest against its logistic-regression champion."""
+    """Time `mlgate check` of the example's forest against its logistic-regression champion.
+
+    Three ways, each from fresh processes: with the outputs cache off (every check loads and
+    runs both models: what any check cost before the cache), the first check on an empty cache
+    (loads both, keeps their outputs), and checks that find both models' outputs cached (what a
+    CI rerun or `promote` after `check` costs).
+    """
     import mlgate
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PYTHONWARNINGS": "ignore"}
@@ -91,21 +97,32 @@ def example_check(uri: str, repeat: int = 5) -> None:
         store = mlgate.Store(uri)
         name = "example-classifier"
         mlgate.promote(name, versions[0], to="champion", policy=policy, store=store)
-        times = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            cli(
-                ["check", name, "-v", versions[1], "--to", "champion", "--policy", str(policy)], env
-            )
-            times.append(time.perf_counter() - t)
+        args = ["check", name, "-v", versions[1], "--to", "champion", "--policy", str(policy)]
+
+        def runs(n: int, **extra: str) -> list[float]:
+            times = []
+            for _ in range(n):
+                t = time.perf_counter()
+                cli(args, {**env, **extra})
+                times.append(time.perf_counter() - t)
+            return times
+
+        cache = str(Path(tmp) / "cache")
+        off = runs(repeat, MLGATE_CACHE_DIR=cache, MLGATE_OUTPUTS_CACHE="0")
+        first = runs(1, MLGATE_CACHE_DIR=cache)
+        warm = runs(repeat, MLGATE_CACHE_DIR=cache)
+        os.environ["MLGATE_CACHE_DIR"] = cache  # the warm cache, not the user's own
         t_lib = timed(
             lambda: mlgate.check(name, versions[1], to="champion", policy=policy, store=store)
         )
-    print(
-        "check with evaluation data (example forest vs logreg champion, 5,000 rows): "
-        f"cli best {min(times):.2f} s, median {statistics.median(times):.2f} s "
-        f"over {repeat} runs; lib best {t_lib:.2f} s (target: cli < 3 s)"
-    )
+    med = statistics.median
+    print("check with evaluation data (example forest vs logreg champion, 5,000 rows), cli:")
+    print(f"  outputs cache off (loads both models)  median {med(off):.2f} s"
+          f"  (min {min(off):.2f}, max {max(off):.2f}, {repeat} runs)")  # fmt: skip
+    print(f"  first check, empty cache               {first[0]:.2f} s")
+    print(f"  both models' outputs cached            median {med(warm):.2f} s"
+          f"  (min {min(warm):.2f}, max {max(warm):.2f}, {repeat} runs)  (target < 3 s)")  # fmt: skip
+    print(f"  lib (in-process, best of 3)            {t_lib:.2f} s")
 
 
 def main() -> None:
