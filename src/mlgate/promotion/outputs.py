@@ -87,17 +87,10 @@ def enabled() -> bool:
     return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def _installed(name: str) -> str:
-    import importlib.metadata as md
-
-    try:
-        return md.version(name)
-    except (md.PackageNotFoundError, ValueError):
-        return "-"
-
-
 def environment(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     """The interpreter and the installed versions of the packages a model's outputs depend on."""
+    from mlgate.registry.pyfunc import canonical_name, installed_version
+
     names = set(STACK)
     with contextlib.suppress(OSError, UnicodeDecodeError):
         text = (Path(model_dir) / "requirements.txt").read_text(encoding="utf-8")
@@ -105,12 +98,12 @@ def environment(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
             m = _REQUIREMENT.match(line)
             if m:
                 names.add(m.group(1))
-    canonical = sorted({re.sub(r"[-_.]+", "-", n).lower() for n in names})
+    canonical = sorted({canonical_name(n) for n in names})
     return {
         "python": sys.version,
         "machine": f"{sys.platform}/{platform.machine()}",
         "mlgate": __version__,
-        "packages": {n: _installed(n) for n in canonical},
+        "packages": {n: installed_version(n) or "-" for n in canonical},
     }
 
 
