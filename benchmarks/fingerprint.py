@@ -40,10 +40,11 @@ def best_of(fn: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-def timed(fn: Callable[[], object]) -> float:
-    t = time.perf_counter()
+def timed(fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of all this process's threads)."""
+    t, c = time.perf_counter(), time.process_time()
     fn()
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def raw_blake3(buffers: list[memoryview]) -> str:
@@ -86,22 +87,24 @@ def frames(args: argparse.Namespace) -> None:
         "mlgate fingerprint (+ str dtype)": lambda: fingerprint_frame(with_str),
     }
     if not args.skip_mlflow:
-        contenders["mlflow digest (+ object str)"] = lambda: mlflow.data.from_pandas(
-            with_object
-        ).digest
-        contenders["mlflow digest (+ str dtype)"] = lambda: mlflow.data.from_pandas(
-            with_str
-        ).digest
+        contenders["mlflow digest (+ object str)"] = lambda: (
+            mlflow.data.from_pandas(with_object).digest
+        )
+        contenders["mlflow digest (+ str dtype)"] = lambda: mlflow.data.from_pandas(with_str).digest
     for fn in contenders.values():
         fn()  # warm-up: first-call imports and allocations
     times: dict[str, list[float]] = {k: [] for k in contenders}
+    cpu: dict[str, list[float]] = {k: [] for k in contenders}
     for _ in range(args.rounds):
         for k, fn in contenders.items():
-            times[k].append(timed(fn))
+            wall, used = timed(fn)
+            times[k].append(wall)
+            cpu[k].append(used)
     for k, ts in times.items():
         med = statistics.median(ts)
         rate = f"{num_bytes / med / 1e9:7.2f} GB/s" if "numeric" in k or "raw" in k else " " * 12
-        print(f"  {k:36s} {rate}  median {med:7.3f} s  (min {min(ts):.3f}, max {max(ts):.3f})")
+        print(f"  {k:36s} {rate}  median {med:7.3f} s  (min {min(ts):.3f}, max {max(ts):.3f})"
+              f"  CPU {statistics.median(cpu[k]):.3f} s")  # fmt: skip
     ratio = lambda a, b: [x / y for x, y in zip(times[a], times[b], strict=True)]  # noqa: E731
     print(f"  over {args.rounds} rounds, ratio in each round, median (range):")
     num = ratio("raw blake3 (column buffers)", "mlgate fingerprint (numeric)")
