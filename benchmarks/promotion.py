@@ -26,6 +26,9 @@ against a local server, best of 5 fresh processes (median in brackets), two runs
 Where the time goes after the change (pyinstrument, 3.7 s in all under the profiler): importing
 skops.io, which imports every scikit-learn estimator module to list trusted types, 1.7 s;
 importing mlflow 1.1 s; downloading both models 0.14 s; predict, bootstrap and gates 0.15 s.
+
+Since the outputs cache, the check section times three ways (cache off, first check on an empty
+cache, both versions cached) with each process's CPU time: see README "Cost (measured)".
 """
 
 from __future__ import annotations
