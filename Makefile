@@ -4,6 +4,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The pins the venv is built with: requirements/constraints-oldest.txt (with VENV=.venv-oldest)
+# tests the oldest MLflow the dependency range admits.
+CONSTRAINTS ?= requirements/constraints.txt
 # `make test` runs its files on this many pytest-xdist workers (each with its own tracking
 # server); the suite mostly waits on servers and subprocesses. TEST_WORKERS=0 runs in-process.
 TEST_WORKERS ?= 2
@@ -51,9 +54,9 @@ example.serve    = MODEL=churn
 example.build    = MODEL=churn VERSION=7 or make build REF=churn@champion
 $(foreach goal,$(MAKECMDGOALS),$(foreach var,$(needs.$(goal)),$(call need,$(var),$(goal))))
 
-$(STAMP): pyproject.toml requirements/constraints.txt
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c requirements/constraints.txt -e '.[dev]' && touch $(STAMP)
+	$(BIN)/pip install -q -c $(CONSTRAINTS) -e '.[dev]' && touch $(STAMP)
 
 install: $(STAMP)  ## create .venv with mlgate and the dev tools, at the pinned versions
 

@@ -269,11 +269,18 @@ def _arrow_buffers(arr: Any, where: str) -> Iterator[bytes | memoryview | _Float
     if pa.types.is_null(t):
         yield b"null"
         return
-    mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
-    yield _mask_buffer(mask)
-    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t):
+    if arr.null_count == 0 and _has_validity_bitmap(pa, t):
+        yield b"N0"  # what _mask_buffer gives an all-false mask, without building it
+    else:
+        mask = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=np.bool_)
+        yield _mask_buffer(mask)
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        yield from _arrow_bytes(arr, pc, "")
+    elif pa.types.is_string_view(t):
         yield from _arrow_bytes(arr.cast(pa.large_string()), pc, "")
-    elif pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_binary_view(t):
+    elif pa.types.is_binary(t) or pa.types.is_large_binary(t):
+        yield from _arrow_bytes(arr, pc, b"")
+    elif pa.types.is_binary_view(t):
         yield from _arrow_bytes(arr.cast(pa.large_binary()), pc, b"")
     elif pa.types.is_boolean(t):
         yield _numeric_buffer(pc.fill_null(arr, False).to_numpy(zero_copy_only=False))
@@ -287,13 +294,43 @@ def _arrow_buffers(arr: Any, where: str) -> Iterator[bytes | memoryview | _Float
         yield from _object_buffers(np.asarray(arr.to_pylist(), dtype=object), where)
 
 
+def _large(t: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(pa.types.is_large_string(t) or pa.types.is_large_binary(t))
+
+
+def _has_validity_bitmap(pa: Any, t: Any) -> bool:
+    """True for the types whose nulls are exactly their validity bitmap's (so ``null_count`` is
+    the number of True values ``is_null()`` gives); unions and run-end encoded arrays are not."""
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or pa.types.is_string_view(t)
+        or pa.types.is_binary(t)
+        or pa.types.is_large_binary(t)
+        or pa.types.is_binary_view(t)
+        or pa.types.is_boolean(t)
+        or pa.types.is_integer(t)
+        or pa.types.is_floating(t)
+        or pa.types.is_temporal(t)
+    )
+
+
 def _arrow_bytes(arr: Any, pc: Any, empty: Any) -> Iterator[memoryview]:
+    """A (large) string or binary array's value lengths as int64, then its value bytes.
+
+    Lengths, not offsets, so that slicing and chunking do not matter; 32-bit offsets give the
+    same int64 lengths as after a cast to the large type (which would copy them first).
+    """
     if arr.null_count:
         arr = pc.fill_null(arr, empty)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64)[
-        arr.offset : arr.offset + len(arr) + 1
-    ]
-    yield np.diff(offsets).view(np.uint8).data if len(offsets) > 1 else memoryview(b"")
+    width = np.int64 if _large(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset : arr.offset + len(arr) + 1]
+    if len(offsets) > 1:
+        yield np.subtract(offsets[1:], offsets[:-1], dtype=np.int64).view(np.uint8).data
+    else:
+        yield memoryview(b"")
     data = arr.buffers()[2]
     if data is None or len(offsets) < 2:
         yield memoryview(b"")
@@ -349,12 +386,38 @@ def _encode_scalar(v: Any, out: bytearray, where: str, row: int, pd: Any) -> Non
         )
 
 
+def _all_strings(flat: np.ndarray, pa: Any, pd: Any) -> Any:
+    """The Arrow array of an object array that holds only strings (and missing values), in one
+    pass over the objects; None when it holds anything else, or when it cannot tell.
+
+    Arrow infers ``string`` only when every non-null element is a ``str`` (``bytes`` among them
+    make it ``binary``), so with no nulls that settles it. Arrow takes a few more values for null
+    than pandas does (``Decimal("NaN")``, ``NaT``), so with nulls pandas' ``infer_dtype`` has the
+    last word, as it has in the general path this one must agree with: for the nulls both
+    recognise (None, NaN, ``pd.NA``) the arrays are equal.
+    """
+    try:
+        arr = pa.array(flat, from_pandas=True)
+    except Exception:  # noqa: BLE001 - anything Arrow refuses takes the general path
+        return None
+    if not isinstance(arr, pa.Array) or not pa.types.is_string(arr.type):
+        return None
+    if arr.null_count and pd.api.types.infer_dtype(flat, skipna=True) != "string":
+        return None
+    return arr
+
+
 def _object_buffers(a: np.ndarray, where: str) -> Iterator[bytes | memoryview | _Floats]:
     """Object arrays: all strings go through Arrow (fast); anything else is type-tagged."""
     import pyarrow as pa
 
     pd = _pandas()
     flat = a.reshape(-1)
+    strings = _all_strings(flat, pa, pd)
+    if strings is not None:
+        yield b"O:string"
+        yield from _arrow_buffers(strings, where)
+        return
     inferred = pd.api.types.infer_dtype(flat, skipna=True)
     if inferred in ("string", "empty", "bytes"):
         kind = pa.large_binary() if inferred == "bytes" else pa.large_string()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from mlgate.errors import MlgateError, NotFoundError, PolicyError, UsageError
-from mlgate.fingerprint import fingerprint
+from mlgate.fingerprint import fingerprint, fingerprint_model_artifacts
 from mlgate.promotion.measures import PROBABILITY
 from mlgate.registry.store import Store, VersionRecord
 
@@ -117,6 +117,7 @@ class ModelFiles:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._dirs: dict[str, str] = {}
+        self._digests: dict[str, str] = {}
 
     def has(self, v: VersionRecord) -> bool:
         return v.ref in self._dirs
@@ -126,10 +127,17 @@ class ModelFiles:
             self._dirs[v.ref] = self.store.download(f"models:/{v.name}/{v.version}")
         return self._dirs[v.ref]
 
+    def digest(self, v: VersionRecord) -> str:
+        """The digest of the version's artifacts as downloaded (hashed once per check)."""
+        if v.ref not in self._digests:
+            self._digests[v.ref] = fingerprint_model_artifacts(self.path(v)).digest
+        return self._digests[v.ref]
+
     def cleanup(self) -> None:
         for path in self._dirs.values():
             shutil.rmtree(path, ignore_errors=True)
         self._dirs.clear()
+        self._digests.clear()
 
 
 @dataclass
@@ -344,6 +352,109 @@ def evaluate(
             files.cleanup()
 
 
+@dataclass
+class _Scored:
+    """What running (or recalling) each version gave, before the task is decided."""
+
+    done: dict[str, Any] = field(default_factory=dict)  # version -> Outputs
+    kinds: dict[str, str | None] = field(default_factory=dict)  # every version that loaded
+    load_errors: dict[str, str] = field(default_factory=dict)
+    predict_errors: dict[str, str] = field(default_factory=dict)
+    mismatches: dict[str, list[str]] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)  # version -> its outputs' cache key
+
+
+class _MissingInputs(UsageError):
+    """Evaluation data lacks a column a version's signature requires: one error for the whole
+    check, said once (each gate would otherwise fail on the same missing column)."""
+
+
+class _PredictError(Exception):
+    """A model loaded but its ``predict`` failed (the message is the evidence's error)."""
+
+    def __init__(self, message: str, task: str | None) -> None:
+        super().__init__(message)
+        self.task = task
+
+
+def _outputs(
+    files: ModelFiles,
+    versions: list[VersionRecord],
+    x: Any,
+    rows: int,
+    fp: str,
+    target: str,
+    want_proba: bool,
+) -> _Scored:
+    """Each version's :class:`~mlgate.promotion.outputs.Outputs` on ``x``: from the outputs
+    cache, else by loading and running the model (and then cached)."""
+    from mlgate.promotion import outputs as cache
+    from mlgate.registry.pyfunc import requirement_mismatches
+
+    got = _Scored()
+    for v in versions:
+        if v.version in got.kinds or v.version in got.load_errors:
+            continue
+        try:
+            path = files.path(v)
+            got.mismatches[v.version] = requirement_mismatches(path)
+            k = cache.key(files.digest(v), fp, target, path) if cache.enabled() else None
+            if k:
+                got.keys[v.version] = k
+            hit = cache.get(k, rows, want_proba) if k else None
+            if hit is None:
+                hit = _run(path, x, rows, want_proba, v.version)
+                if k:
+                    cache.put(k, hit)
+            got.done[v.version] = hit
+            got.kinds[v.version] = hit.task
+        except _MissingInputs:
+            raise
+        except _PredictError as exc:
+            got.kinds[v.version] = exc.task
+            got.predict_errors[v.version] = str(exc)
+        except MlgateError as exc:
+            got.load_errors[v.version] = str(exc)
+        except Exception as exc:  # noqa: BLE001 - a flavor's loader may raise anything
+            got.load_errors[v.version] = f"load failed: {type(exc).__name__}: {exc}"
+    return got
+
+
+def _run(path: str, x: Any, rows: int, want_proba: bool, version: str) -> Any:
+    """Load the model in ``path`` and run it on ``x``: its Outputs.
+
+    Probabilities are asked for when wanted, unless the estimator is a regressor (then the
+    task is regression, or the check stops at the task conflict).
+    """
+    from mlgate.promotion.outputs import Outputs
+    from mlgate.registry.pyfunc import load_for_evaluation, missing_inputs, schema_cause
+
+    model, estimator = load_for_evaluation(path)
+    lacking = missing_inputs(model, x.columns)
+    if lacking:
+        raise _MissingInputs(
+            f"evaluation data is missing model inputs {lacking} (version {version}'s signature)",
+            hint="evaluate on data with every input column the model takes",
+        )
+    task = _estimator_task(estimator)
+    try:
+        pred = np.asarray(model.predict(x))
+        if pred.ndim > 1:
+            pred = pred[:, 0] if pred.shape[1] == 1 else pred.argmax(axis=1)
+        if len(pred) != rows:
+            raise UsageError(f"returned {len(pred)} predictions for {rows} rows")
+    except MlgateError as exc:
+        raise _PredictError(str(exc), task) from None
+    except Exception as exc:  # noqa: BLE001 - a model's own predict() may raise anything
+        # one line, without MLflow's printout of the frame it refused
+        cause = schema_cause(str(exc))
+        raise _PredictError(f"predict failed: {type(exc).__name__}: {cause}", task) from None
+    if not want_proba or task == "regression":
+        return Outputs(task=task, pred=pred, proba_tried=want_proba)
+    proba, classes, reason = _probabilities(estimator, x)
+    return Outputs(task, pred, proba, classes, proba_tried=True, proba_reason=reason)
+
+
 def _score(
     files: ModelFiles,
     versions: list[VersionRecord],
@@ -356,71 +467,34 @@ def _score(
     custom: Mapping[str, Callable[..., Any]],
     want_proba: bool,
 ) -> Evaluation:
-    from mlgate.promotion import measures as scoring
-    from mlgate.registry.pyfunc import load_for_evaluation, requirement_mismatches, schema_cause
-
-    loaded: dict[str, tuple[Any, Any]] = {}
-    errors: dict[str, str] = {}
-    mismatches: dict[str, list[str]] = {}
-    for v in versions:
-        if v.version in loaded or v.version in errors:
-            continue
-        try:
-            path = files.path(v)
-            loaded[v.version] = load_for_evaluation(path)
-            mismatches[v.version] = requirement_mismatches(path)
-        except MlgateError as exc:
-            errors[v.version] = str(exc)
-        except Exception as exc:  # noqa: BLE001 - a flavor's loader may raise anything
-            errors[v.version] = f"load failed: {type(exc).__name__}: {exc}"
-
-    _refuse_missing_inputs(loaded, x.columns)
-    kinds = {ver: _estimator_task(est) for ver, (_, est) in loaded.items()}
-    task, how = _decide_task(task, y, target, versions[0].name if versions else "?", kinds)
+    scored = _outputs(files, versions, x, len(y), fp, target, want_proba)
+    model = versions[0].name if versions else "?"
+    task, how = _decide_task(task, y, target, model, scored.kinds)
     out = Evaluation(
         fingerprint=fp,
         rows=len(y),
         task=task,
         target=target,
         y_true=y,
-        errors=errors,
+        errors=scored.load_errors,
         task_source=how,
         min_rows=min_rows,
-        requirement_mismatches=mismatches,
+        requirement_mismatches=scored.mismatches,
     )
-    for ver, (model, estimator) in loaded.items():
+    for ver in scored.kinds:
+        if ver in scored.predict_errors:
+            out.errors[ver] = scored.predict_errors[ver]
+            continue
+        got = scored.done[ver]
+        pred = got.pred
         try:
-            pred = np.asarray(model.predict(x))
-            if pred.ndim > 1:
-                pred = pred[:, 0] if pred.shape[1] == 1 else pred.argmax(axis=1)
-            if len(pred) != len(y):
-                raise UsageError(f"returned {len(pred)} predictions for {len(y)} rows")
-            values = scoring.compute(task, y, pred)
+            values, why, proba = _builtin_metrics(task, y, got, want_proba, scored.keys.get(ver))
         except MlgateError as exc:
             out.errors[ver] = str(exc)
             continue
-        except Exception as exc:  # noqa: BLE001 - a model's own predict() may raise anything
-            # one line, without MLflow's printout of the frame it refused
-            out.errors[ver] = f"predict failed: {type(exc).__name__}: {schema_cause(str(exc))}"
+        except Exception as exc:  # noqa: BLE001 - metrics of what a model returned may raise
+            out.errors[ver] = f"predict failed: {type(exc).__name__}: {exc}"
             continue
-        why: dict[str, str] = {}
-        proba = None
-        if task == "classification" and not want_proba:
-            why.update(dict.fromkeys(scoring.PROBABILITY, "not needed by any gate of this check"))
-        elif task == "classification":
-            proba, classes, reason = _probabilities(estimator, x)
-            if proba is None:
-                why.update(dict.fromkeys(scoring.PROBABILITY, reason))
-            else:
-                more, unscored = scoring.compute_proba(y, proba, classes)
-                values.update(more)
-                why.update(unscored)
-        else:
-            why.update(
-                dict.fromkeys(
-                    scoring.PROBABILITY, "a probability metric; this is a regression task"
-                )
-            )
         for name, fn in custom.items():
             value, problem = _custom_value(name, fn, y, pred, proba)
             if value is None:
@@ -433,18 +507,43 @@ def _score(
     return out
 
 
-def _refuse_missing_inputs(loaded: Mapping[str, tuple[Any, Any]], columns: Any) -> None:
-    """Evaluation data without a column a version's signature requires is one error, said once
-    (each gate would otherwise fail on the same missing column)."""
-    from mlgate.registry.pyfunc import missing_inputs
+def _builtin_metrics(
+    task: str, y: np.ndarray, got: Any, want_proba: bool, key: str | None
+) -> tuple[dict[str, float], dict[str, str], np.ndarray | None]:
+    """(metric values, why a metric has no value, the probabilities custom metrics get).
 
-    for ver, (model, _) in loaded.items():
-        lacking = missing_inputs(model, columns)
-        if lacking:
-            raise UsageError(
-                f"evaluation data is missing model inputs {lacking} (version {ver}'s signature)",
-                hint="evaluate on data with every input column the model takes",
-            )
+    Label metrics, and probability metrics when wanted, from the outputs cache when it has
+    them for these outputs and ``task``; else computed (and kept).
+    """
+    from mlgate.promotion import measures as scoring
+    from mlgate.promotion import outputs as cache
+
+    memo = cache.get_metrics(key, task)
+    fresh = False
+    if memo.get("label") is None:
+        memo["label"], fresh = scoring.compute(task, y, got.pred), True
+    values: dict[str, float] = dict(memo["label"])
+    why: dict[str, str] = {}
+    proba = None
+    if task == "classification" and not want_proba:
+        why.update(dict.fromkeys(scoring.PROBABILITY, "not needed by any gate of this check"))
+    elif task == "classification":
+        proba = got.proba
+        if proba is None:
+            why.update(dict.fromkeys(scoring.PROBABILITY, got.proba_reason))
+        else:
+            if memo.get("proba") is None:
+                memo["proba"], fresh = list(scoring.compute_proba(y, proba, got.classes)), True
+            more, unscored = memo["proba"]
+            values.update(more)
+            why.update(unscored)
+    else:
+        why.update(
+            dict.fromkeys(scoring.PROBABILITY, "a probability metric; this is a regression task")
+        )
+    if fresh:
+        cache.put_metrics(key, task, memo)
+    return values, why, proba
 
 
 def _probabilities(estimator: Any, x: Any) -> tuple[np.ndarray | None, Any, str]:

@@ -57,7 +57,7 @@ def _logged_metrics(store: Store, v: VersionRecord) -> dict[str, float]:
 def artifact_digest(store: Store, v: VersionRecord, files: ModelFiles | None = None) -> str:
     """Hash the version's artifacts the way registration did (downloaded once per check)."""
     if files is not None:
-        return fingerprint_model_artifacts(files.path(v)).digest
+        return files.digest(v)
     local = store.download(f"models:/{v.name}/{v.version}")
     try:
         return fingerprint_model_artifacts(local).digest

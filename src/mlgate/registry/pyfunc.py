@@ -8,6 +8,8 @@ format (dataframe_split, dataframe_records, instances, inputs, CSV) behaves exac
 from __future__ import annotations
 
 import contextlib
+import functools
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,10 +214,49 @@ def missing_inputs(model: Any, columns: Any) -> list[str]:
     ]
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 compares them (``Scikit_Learn`` -> ``scikit-learn``)."""
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@functools.lru_cache(maxsize=1)
+def _dist_info_versions() -> dict[str, str]:
+    # A wheel installs ``{name}-{version}.dist-info``: the directory names alone give every
+    # installed version, without reading one METADATA file. The first on sys.path wins, as
+    # for importlib.metadata. Read once per process: a package upgraded while it runs keeps
+    # the version this process imported, which is the one its code runs.
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = [p.name for p in Path(entry or ".").iterdir()]
+        except OSError:
+            continue
+        for n in names:
+            if n.endswith(".dist-info"):
+                name, sep, version = n[: -len(".dist-info")].partition("-")
+                if sep:
+                    found.setdefault(canonical_name(name), version)
+    return found
+
+
+def installed_version(name: str) -> str | None:
+    """The installed version of distribution ``name`` (None when it is not installed)."""
+    import importlib.metadata as md
+
+    quick = _dist_info_versions().get(canonical_name(name))
+    if quick is not None:
+        return quick
+    try:  # installed some other way (an .egg-info, a path entry this process added later)
+        return md.version(name)
+    except (md.PackageNotFoundError, ValueError):
+        return None
+
+
 def requirement_mismatches(path: str) -> list[str]:
     """``name==version`` pins in the model's requirements.txt that this environment does not
     have installed at that version, as ``"name: model wants V, installed W"``."""
-    import importlib.metadata as md
     import re
 
     try:
@@ -228,10 +269,7 @@ def requirement_mismatches(path: str) -> list[str]:
         if not m:
             continue
         name, wanted = m.group(1), m.group(3)
-        try:
-            have = md.version(name)
-        except md.PackageNotFoundError:
-            have = "not installed"
+        have = installed_version(name) or "not installed"
         if have != wanted:
             out.append(f"{name}: model wants {wanted}, installed {have}")
     return out

@@ -171,6 +171,23 @@ def _run_record(run: Any) -> RunRecord:
     )
 
 
+def _run_record_json(run: dict[str, Any]) -> RunRecord:
+    """A run of the REST API's JSON answer (proto3 JSON: fields at their default are left out)."""
+    info, data = run.get("info", {}), run.get("data", {})
+
+    def pairs(items: list[dict[str, Any]], default: Any) -> dict[str, Any]:
+        return {i["key"]: i.get("value", default) for i in items}
+
+    return RunRecord(
+        run_id=info.get("run_id") or info.get("run_uuid", ""),
+        experiment_id=str(info.get("experiment_id", "")),
+        start_ms=int(info.get("start_time") or 0),
+        metrics={k: float(v) for k, v in pairs(data.get("metrics", []), 0.0).items()},
+        params=pairs(data.get("params", []), ""),
+        tags=pairs(data.get("tags", []), ""),
+    )
+
+
 class Store:
     """Typed access to one MLflow tracking server and its model registry.
 
@@ -451,21 +468,75 @@ class Store:
         """Runs of one experiment matching a filter, across pages, up to ``limit``."""
         out: list[RunRecord] = []
         token: str | None = None
+        rest = self._rest_search()
         with _calling("searching runs"):
             while True:
                 want = 1000 if limit is None else min(1000, limit - len(out))
-                page = self.client.search_runs(
-                    [experiment_id],
-                    filter_string=filter_string,
-                    max_results=want,
-                    order_by=order_by,
-                    page_token=token,
-                )
-                out.extend(_run_record(r) for r in page)
-                token = page.token
+                if rest is not None:
+                    records, token = rest(experiment_id, filter_string, want, order_by, token)
+                    out.extend(records)
+                else:
+                    page = self.client.search_runs(
+                        [experiment_id],
+                        filter_string=filter_string,
+                        max_results=want,
+                        order_by=order_by,
+                        page_token=token,
+                    )
+                    out.extend(_run_record(r) for r in page)
+                    token = page.token
                 if not token or (limit is not None and len(out) >= limit):
                     break
         return out
+
+    def _rest_search(self) -> Any:
+        """A search_runs that reads the server's JSON answer directly, for MLflow's REST store.
+
+        MLflow's client turns the answer into protobuf messages and then into ``Run`` objects:
+        for 1,000 ledger events that took 0.16-0.27 s of CPU here, against 0.02 s for the JSON
+        itself (``mlgate history`` of a long ledger is mostly that). The request goes through
+        MLflow's own ``http_request`` with the store's credentials, so authentication, TLS
+        settings, retries and workspace headers are MLflow's. None for any other store
+        (SQLite, Databricks): those take the client's path.
+        """
+        from mlflow.protos.service_pb2 import SearchRuns
+        from mlflow.store.tracking.rest_store import RestStore
+        from mlflow.utils import rest_utils
+
+        store = getattr(getattr(self.client, "_tracking_client", None), "store", None)
+        info = getattr(RestStore, "_METHOD_TO_INFO", {}).get(SearchRuns)
+        if type(store) is not RestStore or info is None:
+            return None
+        endpoint, method = info
+
+        def search(
+            experiment_id: str,
+            filter_string: str,
+            max_results: int,
+            order_by: list[str] | None,
+            token: str | None,
+        ) -> tuple[list[RunRecord], str | None]:
+            body: dict[str, Any] = {
+                "experiment_ids": [str(experiment_id)],
+                "filter": filter_string,
+                "run_view_type": "ACTIVE_ONLY",
+                "max_results": max_results,
+                "order_by": list(order_by or []),
+            }
+            if token:
+                body["page_token"] = token
+            response = rest_utils.http_request(  # type: ignore[no-untyped-call]
+                host_creds=store.get_host_creds(),
+                endpoint=endpoint,
+                method=method,
+                json=body,
+                raise_on_status=False,
+            )
+            data = rest_utils.verify_rest_response(response, endpoint).json()
+            runs = [_run_record_json(r) for r in data.get("runs", [])]
+            return runs, data.get("next_page_token") or None
+
+        return search
 
     def logged_models(self, run_id: str) -> list[tuple[str, str]]:
         """The models a run logged, as ``(name, "models:/m-<id>")``, oldest first."""
