@@ -24,11 +24,13 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+from collections.abc import Callable
 
 from mlgate.errors import UsageError
 from mlgate.serving.asgi import App
 from mlgate.serving.follower import Follower, LoadedVersion, ServeConfig
 from mlgate.serving.handlers import Handlers
+from mlgate.serving.telemetry import Telemetry
 
 __all__ = [
     "App",
@@ -89,6 +91,7 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     sock: socket.socket | None = None,
+    started: Callable[[Telemetry, Callable[[], None]], None] | None = None,
 ) -> None:
     """Run the server until interrupted (blocking).
 
@@ -97,6 +100,8 @@ def serve(
     answered; if it cannot load (or fails its digest) this raises. Following the registry, a
     model, pinned version or champion alias that does not exist at the first answered poll
     raises :class:`NotFoundError` (unless ``config.wait``); an unreachable registry is waited for.
+    ``started`` is called with the server's counters and a function that stops it, before it
+    answers (one worker of several: :mod:`mlgate.serving.workers`).
     """
     import uvicorn
 
@@ -128,6 +133,8 @@ def serve(
             server.should_exit = True
 
         follower.on_fatal = stop_serving
+        if started is not None:
+            started(app.handlers.telemetry, stop_serving)
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -6,8 +6,8 @@ Every request updates them once, on the event loop (:meth:`Telemetry.request`), 
 is a few dictionary updates; the text is only built when ``/metrics`` is read.
 
 With several workers (:mod:`mlgate.serving.workers`) each process counts its own requests;
-:meth:`Telemetry.snapshot` is what a worker shares and :attr:`Telemetry.peers` gives the other
-workers' snapshots, which :meth:`Telemetry.render` sums, so that one scrape is the whole server.
+:meth:`Telemetry.snapshot` is what a worker shares and :attr:`Telemetry.workers` gives every
+worker's, which :meth:`Telemetry.render` sums, so that one scrape is the whole server.
 """
 
 from __future__ import annotations
@@ -101,8 +101,9 @@ class Telemetry:
         self.shadow_disagreements: dict[str, int] = defaultdict(int)
         self.shadow_errors: dict[str, int] = defaultdict(int)
         self.refused_requests = 0
-        #: The other workers' snapshots, summed into :meth:`render` (None: one process).
-        self.peers: Callable[[], list[dict[str, Any]]] | None = None
+        #: Every worker's snapshot (this one's too), summed by :meth:`render`; None: one process.
+        #: Each has its ``worker`` slot, and ``live`` False when read from a gone worker's file.
+        self.workers: Callable[[], list[dict[str, Any]]] | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """Every counter as plain JSON-able data (what :meth:`add` sums)."""
@@ -180,17 +181,27 @@ class Telemetry:
 
     def render(self) -> str:
         """Every counter in Prometheus' text exposition format (version 0.0.4), summed with the
-        other workers' (:attr:`peers`) when there are some."""
-        if self.peers is None:
+        other workers' (:attr:`workers`) when there are some."""
+        if self.workers is None:
             return self._render()
         whole = Telemetry(self.model)
-        whole.add(self.snapshot())
-        for snapshot in self.peers():
+        per_slot: dict[str, int] = defaultdict(int)
+        snapshots = self.workers()
+        for snapshot in snapshots:
             whole.add(snapshot)
-        return whole._render()
-
-    def _render(self) -> str:
+            per_slot[str(snapshot.get("worker"))] += sum(
+                sum(data["requests"].values()) for data in snapshot.get("versions", {}).values()
+            )
         out = _Exposition(self.model)
+        out.family("mlgate_workers", "gauge", "Worker processes whose counters this scrape sums.")
+        out.sample("mlgate_workers", sum(1 for s in snapshots if s.get("live", True)))
+        out.family("mlgate_worker_requests_total", "counter", "Requests answered, by worker slot.")
+        for slot, n in sorted(per_slot.items()):
+            out.sample("mlgate_worker_requests_total", n, worker=slot)
+        return whole._render(out)
+
+    def _render(self, out: _Exposition | None = None) -> str:
+        out = out or _Exposition(self.model)
         with self._lock:
             versions = sorted(self._versions.items())
             out.family(
