@@ -59,23 +59,42 @@ def wait(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 12
 
 
 class Result(NamedTuple):
-    """One wrk run: requests/s, p50 and p99 latency (ms), non-2xx answers, and the server's CPU
-    time per request in microseconds (user + system, from /proc; NaN where not measured)."""
+    """One wrk run: requests/s, p50 and p99 latency (ms), non-2xx answers, the server's CPU
+    time per request in microseconds (user + system of its processes, from /proc; NaN where not
+    measured), and the share of the machine's CPU left idle meanwhile (what the server, wrk and
+    everything else running did not use)."""
 
     rps: float
     p50: float
     p99: float
     non2xx: int
     cpu_us: float
+    idle: float = float("nan")
 
 
 def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (Linux' /proc), NaN when unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except (OSError, TypeError):
+    """User + system CPU time so far of a process and its children (Linux' /proc: a server
+    that answers from child processes, `mlflow models serve` or mlgate's workers, is measured
+    whole), NaN when unknown. A child that exits in between is lost, so take figures where none
+    did (the benchmark's servers keep theirs)."""
+    if pid is None:
         return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK") if total else float("nan")
+
+
+def idle_seconds() -> tuple[float, float]:
+    """The whole machine's idle and total CPU seconds so far (/proc/stat's first line)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    return (fields[3] + fields[4]) / tick, sum(fields[:8]) / tick
 
 
 def wrk(
@@ -92,7 +111,7 @@ def wrk(
         'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
         f"wrk.body = {json.dumps(body)}\n"
     )
-    cpu = cpu_seconds(pid)
+    cpu, (idle, total) = cpu_seconds(pid), idle_seconds()
     out = subprocess.run(
         [
             "wrk",
@@ -109,6 +128,8 @@ def wrk(
         check=True,
     ).stdout
     cpu = cpu_seconds(pid) - cpu
+    idle_after, total_after = idle_seconds()
+    idle_share = (idle_after - idle) / max(total_after - total, 1e-9)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     count = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
@@ -121,7 +142,9 @@ def wrk(
 
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     cpu_us = 1e6 * cpu / count if count else float("nan")
-    return Result(rps, pct("50"), pct("99"), int(non2xx.group(1)) if non2xx else 0, cpu_us)
+    return Result(
+        rps, pct("50"), pct("99"), int(non2xx.group(1)) if non2xx else 0, cpu_us, idle_share
+    )
 
 
 def _model(kind: str, c: float) -> Any:
@@ -206,7 +229,7 @@ def measure(
     servers taking turns slice by slice (each warmed up just before its first), so that figures
     compared with each other are never more than a few seconds apart."""
     head = f"{'round':>5} {'server':<14}{'clients':>8}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}"
-    print(f"{head}{'non-2xx':>9}{'cpu us/req':>12}")
+    print(f"{head}{'non-2xx':>9}{'cpu us/req':>12}{'idle %':>8}")
     slice_seconds = args.seconds // args.slices
     results: dict[tuple[str, int], list[Result]] = {}
     for n in range(1, args.rounds + 1):
@@ -230,7 +253,7 @@ def measure(
                 results.setdefault((name, clients), []).append(r)
                 print(
                     f"{n:>5} {name:<14}{clients:>8}{r.rps:>10.0f}{r.p50:>9.2f}{r.p99:>9.2f}"
-                    f"{r.non2xx:>9}{r.cpu_us:>12.1f}"
+                    f"{r.non2xx:>9}{r.cpu_us:>12.1f}{100 * r.idle:>8.1f}"
                 )
     return results
 
@@ -249,6 +272,7 @@ def combined(slices: list[Result]) -> Result:
         statistics.median(r.p99 for r in slices),
         sum(r.non2xx for r in slices),
         cpu,
+        statistics.fmean(r.idle for r in slices),
     )
 
 
@@ -569,9 +593,8 @@ def run_benchmark(args: argparse.Namespace) -> None:
                 urls["bare-v2"] = urls["bare"]
             check_answers(urls, features)
             pids: dict[str, int | None] = {n: p.pid for n, p in zip(ports, procs, strict=True)}
-            # `mlflow models serve` answers from a child process; mlgate-w2 from two
-            for name in ("mlflow", "mlflow-omp1", "mlgate-w2"):
-                pids[name] = None
+            for name, m in mlservers.items():
+                pids[name] = m.proc.pid
             pids["mlgate-v2"] = pids.get("mlgate")
             pids["bare-v2"] = pids.get("bare")
             order = [n for n in SERVERS if n in urls and n in wanted]

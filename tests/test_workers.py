@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -63,43 +64,46 @@ def gate_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "model"
 
 
-def start(*args: str, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen[str]]:
+def start(*args: str, env: dict[str, str] | None = None) -> tuple[str, subprocess.Popen[bytes]]:
+    """``mlgate serve ARGS`` on a free port, answering; its output goes to a temporary file
+    (a pipe nobody reads could fill up and stall it)."""
     port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed by stop()
     proc = subprocess.Popen(
         [sys.executable, "-m", "mlgate", "serve", *args, "--port", str(port)],
         env={k: v for k, v in (env or os.environ).items() if k != "OMP_NUM_THREADS"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    proc.log = log  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(f"{url}/ping", timeout=120, alive=lambda: proc.poll() is None)
     except RuntimeError as exc:
-        proc.kill()
-        raise RuntimeError(f"{exc}: {proc.communicate()[1]}") from None
+        stop(proc)
+        log.seek(0)
+        raise RuntimeError(f"{exc}: {log.read().decode(errors='replace')[-3000:]}") from None
     return url, proc
 
 
-def stop(proc: subprocess.Popen[str]) -> int:
-    proc.terminate()
-    try:
-        return proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
             proc.kill()
-        if proc.stderr is not None:
-            proc.stderr.close()
+            proc.wait(timeout=20)
+    proc.log.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def served(request: pytest.FixtureRequest) -> Iterator[list[subprocess.Popen[str]]]:
+def served() -> Iterator[list[subprocess.Popen[bytes]]]:
     """Servers started by a test, stopped after it."""
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[subprocess.Popen[bytes]] = []
     yield procs
     for proc in procs:
-        if proc.poll() is None:
-            stop(proc)
+        stop(proc)
 
 
 def workers_of(pid: int) -> set[int]:

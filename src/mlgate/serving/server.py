@@ -31,6 +31,7 @@ from mlgate.serving.asgi import App
 from mlgate.serving.follower import Follower, LoadedVersion, ServeConfig
 from mlgate.serving.handlers import Handlers
 from mlgate.serving.telemetry import Telemetry
+from mlgate.serving.threads import preset_environment
 
 __all__ = [
     "App",
@@ -106,6 +107,7 @@ def serve(
     import uvicorn
 
     sock = sock or listen(host, port)
+    preset_environment(config.threads)
     try:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"

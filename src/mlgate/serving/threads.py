@@ -18,10 +18,24 @@ limit stale, and the next batch each thread scores sets it again.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Any
 
 log = logging.getLogger("mlgate.serve")
+
+#: Read by OpenMP, OpenBLAS and MKL when they load.
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def preset_environment(limit: int | None) -> None:
+    """Set the libraries' own variables to ``limit`` where the environment does not already:
+    a library loaded from now on (scikit-learn's OpenMP when a version loads, the workers'
+    everything) starts with that many threads, as with ``OMP_NUM_THREADS=1``, and makes no pool
+    threads at all; those loaded already are capped by :class:`ThreadCap`."""
+    if limit is not None:
+        for name in THREAD_ENV:
+            os.environ.setdefault(name, str(limit))
 
 
 class ThreadCap:

@@ -63,6 +63,7 @@ from typing import Any
 
 from mlgate.errors import MlgateError
 from mlgate.serving.follower import ServeConfig
+from mlgate.serving.threads import preset_environment
 
 log = logging.getLogger("mlgate.serve")
 
@@ -216,6 +217,7 @@ def serve(config: ServeConfig, *, sock: socket.socket, workers: int) -> None:
         MlgateError: what a worker stopped on because there is nothing to serve.
     """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    preset_environment(config.threads)  # inherited by the workers: set before anything loads
     directory = Path(tempfile.mkdtemp(prefix="mlgate-workers-"))
     supervisor = _Supervisor(config, sock, directory, workers)
     try:
