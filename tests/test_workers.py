@@ -262,3 +262,20 @@ def test_summed_snapshots_render_as_one_process_that_saw_every_request():
     assert 'mlgate_worker_requests_total{model="m",worker="0"} 6' in whole
     assert 'mlgate_worker_requests_total{model="m",worker="1"} 6' in whole
     assert whole.endswith(one.render())
+
+
+def test_workers_with_nothing_to_serve_stop_the_server_with_exit_2(tracking_uri, model_name):
+    """A model that does not exist stops every worker and the server with the one-line error
+    and exit 2, as with one process (not a worker started again and again)."""
+    port = str(free_port())
+    done = subprocess.run(
+        [sys.executable, "-m", "mlgate", "serve", model_name, "--workers", "2", "--port", port],
+        env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("mlgate: error:")]
+    assert len(errors) == 1 and model_name in errors[0], done.stderr[-2000:]
+    assert "starting another" not in done.stderr
