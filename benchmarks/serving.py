@@ -28,6 +28,17 @@ the V2/invocations ratio is to be read.
 `--model logistic` (default) is a LogisticRegression, which mlgate scores on the schema's
 ndarray; `--model columns` puts a ColumnTransformer (columns chosen by name) in front of it,
 which keeps mlgate's DataFrame path: the figures for models outside the array path.
+
+`--model trees` is a HistGradientBoostingClassifier (100 trees, 20 named float columns)
+registered by plain MLflow, whose scoring uses OpenMP: its default servers are each peer as
+shipped and tuned (`-omp1`: `OMP_NUM_THREADS=1`, as one tunes them), `mlgate-threads0`
+(`--threads 0`: the native pools uncapped) and `mlgate-w2` (`--workers 2`). Targets at 32
+clients: mlgate as shipped within 5% of `mlgate-omp1`; >= 30x `mlserver-v2-omp1`; >= 60x
+`mlflow-omp1`; `mlgate-w2` >= 1.3x mlgate. The load generator runs on the same machine, so
+`mlgate-w2` measures what a second process gains from the cores wrk and the rest leave idle:
+the `idle %` column (the machine's CPU left idle during each run) and the CPU per request say
+whether there was any to gain. Run: `python benchmarks/serving.py --model trees --clients 8 32
+--seconds 6 --slices 3 --rounds 3`.
 """
 
 from __future__ import annotations
