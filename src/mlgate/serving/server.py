@@ -24,6 +24,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import threading
 from collections.abc import Callable
 
 from mlgate.errors import UsageError
@@ -93,6 +94,7 @@ def serve(
     port: int = 8080,
     sock: socket.socket | None = None,
     started: Callable[[Telemetry, Callable[[], None]], None] | None = None,
+    stopping: threading.Event | None = None,
 ) -> None:
     """Run the server until interrupted (blocking).
 
@@ -102,7 +104,9 @@ def serve(
     model, pinned version or champion alias that does not exist at the first answered poll
     raises :class:`NotFoundError` (unless ``config.wait``); an unreachable registry is waited for.
     ``started`` is called with the server's counters and a function that stops it, before it
-    answers (one worker of several: :mod:`mlgate.serving.workers`).
+    answers (one worker of several: :mod:`mlgate.serving.workers`). With ``stopping`` (a
+    worker), the champion is loaded before the worker takes connections from the shared socket
+    (the others answer meanwhile); setting it gives up.
     """
     import uvicorn
 
@@ -115,6 +119,16 @@ def serve(
         follower = Follower(config)
         if follower.local:
             follower.load_now()
+        elif stopping is not None:
+            while follower.state is None and follower.fatal is None and not stopping.is_set():
+                follower.poll_once()
+                if follower.state is None:
+                    stopping.wait(config.poll_interval)
+            if follower.state is None:
+                follower.stop()
+                if follower.fatal is not None:
+                    raise follower.fatal
+                return
         app = create_app(config, follower)
         server = uvicorn.Server(
             uvicorn.Config(

@@ -163,8 +163,9 @@ def _worker(config: ServeConfig, sock: socket.socket, directory: str, slot: int)
     os.setpgid(0, 0)  # a Ctrl-C in the terminal reaches the supervisor only, which stops us once
     # uvicorn re-raises the signal that stopped it once it has shut down; handled here, the
     # worker goes on to write its final counters instead of dying of it
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    signal.signal(signal.SIGINT, lambda *_: None)
+    stopping = threading.Event()  # a SIGTERM before uvicorn runs (while loading) ends the wait
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
     parent = os.getppid()
     shared: list[Shared] = []
 
@@ -181,7 +182,7 @@ def _worker(config: ServeConfig, sock: socket.socket, directory: str, slot: int)
         threading.Thread(target=orphaned, name="mlgate-parent", daemon=True).start()
 
     try:
-        server.serve(config, sock=sock, started=started)
+        server.serve(config, sock=sock, started=started, stopping=stopping)
     except MlgateError as exc:
         _report_fatal(directory, exc)
         raise SystemExit(exc.exit_code) from None
