@@ -322,7 +322,7 @@ def test_array_path_is_refused_when_the_frame_could_matter():
     """Composites that route by column name, pandas output, subclasses, other column orders and
     unlisted classes keep the DataFrame path."""
     from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.ensemble import AdaBoostClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -345,7 +345,7 @@ def test_array_path_is_refused_when_the_frame_could_matter():
         pandas_out,
         MyModel().fit(frame, label),
         reordered,
-        HistGradientBoostingClassifier().fit(frame, label),
+        AdaBoostClassifier(n_estimators=5).fit(frame, label),
     ):
         assert array_predictor(est, "predict", DOUBLES) is None, type(est).__name__
     mixed = NumericSchema(tuple(FEATURES), (np.int64,) + (np.float64,) * 5, (True,) + (False,) * 5)

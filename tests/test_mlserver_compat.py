@@ -53,8 +53,10 @@ class MLServer:
         version: str,
         max_batch_size: int = 0,
         max_batch_time: float = 0.0,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.venv, self.dir, self.port = venv, workdir, free_port()
+        self.extra_env = env or {}
         workdir.mkdir(parents=True, exist_ok=True)
         settings = {
             "host": "127.0.0.1",
@@ -78,6 +80,7 @@ class MLServer:
 
     def start(self) -> MLServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env |= self.extra_env
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
                 [str(self.venv / "bin" / "mlserver"), "start", str(self.dir)],

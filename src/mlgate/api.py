@@ -722,6 +722,8 @@ def serve(
     manifest: str | os.PathLike[str] | None = None,
     wait: bool = False,
     check: bool = False,
+    threads: int | None = 1,
+    workers: int = 1,
     store: Store | str | None = None,
 ) -> ServeCheck | None:
     """Serve the champion and challenger of ``model``, following the registry (blocks).
@@ -730,8 +732,17 @@ def serve(
     ``model_dir`` (or an image ``manifest``), serves that local MLflow model directory with no
     registry. The port is bound first (in use: ``UsageError``). With ``check``, loads (and
     verifies) what would serve, releases it and returns what it was, serving nothing.
+
+    ``threads`` caps the native thread pools (OpenMP, BLAS) of each scoring thread (None: the
+    libraries' defaults); ``workers`` processes share the port, each following the registry,
+    with ``/metrics`` summed over all of them (:mod:`mlgate.serving.workers`).
     """
     from mlgate.serving import server
+
+    if threads is not None and threads < 1:
+        raise UsageError(f"threads must be at least 1 (or None for no cap), got {threads}")
+    if workers < 1:
+        raise UsageError(f"workers must be at least 1, got {workers}")
 
     config = _serve_config(
         model,
@@ -750,6 +761,7 @@ def serve(
         timeout=timeout,
         verify_digest=not no_verify,
         wait=wait,
+        threads=threads,
     )
     if check:
         runtime = server.check(config)
@@ -757,5 +769,10 @@ def serve(
     sock = server.listen(host, port)
     port = sock.getsockname()[1]  # the one the system chose for port 0
     _serve_log.info("mlgate serving %s on http://%s:%s (Ctrl-C to stop)", config.model, host, port)
-    server.serve(config, sock=sock)
+    if workers > 1:
+        from mlgate.serving import workers as pool
+
+        pool.serve(config, sock=sock, workers=workers)
+    else:
+        server.serve(config, sock=sock)
     return None

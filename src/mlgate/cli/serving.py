@@ -114,6 +114,24 @@ def _refuse_contradictions(
     is_flag=True,
     help="Keep polling while the model, --pin version or champion alias does not exist yet.",
 )
+@click.option(
+    "--threads",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=0),
+    envvar="MLGATE_THREADS",
+    help="Native threads (OpenMP, BLAS) per pool in each scoring thread; 0 leaves the "
+    "libraries' defaults (usually one per core) [env: MLGATE_THREADS].",
+)
+@click.option(
+    "--workers",
+    "-w",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="MLGATE_WORKERS",
+    help="Server processes sharing the port; /metrics sums them all [env: MLGATE_WORKERS].",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -135,6 +153,8 @@ def serve(
     manifest: str | None,
     check_only: bool,
     wait: bool,
+    threads: int,
+    workers: int,
 ) -> None:
     """Serve the champion and challenger of MODEL, following the registry.
 
@@ -168,6 +188,8 @@ def serve(
         manifest=manifest,
         wait=wait,
         check=check_only,
+        threads=threads or None,
+        workers=workers,
         store=opt.tracking_uri(ctx),
     )
     if loaded is not None:  # --check

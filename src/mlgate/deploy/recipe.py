@@ -48,6 +48,7 @@ SERVE_REQUIREMENTS = (
     "pandas",
     "requests",
     "starlette",
+    "threadpoolctl",
     "uvicorn",
     "uvloop",
 )

@@ -19,5 +19,8 @@ it; never :mod:`mlgate.promotion`, :mod:`mlgate.versioning` or :mod:`mlgate.depl
 * :mod:`mlgate.serving.telemetry` — the per-version serving counters (:class:`Telemetry`), the
   text of ``/metrics`` and its parser. ("Metrics" elsewhere means gate metrics, in
   :mod:`mlgate.promotion`; here it is only the endpoint's name.)
+* :mod:`mlgate.serving.workers` — ``--workers N``: the supervisor, the workers on one socket,
+  and the shared directory through which ``/metrics`` (and later whole-server state) spans them.
+* :mod:`mlgate.serving.threads` — the native thread pools' cap (OpenMP, BLAS).
 * :mod:`mlgate.serving.probe` — the image's stdlib-only health check.
 """

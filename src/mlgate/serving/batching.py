@@ -38,6 +38,7 @@ from mlgate.serving.fastpath import (
     linear_predictor,
     thread_pools,
 )
+from mlgate.serving.threads import ThreadCap
 
 log = logging.getLogger("mlgate.serve")
 
@@ -191,11 +192,17 @@ class Dispatcher:
     """
 
     def __init__(
-        self, max_batch: int, executor: ThreadPoolExecutor, timeout: float | None = None
+        self,
+        max_batch: int,
+        executor: ThreadPoolExecutor,
+        timeout: float | None = None,
+        threads: ThreadCap | None = None,
     ) -> None:
         self.max_batch = max_batch
         self.executor = executor
         self.timeout = timeout
+        #: The native thread pools' cap, set in whichever thread scores (see mlgate.serving.threads)
+        self.threads = threads or ThreadCap(None)
         self._queue: deque[tuple[Batcher, str, Any, asyncio.Future[Any]]] = deque()
         self._wakeup: asyncio.Future[None] | None = None  # the batch loop waits on it when idle
         self._worker: asyncio.Task[None] | None = None
@@ -269,9 +276,9 @@ class Dispatcher:
         """Score one cycle's groups (inline or on the predict thread) and answer each request."""
         try:
             if self._cheap(work):
-                results = _score_all(work, on_loop=True)
+                results = _score_all(work, self.threads, on_loop=True)
             else:
-                results = await loop.run_in_executor(self.executor, _score_all, work)
+                results = await loop.run_in_executor(self.executor, _score_all, work, self.threads)
         except Exception as exc:  # noqa: BLE001 - e.g. the executor shut down: fail the batch
             results = [[(False, exc)] * len(g.futures) for g in work]
         for group, outcomes in zip(work, results, strict=True):
@@ -326,8 +333,11 @@ class _Group:
     futures: list[asyncio.Future[Any]] = field(default_factory=list)
 
 
-def _score_all(work: list[_Group], on_loop: bool = False) -> list[list[Outcome]]:
+def _score_all(
+    work: list[_Group], threads: ThreadCap, on_loop: bool = False
+) -> list[list[Outcome]]:
     """One trip (to the predict thread, unless ``on_loop``): every version's group, back to back."""
+    threads.ensure()
     return [g.batcher.score(g.kind, g.payloads, on_loop=on_loop) for g in work]
 
 

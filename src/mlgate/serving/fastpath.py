@@ -231,6 +231,9 @@ ARRAY_SAFE = frozenset(
         "ExtraTreesRegressor",
         "GradientBoostingClassifier",
         "GradientBoostingRegressor",
+        # (on a uniform numeric schema its frame has no category dtype to read categories from)
+        "HistGradientBoostingClassifier",
+        "HistGradientBoostingRegressor",
         # others
         "KNeighborsClassifier",
         "KNeighborsRegressor",

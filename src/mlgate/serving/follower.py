@@ -30,6 +30,7 @@ from mlgate.serving import routing
 from mlgate.serving.batching import Batcher, Dispatcher
 from mlgate.serving.fastpath import NumericSchema
 from mlgate.serving.routing import RoutingTable, Traffic
+from mlgate.serving.threads import ThreadCap
 
 log = logging.getLogger("mlgate.serve")
 
@@ -56,6 +57,9 @@ class ServeConfig:
     # Keep polling while the model, pinned version or champion alias does not exist yet; without
     # it the first poll that finds nothing to serve ends the server (``Follower.fatal``).
     wait: bool = False
+    # Native threads (OpenMP, BLAS) per pool in each scoring thread; None leaves the libraries'
+    # defaults (see mlgate.serving.threads).
+    threads: int | None = 1
 
 
 @dataclass
@@ -110,7 +114,9 @@ class Follower:
         # One predict thread and one batch loop for every version: with two versions, two
         # threads only fought the event loop for the GIL, and two loops cut each other's batches.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlgate-predict")
-        self._dispatcher = Dispatcher(config.max_batch, self._executor, config.timeout)
+        self._dispatcher = Dispatcher(
+            config.max_batch, self._executor, config.timeout, ThreadCap(config.threads)
+        )
         self._lock = threading.Lock()
         self._last_load_error: MlgateError | None = None
         #: Why the server must stop: nothing to serve at the first poll (and no ``wait``).
@@ -132,6 +138,7 @@ class Follower:
     # -- loading
     def _loaded(self, version: str, model: Any, verified: bool, local: str) -> LoadedVersion:
         schema = NumericSchema.from_model(model)
+        self._dispatcher.threads.rescan()  # the libraries the model brought in
         batcher = Batcher(model, self._dispatcher, schema)
         return LoadedVersion(version, model, verified, batcher, time.time(), local, schema)
 

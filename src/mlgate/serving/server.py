@@ -24,11 +24,15 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import threading
+from collections.abc import Callable
 
 from mlgate.errors import UsageError
 from mlgate.serving.asgi import App
 from mlgate.serving.follower import Follower, LoadedVersion, ServeConfig
 from mlgate.serving.handlers import Handlers
+from mlgate.serving.telemetry import Telemetry
+from mlgate.serving.threads import preset_environment
 
 __all__ = [
     "App",
@@ -89,6 +93,8 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8080,
     sock: socket.socket | None = None,
+    started: Callable[[Telemetry, Callable[[], None]], None] | None = None,
+    stopping: threading.Event | None = None,
 ) -> None:
     """Run the server until interrupted (blocking).
 
@@ -97,10 +103,15 @@ def serve(
     answered; if it cannot load (or fails its digest) this raises. Following the registry, a
     model, pinned version or champion alias that does not exist at the first answered poll
     raises :class:`NotFoundError` (unless ``config.wait``); an unreachable registry is waited for.
+    ``started`` is called with the server's counters and a function that stops it, before it
+    answers (one worker of several: :mod:`mlgate.serving.workers`). With ``stopping`` (a
+    worker), the champion is loaded before the worker takes connections from the shared socket
+    (the others answer meanwhile); setting it gives up.
     """
     import uvicorn
 
     sock = sock or listen(host, port)
+    preset_environment(config.threads)
     try:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -108,6 +119,16 @@ def serve(
         follower = Follower(config)
         if follower.local:
             follower.load_now()
+        elif stopping is not None:
+            while follower.state is None and follower.fatal is None and not stopping.is_set():
+                follower.poll_once()
+                if follower.state is None:
+                    stopping.wait(config.poll_interval)
+            if follower.state is None:
+                follower.stop()
+                if follower.fatal is not None:
+                    raise follower.fatal
+                return
         app = create_app(config, follower)
         server = uvicorn.Server(
             uvicorn.Config(
@@ -128,6 +149,8 @@ def serve(
             server.should_exit = True
 
         follower.on_fatal = stop_serving
+        if started is not None:
+            started(app.handlers.telemetry, stop_serving)
         server.run(sockets=[sock])
     finally:
         sock.close()

@@ -4,6 +4,10 @@ Counters live outside the serving state, so they survive version swaps; each ser
 ``model`` and ``version`` labels (and ``role``: champion/challenger at the time of the request).
 Every request updates them once, on the event loop (:meth:`Telemetry.request`), so the hot path
 is a few dictionary updates; the text is only built when ``/metrics`` is read.
+
+With several workers (:mod:`mlgate.serving.workers`) each process counts its own requests;
+:meth:`Telemetry.snapshot` is what a worker shares and :attr:`Telemetry.workers` gives every
+worker's, which :meth:`Telemetry.render` sums, so that one scrape is the whole server.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 import threading
 from bisect import bisect_left
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -96,6 +101,55 @@ class Telemetry:
         self.shadow_disagreements: dict[str, int] = defaultdict(int)
         self.shadow_errors: dict[str, int] = defaultdict(int)
         self.refused_requests = 0
+        #: Every worker's snapshot (this one's too), summed by :meth:`render`; None: one process.
+        #: Each has its ``worker`` slot, and ``live`` False when read from a gone worker's file.
+        self.workers: Callable[[], list[dict[str, Any]]] | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Every counter as plain JSON-able data (what :meth:`add` sums)."""
+        with self._lock:
+            return {
+                "versions": {
+                    v: {
+                        "requests": dict(c.requests),
+                        "errors": dict(c.errors),
+                        "buckets": list(c.buckets),
+                        "latency_sum": c.latency_sum,
+                        "classes": dict(c.classes),
+                        "value_sum": c.value_sum,
+                        "value_count": c.value_count,
+                    }
+                    for v, c in self._versions.items()
+                },
+                "shadow_requests": dict(self.shadow_requests),
+                "shadow_disagreements": dict(self.shadow_disagreements),
+                "shadow_errors": dict(self.shadow_errors),
+                "refused_requests": self.refused_requests,
+            }
+
+    def add(self, snapshot: dict[str, Any]) -> None:
+        """Add another process's :meth:`snapshot` to these counters."""
+        with self._lock:
+            for v, data in snapshot.get("versions", {}).items():
+                c = self._versions[v]
+                for role, n in data["requests"].items():
+                    c.requests[role] += n
+                for code, n in data["errors"].items():
+                    c.errors[code] += n
+                c.buckets = [a + b for a, b in zip(c.buckets, data["buckets"], strict=True)]
+                c.latency_sum += data["latency_sum"]
+                for label, n in data["classes"].items():
+                    key = (
+                        label if label in c.classes or len(c.classes) < MAX_CLASSES else OTHER_CLASS
+                    )
+                    c.classes[key] = c.classes.get(key, 0) + n
+                c.value_sum += data["value_sum"]
+                c.value_count += data["value_count"]
+            for name in ("shadow_requests", "shadow_disagreements", "shadow_errors"):
+                mine = getattr(self, name)
+                for v, n in snapshot.get(name, {}).items():
+                    mine[v] += n
+            self.refused_requests += snapshot.get("refused_requests", 0)
 
     def request(
         self, version: str, role: str, status: int, seconds: float, predictions: Any = None
@@ -126,8 +180,28 @@ class Telemetry:
             self.refused_requests += 1
 
     def render(self) -> str:
-        """Every counter in Prometheus' text exposition format (version 0.0.4)."""
+        """Every counter in Prometheus' text exposition format (version 0.0.4), summed with the
+        other workers' (:attr:`workers`) when there are some."""
+        if self.workers is None:
+            return self._render()
+        whole = Telemetry(self.model)
+        per_slot: dict[str, int] = defaultdict(int)
+        snapshots = self.workers()
+        for snapshot in snapshots:
+            whole.add(snapshot)
+            per_slot[str(snapshot.get("worker"))] += sum(
+                sum(data["requests"].values()) for data in snapshot.get("versions", {}).values()
+            )
         out = _Exposition(self.model)
+        out.family("mlgate_workers", "gauge", "Worker processes whose counters this scrape sums.")
+        out.sample("mlgate_workers", sum(1 for s in snapshots if s.get("live", True)))
+        out.family("mlgate_worker_requests_total", "counter", "Requests answered, by worker slot.")
+        for slot, n in sorted(per_slot.items()):
+            out.sample("mlgate_worker_requests_total", n, worker=slot)
+        return whole._render(out)
+
+    def _render(self, out: _Exposition | None = None) -> str:
+        out = out or _Exposition(self.model)
         with self._lock:
             versions = sorted(self._versions.items())
             out.family(
