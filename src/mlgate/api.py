@@ -722,8 +722,8 @@ def serve(
     manifest: str | os.PathLike[str] | None = None,
     wait: bool = False,
     check: bool = False,
-    threads: int | None = 1,
-    workers: int = 1,
+    threads: Annotated[int, Between(0)] | None = 1,
+    workers: Annotated[int, Between(1)] = 1,
     store: Store | str | None = None,
 ) -> ServeCheck | None:
     """Serve the champion and challenger of ``model``, following the registry (blocks).
@@ -733,16 +733,11 @@ def serve(
     registry. The port is bound first (in use: ``UsageError``). With ``check``, loads (and
     verifies) what would serve, releases it and returns what it was, serving nothing.
 
-    ``threads`` caps the native thread pools (OpenMP, BLAS) of each scoring thread (None: the
-    libraries' defaults); ``workers`` processes share the port, each following the registry,
+    ``threads`` caps the native thread pools (OpenMP, BLAS) of each scoring thread (0 or None,
+    as ``--threads 0``: the libraries' defaults); ``workers`` processes share the port, each following the registry,
     with ``/metrics`` summed over all of them (:mod:`mlgate.serving.workers`).
     """
     from mlgate.serving import server
-
-    if threads is not None and threads < 1:
-        raise UsageError(f"threads must be at least 1 (or None for no cap), got {threads}")
-    if workers < 1:
-        raise UsageError(f"workers must be at least 1, got {workers}")
 
     config = _serve_config(
         model,
@@ -761,7 +756,7 @@ def serve(
         timeout=timeout,
         verify_digest=not no_verify,
         wait=wait,
-        threads=threads,
+        threads=threads or None,
     )
     if check:
         runtime = server.check(config)

@@ -188,7 +188,7 @@ def serve(
         manifest=manifest,
         wait=wait,
         check=check_only,
-        threads=threads or None,
+        threads=threads,
         workers=workers,
         store=opt.tracking_uri(ctx),
     )
