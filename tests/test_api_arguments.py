@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import click
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -275,3 +276,22 @@ def test_the_property_covers_every_public_function():
         assert hasattr(getattr(api, name), "__wrapped__"), name
         if name in mlgate.__all__:
             assert getattr(mlgate, name) is getattr(api, name)
+
+
+@pytest.mark.parametrize(
+    ("call", "argument"),
+    [
+        (lambda: mlgate.history("m", limit=np.int64(5)), "limit"),
+        (lambda: mlgate.traffic("m", weight=np.int64(10)), "weight"),
+        (lambda: mlgate.traffic("m", weight=np.float32(12.5)), "weight"),
+        (lambda: mlgate.register(1, name="m", metrics={"a": np.float32(0.9)}), "metrics"),
+        (lambda: mlgate.register(1, name="m", metrics={"n": np.int64(3)}), "metrics"),
+    ],
+)
+def test_numpy_scalars_pass_as_the_numbers_they_are(call, argument, tmp_path, monkeypatch):
+    """A notebook's NumPy scalars (np.float32 metrics, np.int64 counts) pass the argument check
+    as the numbers they are: whatever stops the call afterwards is not about that argument."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/absent.db")
+    with pytest.raises(mlgate.MlgateError) as caught:
+        call()
+    assert f"argument {argument!r}" not in str(caught.value)

@@ -521,15 +521,22 @@ def test_step_refuses_a_relative_path_in_an_inline_policy(tmp_path, tracking_uri
     inputs to use instead, never resolved into the step's temporary directory."""
     policy = '[default.evaluation]\ndata = "data/eval.csv"\ntarget = "y"\n'
     policy += "[default.gates]\nchallenger = []\n"
+    env = {"MLFLOW_TRACKING_URI": tracking_uri}
     got = step(
         [*outputs(tmp_path), "--policy-text", policy, "--", "check", "m", "--to", "challenger"],
-        {"MLFLOW_TRACKING_URI": tracking_uri},
+        env,
         tmp_path,
     )
     assert got.returncode == 2, got.stderr
     (line,) = got.stderr.strip().splitlines()
     assert "default.evaluation.data = 'data/eval.csv' is a relative path" in line
     assert "eval_data" in line and "policy_path" in line and "mlgate-kfp-" not in line
+    # with the eval_data input given, that input replaces evaluation.data: nothing to refuse
+    data = tmp_path / "eval.csv"
+    data.write_text("x,y\n1,0\n")
+    args = ["check", "m", "--to", "challenger", "--eval-data", str(data)]
+    got = step([*outputs(tmp_path), "--policy-text", policy, "--", *args], env, tmp_path)
+    assert "relative path" not in got.stderr, got.stderr
 
 
 def test_step_passed_promotion_report_shows_the_gates(

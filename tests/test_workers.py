@@ -279,3 +279,35 @@ def test_workers_with_nothing_to_serve_stop_the_server_with_exit_2(tracking_uri,
     errors = [line for line in done.stderr.splitlines() if line.startswith("mlgate: error:")]
     assert len(errors) == 1 and model_name in errors[0], done.stderr[-2000:]
     assert "starting another" not in done.stderr
+
+
+def test_a_scrape_never_sums_less_than_an_earlier_one(tmp_path):
+    """A worker read from an older file than an earlier scrape saw (it answered too slowly, or
+    is gone) counts with the newest snapshot seen of it: the sums never go back, so Prometheus
+    reads no false counter reset."""
+    import json
+
+    from mlgate.serving.telemetry import Telemetry
+    from mlgate.serving.workers import Shared
+
+    other = Telemetry("m")
+    for _ in range(10):
+        other.request("1", "champion", 200, 0.001, None)
+    newer = {**other.snapshot(), "worker": 1, "pid": 999999, "at": 200.0}
+    older = Telemetry("m")
+    for _ in range(4):
+        older.request("1", "champion", 200, 0.001, None)
+    stale = {**older.snapshot(), "worker": 1, "pid": 999999, "at": 100.0}
+
+    mine = Telemetry("m")
+    share = Shared(str(tmp_path), 0, mine)
+    share.start()
+    try:
+        (tmp_path / "999999.json").write_text(json.dumps(newer))
+        assert 'mlgate_worker_requests_total{model="m",worker="1"} 10' in mine.render()
+        (tmp_path / "999999.json").write_text(json.dumps(stale))
+        assert 'mlgate_worker_requests_total{model="m",worker="1"} 10' in mine.render()
+    finally:
+        share.stop()
+    assert json.loads((tmp_path / f"{share.pid}.json").read_text())["worker"] == 0
+    assert not (tmp_path / f"{share.pid}.sock").exists()

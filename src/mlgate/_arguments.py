@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import numbers
 import os
 import reprlib
 import sys
@@ -69,6 +70,11 @@ def deferred(module: str, name: str) -> type:
     return _Deferred(name, (), {"__module__": module})
 
 
+def _is_bool(value: Any) -> bool:
+    """NumPy's bool (not a Python bool, and not an Integral either, but checked to be sure)."""
+    return type(value).__name__ == "bool_"
+
+
 def fits(value: Any, hint: Any) -> bool:
     """Whether ``value`` is what the annotation ``hint`` admits."""
     origin, args = get_origin(hint), get_args(hint)
@@ -86,8 +92,10 @@ def fits(value: Any, hint: Any) -> bool:
     if hint is bool:
         return isinstance(value, bool)
     if hint is int or hint is float:
-        number = (int,) if hint is int else (int, float)
-        return isinstance(value, number) and not isinstance(value, bool)
+        # numbers.Integral/Real admit NumPy's scalars (a notebook's np.float32 metric, an
+        # np.int64 count), as the library did before it checked types; bool is refused
+        number = numbers.Integral if hint is int else numbers.Real
+        return isinstance(value, number) and not isinstance(value, bool) and not _is_bool(value)
     if origin is tuple:
         if not isinstance(value, tuple):
             return False

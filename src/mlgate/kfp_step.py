@@ -302,7 +302,8 @@ def run(argv: Sequence[str]) -> int:
         argv_ = _named_data(argv_, Path(tmp))
         policy = opts.get("policy-text", "")
         if policy.strip():
-            _no_relative_paths(policy)
+            if "--eval-data" not in argv_:  # the eval_data input replaces evaluation.data
+                _no_relative_paths(policy)
             path = Path(tmp) / "mlgate.toml"
             path.write_text(policy, encoding="utf-8")
             argv_ += ["--policy", str(path)]

@@ -832,12 +832,17 @@ def _preflight(uri: str, display: str) -> None:
 
 def answer_timeout() -> float:
     """Seconds a server that accepted the connection has to start answering mlgate's first
-    request: 10, or ``$MLFLOW_HTTP_REQUEST_TIMEOUT`` when that is shorter."""
+    request: 10, or ``$MLFLOW_HTTP_REQUEST_TIMEOUT`` as the user set it (longer too: a server
+    behind scale-to-zero may take a while to wake). mlgate's own default for that variable
+    (30 s per try, for MLflow's calls) does not count as the user's choice."""
+    raw = os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or ""
+    if raw in ("", _HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_TIMEOUT"]):
+        return _ANSWER_TIMEOUT
     try:
-        timeout = float(os.environ.get("MLFLOW_HTTP_REQUEST_TIMEOUT") or _ANSWER_TIMEOUT)
+        timeout = float(raw)
     except ValueError:
-        timeout = _ANSWER_TIMEOUT
-    return min(_ANSWER_TIMEOUT, timeout) if timeout > 0 else _ANSWER_TIMEOUT
+        return _ANSWER_TIMEOUT
+    return timeout if timeout > 0 else _ANSWER_TIMEOUT
 
 
 def _answers(conn: Any, parts: Any, wait: float) -> bool:

@@ -13,6 +13,7 @@ follower and stops it at shutdown.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -156,6 +157,10 @@ class App:
         if endpoint not in _SCORING:
             if method not in ("GET", "HEAD"):  # uvicorn sends no body for HEAD
                 return h.not_allowed(method, path)
+            if endpoint == "metrics" and h.telemetry.workers is not None:
+                # with workers, a scrape asks the other processes over their sockets: off the
+                # event loop, so scoring and health checks never wait behind it
+                return await asyncio.get_running_loop().run_in_executor(None, h.metrics)
             return _GET[endpoint](h, params)
         if method != "POST":
             return h.not_allowed(method, path)

@@ -29,7 +29,7 @@ unchanged) and shares it through a directory the supervisor creates (and removes
 
 Whichever worker answers ``/metrics`` sums its own counters, the live ones of the others (asked
 over their sockets), and the files of workers that are gone: one scrape is the whole server, and
-the sums only grow. ``mlgate_workers`` says how many workers' counters a scrape includes, and
+the sums never go back (the newest snapshot seen of each worker counts). ``mlgate_workers`` says how many workers' counters a scrape includes, and
 ``mlgate_worker_requests_total{worker="<slot>"}`` how the requests fall on the worker slots.
 
 The same directory is where later whole-server state belongs, so that it works whichever
@@ -57,6 +57,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,9 @@ class Shared:
         self.pid = os.getpid()
         self.telemetry = telemetry
         self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
+        self._flusher: threading.Thread | None = None
+        self._seen: dict[str, dict[str, Any]] = {}  # pid -> the newest snapshot read of it
         self._sock_path = self.dir / f"{self.pid}.sock"
         shared = self
 
@@ -95,7 +99,13 @@ class Shared:
         self._server = socketserver.UnixStreamServer(str(self._sock_path), Answer)
 
     def snapshot(self) -> dict[str, Any]:
-        return {**self.telemetry.snapshot(), "worker": self.slot, "pid": self.pid}
+        # ``at`` orders two snapshots of one worker (CLOCK_MONOTONIC is system-wide on Linux)
+        return {
+            **self.telemetry.snapshot(),
+            "worker": self.slot,
+            "pid": self.pid,
+            "at": time.monotonic(),
+        }
 
     def start(self) -> None:
         """Answer on the socket and flush to the file, each from a daemon thread."""
@@ -107,26 +117,36 @@ class Shared:
             while not self._stop.wait(FLUSH_SECONDS):
                 self.flush()
 
-        threading.Thread(target=flush, name="mlgate-flush", daemon=True).start()
+        self._flusher = threading.Thread(target=flush, name="mlgate-flush", daemon=True)
+        self._flusher.start()
         self.telemetry.workers = self.everyone
 
     def flush(self) -> None:
         """Write the counters to ``<pid>.json`` (atomically: a reader never sees half a file)."""
-        tmp = self.dir / f".{self.pid}.json.tmp"
-        tmp.write_text(json.dumps(self.snapshot()))
-        tmp.replace(self.dir / f"{self.pid}.json")
+        with self._flush_lock:  # the periodic flush and the final one write the same temp file
+            tmp = self.dir / f".{self.pid}.json.tmp"
+            tmp.write_text(json.dumps(self.snapshot()))
+            tmp.replace(self.dir / f"{self.pid}.json")
 
     def stop(self) -> None:
-        """The final counters to the file; the socket closed."""
+        """The final counters to the file, then the socket closed: a scrape in between reads
+        either the live answer or the final file, never an older one."""
         self._stop.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self.flush()
         self._server.shutdown()
         self._server.server_close()
         self._sock_path.unlink(missing_ok=True)
-        self.flush()
 
     def everyone(self) -> list[dict[str, Any]]:
         """Every worker's counters: this one's, the others' live over their sockets, and the
-        last file of those that are gone (``live`` False)."""
+        last file of those that are gone (``live`` False).
+
+        A worker that answers too slowly is read from its file, which may be older than what an
+        earlier scrape saw; the newest snapshot seen of each worker is kept (by ``at``), so the
+        sums never go back and Prometheus sees no false counter reset.
+        """
         pids = {p.name.split(".")[0] for p in self.dir.glob("[0-9]*.*")} - {str(self.pid)}
         out = [self.snapshot()]
         for pid in sorted(pids):
@@ -135,7 +155,13 @@ class Shared:
                 try:
                     snapshot = {**json.loads((self.dir / f"{pid}.json").read_text()), "live": False}
                 except (OSError, ValueError):
-                    continue
+                    snapshot = self._seen.get(pid)
+                    if snapshot is None:
+                        continue
+            seen = self._seen.get(pid)
+            if seen is not None and seen.get("at", 0.0) > snapshot.get("at", 0.0):
+                snapshot = {**seen, "live": snapshot.get("live", True)}
+            self._seen[pid] = snapshot
             out.append(snapshot)
         return out
 
@@ -200,15 +226,17 @@ def _report_fatal(directory: str, exc: MlgateError) -> None:
     path.write_bytes(data)
 
 
-def _fatal(directory: Path) -> MlgateError | None:
-    """The error a worker stopped on because there is nothing to serve, if one did."""
-    for path in directory.glob("fatal-*"):
-        try:
-            exc = pickle.loads(path.read_bytes())  # noqa: S301 - written by our own workers
-        except Exception:  # noqa: BLE001
-            return MlgateError("a worker stopped on an error it could not report")
-        return exc if isinstance(exc, MlgateError) else MlgateError(str(exc))
-    return None
+def _fatal(path: Path) -> MlgateError | None:
+    """The error a worker stopped on (its ``fatal-<pid>`` file), if it wrote one."""
+    if not path.exists():
+        return None
+    try:
+        exc = pickle.loads(path.read_bytes())  # noqa: S301 - written by our own workers
+    except Exception:  # noqa: BLE001
+        return MlgateError("a worker stopped on an error it could not report")
+    finally:
+        path.unlink(missing_ok=True)
+    return exc if isinstance(exc, MlgateError) else MlgateError(str(exc))
 
 
 def serve(config: ServeConfig, *, sock: socket.socket, workers: int) -> None:
@@ -243,14 +271,18 @@ class _Supervisor:
         self.started_at: dict[int, float] = {}
         self.failures: dict[int, int] = dict.fromkeys(range(workers), 0)
         self.fatal: MlgateError | None = None
+        self.replaced: set[int] = set()  # slots whose first worker died and was started again
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
         self.stopping = False
 
     def _start(self, slot: int) -> None:
+        # A replacement joins a server that was serving: it waits for what it cannot find yet
+        # (an alias deleted meanwhile) instead of stopping everyone as a first start would.
+        config = replace(self.config, wait=True) if slot in self.replaced else self.config
         process = self.context.Process(
             target=_worker,
-            args=(self.config, self.sock, str(self.dir), slot),
+            args=(config, self.sock, str(self.dir), slot),
             name=f"mlgate-worker-{slot}",
         )
         process.start()
@@ -280,10 +312,14 @@ class _Supervisor:
                         continue
                     process.join()
                     del self.slots[slot]
-                    self.fatal = _fatal(self.dir)
-                    if self.fatal is not None:
-                        log.error("worker %d stopped: %s", slot, self.fatal)
+                    error = _fatal(self.dir / f"fatal-{process.pid}")
+                    if error is not None and slot not in self.replaced:
+                        self.fatal = error  # a first start with nothing to serve: stop
+                        log.error("worker %d stopped: %s", slot, error)
                         return
+                    if error is not None:  # a replacement's error: the others go on serving
+                        log.error("worker %d (a replacement) stopped: %s", slot, error)
+                    self.replaced.add(slot)
                     restart_at[slot] = time.monotonic() + self._delay(slot)
                     log.warning(
                         "worker %d (pid %d) exited with %s; starting another in %.0f s",
