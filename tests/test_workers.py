@@ -311,3 +311,31 @@ def test_a_scrape_never_sums_less_than_an_earlier_one(tmp_path):
         share.stop()
     assert json.loads((tmp_path / f"{share.pid}.json").read_text())["worker"] == 0
     assert not (tmp_path / f"{share.pid}.sock").exists()
+
+
+def test_a_replacement_worker_waits_for_a_deleted_alias_instead_of_stopping_the_server(
+    tracking_uri, model_name, make_version, tmp_path, served
+):
+    """A worker started again after one died, while the champion alias is gone, waits for it
+    (as --wait) and the server goes on: only a first start with nothing to serve stops it."""
+    from mlflow import MlflowClient
+
+    import mlgate
+
+    policy = tmp_path / "mlgate.toml"
+    policy.write_text("[default.gates]\nchampion = []\nchallenger = []\n")
+    mlgate.promote(model_name, make_version(), to="champion", policy=policy)
+    url, proc = start(model_name, "--workers", "2")
+    served.append(proc)
+    first = until(lambda: len(w := workers_of(proc.pid)) == 2 and w, "two workers")
+    MlflowClient(tracking_uri).delete_registered_model_alias(model_name, "champion")
+    os.kill(min(first), signal.SIGKILL)
+
+    def log() -> str:
+        proc.log.seek(0)  # type: ignore[attr-defined]
+        return proc.log.read().decode(errors="replace")  # type: ignore[attr-defined]
+
+    until(lambda: "waiting for it (--wait)" in log(), "the replacement to wait for the alias")
+    assert proc.poll() is None, log()[-3000:]
+    assert len(workers_of(proc.pid)) == 2
+    assert requests.get(f"{url}/ping", timeout=30).status_code == 200  # the survivor serves
