@@ -8,6 +8,22 @@ from mlgate import api
 from mlgate.cli._options import pairs, policy_option, tracking_uri
 from mlgate.cli._output import echo_json
 
+# register and attach take the same data options (named as the API's train_data/eval_data too)
+_train_data = click.option(
+    "--train",
+    "--train-data",
+    "train_path",
+    type=click.Path(),
+    help="Training data file or directory.",
+)
+_eval_data = click.option(
+    "--eval",
+    "--eval-data",
+    "eval_path",
+    type=click.Path(),
+    help="Evaluation data file or directory.",
+)
+
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
@@ -38,20 +54,8 @@ def fingerprint(paths: tuple[str, ...], as_json: bool, no_cache: bool) -> None:
     help="Name the run logged the model under (log_model(name=...)).",
 )
 @click.option("--model-uri", help="URI of a logged model (runs:/..., models:/m-...).")
-@click.option(
-    "--train",
-    "--train-data",
-    "train_path",
-    type=click.Path(),
-    help="Training data file or directory.",
-)
-@click.option(
-    "--eval",
-    "--eval-data",
-    "eval_path",
-    type=click.Path(),
-    help="Evaluation data file or directory.",
-)
+@_train_data
+@_eval_data
 @click.option("--metric", "metrics", multiple=True, metavar="KEY=NUMBER", help="Metric to record.")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Param to record.")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="Extra version tag.")
@@ -101,20 +105,8 @@ def register(
 
 @click.command()
 @click.argument("ref", metavar="MODEL/VERSION|MODEL@ALIAS")
-@click.option(
-    "--train",
-    "--train-data",
-    "train_path",
-    type=click.Path(),
-    help="Training data file or directory.",
-)
-@click.option(
-    "--eval",
-    "--eval-data",
-    "eval_path",
-    type=click.Path(),
-    help="Evaluation data file or directory.",
-)
+@_train_data
+@_eval_data
 @click.option(
     "--force",
     is_flag=True,
