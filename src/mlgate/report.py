@@ -239,9 +239,20 @@ def render_promotion(event: Any) -> str:
     if event.outcome not in ("moved", "dry_run"):
         return render_event(event)  # unchanged: no gates ran
     lines = [f"PASSED: {event.model} version {event.after} -> {event.alias}"]
-    rows = [
+    rows = _gate_rows(event, "ok", "FAIL")
+    if rows:
+        lines.append(table(["result", "gate", "observed", "expected", "reason"], rows))
+    else:
+        lines.append("no gates are configured for this alias (ungated by policy)")
+    lines.append(render_event(event))
+    return "\n".join(lines)
+
+
+def _gate_rows(event: Any, ok: str, fail: str) -> list[list[Any]]:
+    """One row per gate of a promotion event: verdict mark, name, observed, expected, reason."""
+    return [
         [
-            "ok" if g.get("passed") else "FAIL",
+            ok if g.get("passed") else fail,
             g.get("name"),
             _observed(g.get("observed")),
             g.get("expected"),
@@ -249,12 +260,6 @@ def render_promotion(event: Any) -> str:
         ]
         for g in event.gates
     ]
-    if rows:
-        lines.append(table(["result", "gate", "observed", "expected", "reason"], rows))
-    else:
-        lines.append("no gates are configured for this alias (ungated by policy)")
-    lines.append(render_event(event))
-    return "\n".join(lines)
 
 
 def markdown_promotion(event: Any) -> str:
@@ -264,16 +269,7 @@ def markdown_promotion(event: Any) -> str:
         return markdown_events([event])
     verdict = "passed (dry run)" if event.outcome == "dry_run" else "passed"
     head = f"### ✅ mlgate: `{event.model}` version {event.after} → `{event.alias}` {verdict}"
-    rows = [
-        [
-            "✅" if g.get("passed") else "❌",
-            g.get("name"),
-            _observed(g.get("observed")),
-            g.get("expected"),
-            g.get("reason"),
-        ]
-        for g in event.gates
-    ]
+    rows = _gate_rows(event, "✅", "❌")
     gates = (
         markdown_table(["", "gate", "observed", "expected", "reason"], rows)
         if rows
